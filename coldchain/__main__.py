@@ -1,0 +1,3 @@
+from coldchain.cli import main
+
+raise SystemExit(main())

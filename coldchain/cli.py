@@ -1,0 +1,101 @@
+"""The ``coldchain`` command: ``serve``, ``migrate``, ``demo`` and ``--version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from coldchain import __version__
+from coldchain.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from coldchain.storage import StorageError, open_store
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coldchain", description="Monitoring service for temperature-sensitive medicines in transit."
+    )
+    parser.add_argument("--version", action="version", version=f"coldchain {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", help=f"address to listen on (default {ENV_PREFIX}HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help=f"port to listen on (default {ENV_PREFIX}PORT or 8000)")
+    serve.add_argument("--workers", type=int, help=f"service processes (default {ENV_PREFIX}WORKERS or 1)")
+
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+    demo = commands.add_parser("demo", help="run the service on SQLite with simulated trackers")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
+    return parser
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    # Apply migrations once, before any worker starts, so a bad database fails here with a clear message.
+    asyncio.run(_migrate(settings))
+    print(f"coldchain {__version__} on {settings.engine}: http://{settings.host}:{settings.port}", flush=True)
+    uvicorn.run(
+        "coldchain.http.app:app_from_environment",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+    )
+
+
+async def _migrate(settings: Settings) -> list[str]:
+    store = await open_store(settings.database_url, pool_size=1, migrate=False)
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    overrides = {
+        name: value
+        for name in ("host", "port", "workers")
+        if (value := getattr(args, name, None)) is not None
+    }
+    if args.command == "demo":
+        overrides["database_url"] = os.environ.get(f"{ENV_PREFIX}DATABASE_URL", "sqlite:///coldchain-demo.db")
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"coldchain: {exc}", file=sys.stderr)
+        return 2
+    # Worker processes read their settings from the environment: pass the command-line choices on.
+    for name, value in overrides.items():
+        os.environ[ENV_PREFIX + name.upper()] = str(value)
+    try:
+        if args.command == "migrate":
+            applied = asyncio.run(_migrate(settings))
+            print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+        elif args.command in {"serve", "demo"}:
+            _serve(settings)
+    except (StorageError, OSError) as exc:
+        print(
+            f"coldchain: cannot use the database at {_redacted(settings.database_url)}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def _redacted(url: str) -> str:
+    """The URL without its password."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"

@@ -1,0 +1,54 @@
+"""The composition root: ``create_app(settings)`` builds the whole service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from coldchain import __version__
+from coldchain.http.deps import provide_settings, provide_store
+from coldchain.http.errors import exception_handlers
+from coldchain.http.health import health
+from coldchain.settings import Settings, load_settings
+from coldchain.storage import open_store
+
+__all__ = ["app_from_environment", "create_app"]
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The Litestar application for ``settings``; its lifespan opens the store (migrating it) and closes it."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        store = await open_store(settings.database_url, pool_size=settings.db_pool_size)
+        app.state.store = store
+        try:
+            yield
+        finally:
+            await store.close()
+
+    logging.getLogger("coldchain").setLevel(settings.log_level.upper())
+    return Litestar(
+        route_handlers=[health],
+        lifespan=[lifespan],
+        dependencies={
+            "store": Provide(provide_store, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+        },
+        exception_handlers=exception_handlers,
+        openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
+        request_max_body_size=settings.max_body_bytes,
+        state=State({"settings": settings}),
+        debug=False,
+    )
+
+
+def app_from_environment() -> Litestar:
+    """Factory for ASGI servers: settings from ``COLDCHAIN_*`` variables."""
+    return create_app(load_settings())

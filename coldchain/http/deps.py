@@ -1,0 +1,26 @@
+"""Dependencies the routes ask for by name."""
+
+from __future__ import annotations
+
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import SkipValidation
+
+from coldchain.settings import Settings
+from coldchain.storage import Store
+
+__all__ = ["SettingsDep", "StoreDep", "provide_settings", "provide_store"]
+
+# Store is a typing.Protocol: Litestar must not try isinstance() on it.
+StoreDep = NamedDependency[SkipValidation[Store]]
+SettingsDep = NamedDependency[Settings]
+
+
+def provide_store(state: State) -> Store:
+    store: Store = state.store
+    return store
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings

@@ -1,0 +1,87 @@
+"""One JSON shape for every error: ``{"error": code, "detail": text}``; never a stack trace on the wire."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import msgspec
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+
+__all__ = ["ApiError", "ErrorOut", "exception_handlers"]
+
+log = logging.getLogger("coldchain.http")
+
+
+class ErrorOut(msgspec.Struct, frozen=True, kw_only=True):
+    error: str
+    detail: str
+
+
+class ApiError(HTTPException):
+    """An error with a stable machine-readable ``code`` next to its human-readable ``detail``."""
+
+    def __init__(
+        self, status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(status_code=status_code, detail=detail, headers=headers)
+        self.code = code
+
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    503: "unavailable",
+}
+
+
+def _error(status_code: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        content=ErrorOut(error=code, detail=detail),
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers=headers,
+    )
+
+
+def _validation_detail(exc: ValidationException) -> str:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    parts = []
+    for item in extra:
+        if isinstance(item, dict):
+            where = item.get("key") or item.get("source") or ""
+            message = item.get("message", "")
+            parts.append(f"{where}: {message}" if where else str(message))
+    return "; ".join(parts) or exc.detail
+
+
+def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    headers = dict(exc.headers) if exc.headers else None
+    if isinstance(exc, ApiError):
+        return _error(exc.status_code, exc.code, exc.detail, headers)
+    if isinstance(exc, ValidationException):
+        return _error(HTTP_400_BAD_REQUEST, "bad_request", _validation_detail(exc), headers)
+    return _error(exc.status_code, _CODES.get(exc.status_code, "error"), exc.detail, headers)
+
+
+def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(
+        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the service failed; the error was logged"
+    )
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    HTTPException: _on_http_exception,
+    Exception: _on_unexpected,
+}

@@ -1,0 +1,98 @@
+"""Settings, read once from ``COLDCHAIN_*`` environment variables and validated at start-up.
+
+Every setting has a default that works on a fresh machine: the service runs on an embedded SQLite file in the
+working directory. A bad value stops start-up with a message naming the variable and what was wrong.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+
+ENV_PREFIX = "COLDCHAIN_"
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+Positive = Annotated[int, Meta(ge=1)]
+PositiveSeconds = Annotated[float, Meta(gt=0)]
+
+
+class SettingsError(ValueError):
+    """A setting is missing its right form; the message names the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Service configuration. Field ``x`` is read from the environment variable ``COLDCHAIN_X``."""
+
+    database_url: str = "sqlite:///coldchain.db"
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    workers: Positive = 1
+    log_level: str = "info"
+    admin_token: str | None = None
+    """Bearer token for the bootstrap admin API (tracker registration). Unset: the admin API refuses all."""
+    db_pool_size: Positive = 10
+    """PostgreSQL connections per service process."""
+    max_batch_readings: Positive = 10_000
+    """Largest sync batch accepted; larger batches get 413."""
+    max_body_bytes: Positive = 16 * 1024 * 1024
+    """Largest request body accepted, compressed or not; larger bodies get 413."""
+    max_inflight_batches: Positive = 64
+    """Sync batches processed at once per process; more get 429 with Retry-After."""
+    retry_after_s: Positive = 1
+    clock_drift_limit_s: PositiveSeconds = 300.0
+    """A tracker whose clock differs from the service's by more than this is flagged."""
+
+    def __post_init__(self) -> None:
+        if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
+            raise SettingsError(
+                f"{ENV_PREFIX}DATABASE_URL: expected sqlite:///PATH or postgresql://..., got {self.database_url!r}"
+            )
+        if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
+            raise SettingsError(
+                f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug"
+            )
+
+    @property
+    def engine(self) -> str:
+        """``sqlite`` or ``postgresql``, from the database URL."""
+        return "sqlite" if self.database_url.startswith("sqlite://") else "postgresql"
+
+
+_FIELDS = {name.upper(): name for name in Settings.__struct_fields__}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``COLDCHAIN_*`` variables (``os.environ`` by default), then ``overrides``.
+
+    Unknown ``COLDCHAIN_*`` variables are refused, so a typo cannot silently fall back to a default.
+    ``COLDCHAIN_TEST_*`` variables belong to the test suite and are ignored here.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key.startswith(ENV_PREFIX + "TEST_"):
+            continue
+        name = _FIELDS.get(key.removeprefix(ENV_PREFIX))
+        if name is None:
+            known = ", ".join(ENV_PREFIX + k for k in sorted(_FIELDS))
+            raise SettingsError(f"unknown setting {key}; known settings: {known}")
+        raw[name] = value
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_name_the_variable(str(exc))) from None
+
+
+def _name_the_variable(message: str) -> str:
+    # msgspec says "Expected `int`, got `str` - at `$.port`"; speak of the variable instead.
+    text, found, where = message.rpartition(" - at `$.")
+    if not found:
+        return message
+    return f"{ENV_PREFIX}{where.rstrip('`').upper()}: {text}"

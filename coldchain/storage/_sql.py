@@ -1,0 +1,156 @@
+"""What both engines share: the named statements of ``sql/queries.sql`` and the row mapping around them."""
+
+from __future__ import annotations
+
+import abc
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiosql
+
+from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
+from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
+from coldchain.domain.readings import Reading
+from coldchain.storage.base import AlreadyExists
+
+__all__ = ["SqlTransaction", "load_queries", "sql_dir"]
+
+
+def sql_dir() -> Path:
+    """The ``sql/`` folder: packaged inside ``coldchain`` in a wheel, at the repository root otherwise."""
+    packaged = Path(__file__).resolve().parent.parent / "sql"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql"
+
+
+def load_queries(driver: str) -> Any:
+    return aiosql.from_path(sql_dir() / "queries.sql", driver)
+
+
+class SqlTransaction(abc.ABC):
+    """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
+
+    Subclasses say how a time crosses the driver and how readings are written in bulk.
+    """
+
+    def __init__(self, conn: Any, queries: Any) -> None:
+        self._conn = conn
+        self._q = queries
+
+    @abc.abstractmethod
+    def _time_in(self, value: datetime) -> Any: ...
+
+    @abc.abstractmethod
+    def _time_out(self, value: Any) -> datetime: ...
+
+    @abc.abstractmethod
+    async def _lock_audit_chain(self) -> None: ...
+
+    def _organisation(self, row: Any) -> Organisation:
+        kind: OrganisationKind = row["kind"]
+        return Organisation(
+            id=row["id"], name=row["name"], kind=kind, created_at=self._time_out(row["created_at"])
+        )
+
+    def _tracker(self, row: Any) -> Tracker:
+        return Tracker(
+            id=row["id"],
+            serial=row["serial"],
+            secret=row["secret"],
+            organisation_id=row["organisation_id"],
+            model=row["model"],
+            created_at=self._time_out(row["created_at"]),
+        )
+
+    def _reading(self, row: Any) -> Reading:
+        return Reading(
+            seq=row["seq"],
+            device_time=self._time_out(row["device_time"]),
+            utc_offset_min=row["utc_offset_min"],
+            temperature_c=row["temperature_c"],
+            humidity_pct=row["humidity_pct"],
+            pressure_kpa=row["pressure_kpa"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            battery_pct=row["battery_pct"],
+        )
+
+    def _audit_entry(self, row: Any) -> AuditEntry:
+        return AuditEntry(
+            id=row["id"],
+            at=self._time_out(row["at"]),
+            actor=row["actor"],
+            action=row["action"],
+            subject=row["subject"],
+            detail=row["detail"],
+            prev_hash=row["prev_hash"],
+            hash=row["hash"],
+        )
+
+    async def create_organisation(self, *, name: str, kind: OrganisationKind, now: datetime) -> Organisation:
+        row = await self._q.insert_organisation(
+            self._conn, name=name, kind=kind, created_at=self._time_in(now)
+        )
+        if row is None:
+            raise AlreadyExists(f"an organisation named {name!r} already exists")
+        return self._organisation(row)
+
+    async def get_organisation(self, organisation_id: int) -> Organisation | None:
+        row = await self._q.get_organisation(self._conn, id=organisation_id)
+        return None if row is None else self._organisation(row)
+
+    async def create_tracker(
+        self, *, serial: str, secret: str, organisation_id: int | None, model: str | None, now: datetime
+    ) -> Tracker:
+        row = await self._q.insert_tracker(
+            self._conn,
+            organisation_id=organisation_id,
+            serial=serial,
+            model=model,
+            secret=secret,
+            created_at=self._time_in(now),
+        )
+        if row is None:
+            raise AlreadyExists(f"a tracker with serial {serial!r} already exists")
+        return self._tracker(row)
+
+    async def get_tracker(self, serial: str) -> Tracker | None:
+        row = await self._q.get_tracker_by_serial(self._conn, serial=serial)
+        return None if row is None else self._tracker(row)
+
+    async def count_readings(self, tracker_id: int | None = None) -> int:
+        if tracker_id is None:
+            count = await self._q.count_readings(self._conn)
+        else:
+            count = await self._q.count_readings_of_tracker(self._conn, tracker_id=tracker_id)
+        return int(count)
+
+    async def readings_between(self, tracker_id: int, start: datetime, end: datetime) -> list[Reading]:
+        rows = self._q.readings_between(
+            self._conn, tracker_id=tracker_id, start=self._time_in(start), end=self._time_in(end)
+        )
+        return [self._reading(row) async for row in rows]
+
+    async def append_audit(
+        self, *, actor: str, action: str, subject: str, detail: str, now: datetime
+    ) -> AuditEntry:
+        await self._lock_audit_chain()
+        last = await self._q.last_audit_entry(self._conn)
+        entry_id, prev_hash = (1, GENESIS_HASH) if last is None else (last["id"] + 1, last["hash"])
+        at = now.astimezone(UTC)
+        fields: dict[str, Any] = {
+            "id": entry_id,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject": subject,
+            "detail": detail,
+            "prev_hash": prev_hash,
+        }
+        digest = entry_hash(**fields)
+        await self._q.insert_audit_entry(self._conn, **{**fields, "at": self._time_in(at), "hash": digest})
+        return AuditEntry(**fields, hash=digest)
+
+    async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        rows = self._q.audit_entries(self._conn, after_id=after_id, limit=limit)
+        return [self._audit_entry(row) async for row in rows]

@@ -1,0 +1,103 @@
+"""The storage contract, in domain words.
+
+A :class:`Store` hands out transactions; everything a use case reads and writes goes through one
+:class:`Transaction`, which commits when its ``async with`` block ends normally and rolls back otherwise.
+
+Exceptions::
+
+    StorageError            anything the storage layer refuses
+    ├── AlreadyExists       a unique key is taken (a second tracker with the same serial, ...)
+    └── MigrationError      the schema on disk and the migration files disagree
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Literal, Protocol
+
+from coldchain.domain.audit import AuditEntry
+from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
+from coldchain.domain.readings import Reading
+
+__all__ = [
+    "AlreadyExists",
+    "Engine",
+    "MigrationError",
+    "StorageError",
+    "Store",
+    "Transaction",
+]
+
+Engine = Literal["sqlite", "postgresql"]
+
+
+class StorageError(Exception):
+    """The storage layer refused an operation."""
+
+
+class AlreadyExists(StorageError):
+    """A unique key is already taken."""
+
+
+class MigrationError(StorageError):
+    """The migration files and the recorded migrations disagree."""
+
+
+class Transaction(Protocol):
+    """One unit of work. All methods run inside the same database transaction."""
+
+    async def create_organisation(
+        self, *, name: str, kind: OrganisationKind, now: datetime
+    ) -> Organisation: ...
+
+    async def get_organisation(self, organisation_id: int) -> Organisation | None: ...
+
+    async def create_tracker(
+        self, *, serial: str, secret: str, organisation_id: int | None, model: str | None, now: datetime
+    ) -> Tracker:
+        """Register a tracker; :class:`AlreadyExists` when the serial is taken."""
+        ...
+
+    async def get_tracker(self, serial: str) -> Tracker | None: ...
+
+    async def insert_readings(
+        self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
+    ) -> list[int]:
+        """Store readings in bulk; a reading whose (tracker, seq) is already held is ignored.
+
+        Returns the sequence numbers that were new, in no particular order.
+        """
+        ...
+
+    async def count_readings(self, tracker_id: int | None = None) -> int: ...
+
+    async def readings_between(self, tracker_id: int, start: datetime, end: datetime) -> list[Reading]:
+        """Readings with ``start <= device_time < end``, in device-time order."""
+        ...
+
+    async def append_audit(
+        self, *, actor: str, action: str, subject: str, detail: str, now: datetime
+    ) -> AuditEntry: ...
+
+    async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
+
+
+class Store(Protocol):
+    """A database holding coldchain's records."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations (safe to repeat, safe from two processes); names those it applied."""
+        ...
+
+    async def ping(self) -> bool:
+        """Whether the database answers a trivial query right now."""
+        ...
+
+    async def close(self) -> None: ...

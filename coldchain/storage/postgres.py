@@ -1,0 +1,147 @@
+"""PostgresStore: the production engine (asyncpg connection pool).
+
+Readings are written in bulk with one ``INSERT ... SELECT FROM unnest(...)`` per batch: asyncpg sends each
+column as one binary array, the server expands them, and ``ON CONFLICT DO NOTHING`` makes repeats harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from coldchain.domain.readings import Reading
+from coldchain.storage._sql import SqlTransaction, load_queries
+from coldchain.storage.base import Engine, Transaction
+from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
+
+__all__ = ["PostgresStore"]
+
+
+def _advisory_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+MIGRATION_LOCK = _advisory_key("coldchain:migrations")
+AUDIT_LOCK = _advisory_key("coldchain:audit_log")
+
+_INSERT_READINGS = """
+INSERT INTO readings (tracker_id, seq, device_time, utc_offset_min, received_at, temperature_c, humidity_pct,
+                      pressure_kpa, latitude, longitude, battery_pct)
+SELECT $1, r.seq, r.device_time, r.utc_offset_min, $2, r.temperature_c, r.humidity_pct, r.pressure_kpa,
+       r.latitude, r.longitude, r.battery_pct
+FROM unnest($3::bigint[], $4::timestamptz[], $5::smallint[], $6::float8[], $7::float8[], $8::float8[],
+            $9::float8[], $10::float8[], $11::float8[])
+     AS r(seq, device_time, utc_offset_min, temperature_c, humidity_pct, pressure_kpa,
+          latitude, longitude, battery_pct)
+ON CONFLICT DO NOTHING
+RETURNING seq
+"""
+
+
+class PostgresTransaction(SqlTransaction):
+    def _time_in(self, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: storage takes aware datetimes only")
+        return value
+
+    def _time_out(self, value: Any) -> datetime:
+        result: datetime = value.astimezone(UTC)
+        return result
+
+    async def _lock_audit_chain(self) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
+
+    async def insert_readings(
+        self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
+    ) -> list[int]:
+        if not readings:
+            return []
+        rows = await self._conn.fetch(
+            _INSERT_READINGS,
+            tracker_id,
+            self._time_in(received_at),
+            [r.seq for r in readings],
+            [self._time_in(r.device_time) for r in readings],
+            [r.utc_offset_min for r in readings],
+            [r.temperature_c for r in readings],
+            [r.humidity_pct for r in readings],
+            [r.pressure_kpa for r in readings],
+            [r.latitude for r in readings],
+            [r.longitude for r in readings],
+            [r.battery_pct for r in readings],
+        )
+        return [row[0] for row in rows]
+
+
+class PostgresStore:
+    """The :class:`~coldchain.storage.base.Store` on a PostgreSQL database."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+        self._queries = load_queries("asyncpg")
+
+    @property
+    def engine(self) -> Engine:
+        return "postgresql"
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    @classmethod
+    async def open(cls, url: str, *, pool_size: int = 10, migrate: bool = True) -> PostgresStore:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        store = cls(pool)
+        if migrate:
+            try:
+                await store.migrate()
+            except BaseException:
+                await pool.close()
+                raise
+        return store
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations in one transaction under an advisory lock; returns those applied."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                " checksum TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+            )
+            applied = {
+                row["version"]: row["checksum"]
+                for row in await conn.fetch(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}")
+            }
+            pending = pending_migrations(discover_migrations("postgresql"), applied)
+            for migration in pending:
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                    datetime.now(UTC),
+                )
+            return [migration.label for migration in pending]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            yield PostgresTransaction(conn, self._queries)
+
+    async def ping(self) -> bool:
+        try:
+            async with self._pool.acquire(timeout=2) as conn:
+                return bool(await conn.fetchval("SELECT 1", timeout=2) == 1)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,184 @@
+"""SqliteStore: the embedded engine (aiosqlite), for a pharmacy, a pilot or a laptop.
+
+One connection in WAL mode with foreign keys on; transactions are serialised in the process and take SQLite's
+write lock up front (``BEGIN IMMEDIATE``), so a transaction never fails half-way for lack of the lock. Times are
+stored as ISO 8601 UTC text with microseconds, which sorts in time order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from coldchain.domain.readings import Reading
+from coldchain.storage._sql import SqlTransaction, load_queries
+from coldchain.storage.base import Engine, Transaction
+from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
+
+__all__ = ["SqliteStore", "sqlite_path"]
+
+_READING_COLUMNS = (
+    "tracker_id, seq, device_time, utc_offset_min, received_at, temperature_c, humidity_pct, pressure_kpa,"
+    " latitude, longitude, battery_pct"
+)
+_READING_WIDTH = 11
+_ROWS_PER_STATEMENT = 500  # 5,500 parameters, well under SQLITE_MAX_VARIABLE_NUMBER (32,766)
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///relative.db`` or ``sqlite:////absolute.db`` URL (``:memory:`` allowed)."""
+    path = url.removeprefix("sqlite://")
+    return path.removeprefix("/") if path != "/:memory:" else ":memory:"
+
+
+def _time_text(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: storage takes aware datetimes only")
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@cache
+def _insert_readings_sql(rows: int) -> str:
+    values = ", ".join(["(" + ", ".join(["?"] * _READING_WIDTH) + ")"] * rows)
+    return f"INSERT INTO readings ({_READING_COLUMNS}) VALUES {values} ON CONFLICT DO NOTHING RETURNING seq"
+
+
+class SqliteTransaction(SqlTransaction):
+    _time_in = staticmethod(_time_text)
+
+    def _time_out(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value)
+
+    async def _lock_audit_chain(self) -> None:
+        """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
+
+    async def insert_readings(
+        self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
+    ) -> list[int]:
+        received = _time_text(received_at)
+        new: list[int] = []
+        for start in range(0, len(readings), _ROWS_PER_STATEMENT):
+            chunk = readings[start : start + _ROWS_PER_STATEMENT]
+            params: list[Any] = []
+            for r in chunk:
+                params += (
+                    tracker_id,
+                    r.seq,
+                    _time_text(r.device_time),
+                    r.utc_offset_min,
+                    received,
+                    r.temperature_c,
+                    r.humidity_pct,
+                    r.pressure_kpa,
+                    r.latitude,
+                    r.longitude,
+                    r.battery_pct,
+                )
+            async with self._conn.execute(_insert_readings_sql(len(chunk)), params) as cursor:
+                new += [row[0] for row in await cursor.fetchall()]
+        return new
+
+
+class SqliteStore:
+    """The :class:`~coldchain.storage.base.Store` on an SQLite file."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: str) -> None:
+        self._conn = conn
+        self._path = path
+        self._queries = load_queries("aiosqlite")
+        self._lock = asyncio.Lock()
+
+    @property
+    def engine(self) -> Engine:
+        return "sqlite"
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> SqliteStore:
+        path = sqlite_path(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA busy_timeout = 10000")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable across process crashes
+        await conn.execute("PRAGMA foreign_keys = ON")
+        store = cls(conn, path)
+        if migrate:
+            await store.migrate()
+        return store
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations; returns those applied by this call."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self._conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+                    " version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                    " checksum TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                async with self._conn.execute(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}") as cursor:
+                    applied = {row[0]: row[1] for row in await cursor.fetchall()}
+                pending = pending_migrations(discover_migrations("sqlite"), applied)
+                for migration in pending:
+                    for statement in _statements(migration.sql):
+                        await self._conn.execute(statement)
+                    await self._conn.execute(
+                        f"INSERT INTO {MIGRATIONS_TABLE} (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)",
+                        (
+                            migration.version,
+                            migration.name,
+                            migration.checksum,
+                            _time_text(datetime.now(UTC)),
+                        ),
+                    )
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+            return [migration.label for migration in pending]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteTransaction(self._conn, self._queries)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def ping(self) -> bool:
+        try:
+            async with self._conn.execute("SELECT 1") as cursor:
+                return await cursor.fetchone() is not None
+        except (sqlite3.Error, ValueError):
+            return False
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into complete statements (``sqlite3.complete_statement`` knows about triggers)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip() and not all(
+        part.strip().startswith("--") or not part.strip() for part in pending.splitlines()
+    ):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending.strip()[:60]!r}")
+    return statements

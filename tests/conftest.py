@@ -1,0 +1,99 @@
+"""Fixtures shared by the whole suite: a store on each engine, and the app on each engine.
+
+PostgreSQL tests never skip: without a reachable server the run fails and says how to get one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from coldchain.storage import Store, open_store
+from tests.postgres_server import postgres_server_url
+
+_TEMPLATE = "coldchain_test_template"
+_counter = itertools.count()
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _admin(url: str, *statements: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A migrated template database on a real PostgreSQL; each test copies it."""
+    with postgres_server_url() as server:
+        try:
+            asyncio.run(
+                _admin(server, f"DROP DATABASE IF EXISTS {_TEMPLATE}", f"CREATE DATABASE {_TEMPLATE}")
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            pytest.fail(f"PostgreSQL at {server} is not reachable: {exc}", pytrace=False)
+
+        async def migrate() -> None:
+            store = await open_store(_with_database(server, _TEMPLATE), pool_size=1)
+            await store.close()
+
+        asyncio.run(migrate())
+        yield server
+        asyncio.run(_admin(server, f"DROP DATABASE IF EXISTS {_TEMPLATE}"))
+
+
+@pytest.fixture
+async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated database of its own for one test."""
+    name = f"coldchain_test_{next(_counter)}"
+    await _admin(
+        postgres_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"
+    )
+    yield _with_database(postgres_url, name)
+    await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+async def empty_postgres_database(postgres_url: str) -> AsyncIterator[str]:
+    """The URL of a fresh database with no tables."""
+    name = f"coldchain_empty_{next(_counter)}"
+    await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
+    yield _with_database(postgres_url, name)
+    await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL with no schema yet, on each engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    url: str = request.getfixturevalue("empty_postgres_database")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database URL on each engine: the contract suites run once per engine."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'coldchain.db'}"
+    url: str = request.getfixturevalue("postgres_database")
+    return url
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    opened = await open_store(database_url, pool_size=4)
+    yield opened
+    await opened.close()

@@ -1,0 +1,216 @@
+"""The storage contract: every assertion here holds on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coldchain.domain.audit import first_broken_entry
+from coldchain.domain.readings import Reading
+from coldchain.storage import AlreadyExists, Store, open_store
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def readings(count: int, *, first_seq: int = 1, start: datetime = NOW) -> list[Reading]:
+    return [
+        Reading(
+            seq=seq,
+            device_time=start + timedelta(minutes=seq),
+            utc_offset_min=60,
+            temperature_c=4.0 + seq % 7 / 10,
+            humidity_pct=55.5,
+            pressure_kpa=101.3,
+            latitude=52.52,
+            longitude=13.405,
+            battery_pct=99.0,
+        )
+        for seq in range(first_seq, first_seq + count)
+    ]
+
+
+async def new_tracker(store: Store, serial: str = "T-1") -> int:
+    async with store.transaction() as tx:
+        org = await tx.create_organisation(name=f"Carrier of {serial}", kind="carrier", now=NOW)
+        tracker = await tx.create_tracker(
+            serial=serial, secret="s3cret", organisation_id=org.id, model="X", now=NOW
+        )
+    return tracker.id
+
+
+async def test_the_store_reports_its_engine_and_answers_a_ping(store: Store, database_url: str) -> None:
+    assert store.engine == ("sqlite" if database_url.startswith("sqlite") else "postgresql")
+    assert await store.ping() is True
+
+
+async def test_migrating_twice_applies_nothing_the_second_time(store: Store) -> None:
+    assert await store.migrate() == []
+
+
+async def test_migrating_from_two_connections_at_once_applies_each_migration_once(
+    empty_database_url: str,
+) -> None:
+    stores = [await open_store(empty_database_url, migrate=False) for _ in range(2)]
+    try:
+        applied = await asyncio.gather(*(s.migrate() for s in stores))
+        assert sorted(applied, key=len) == [[], ["0001_initial"]]
+        assert await stores[0].migrate() == []
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_registered_tracker_can_be_found_by_its_serial(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    async with store.transaction() as tx:
+        tracker = await tx.get_tracker("T-1")
+        missing = await tx.get_tracker("T-404")
+    assert tracker is not None and tracker.id == tracker_id
+    assert (tracker.serial, tracker.secret, tracker.model, tracker.created_at) == ("T-1", "s3cret", "X", NOW)
+    assert missing is None
+    assert "s3cret" not in repr(tracker)
+
+
+async def test_a_second_tracker_with_the_same_serial_is_refused(store: Store) -> None:
+    await new_tracker(store)
+    with pytest.raises(AlreadyExists, match="T-1"):
+        async with store.transaction() as tx:
+            await tx.create_tracker(serial="T-1", secret="x", organisation_id=None, model=None, now=NOW)
+
+
+async def test_a_second_organisation_with_the_same_name_is_refused(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.create_organisation(name="Acme", kind="shipper", now=NOW)
+    with pytest.raises(AlreadyExists, match="Acme"):
+        async with store.transaction() as tx:
+            await tx.create_organisation(name="Acme", kind="carrier", now=NOW)
+
+
+async def test_readings_come_back_exactly_as_they_were_stored(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    batch = readings(50)
+    async with store.transaction() as tx:
+        new = await tx.insert_readings(tracker_id, batch, received_at=NOW)
+    async with store.transaction() as tx:
+        stored = await tx.readings_between(tracker_id, NOW, NOW + timedelta(days=1))
+    assert sorted(new) == list(range(1, 51))
+    assert stored == batch
+
+
+async def test_device_time_keeps_the_instant_and_the_devices_utc_offset(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    local = datetime(2026, 3, 1, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    reading = Reading(seq=1, device_time=local.astimezone(UTC), utc_offset_min=330, temperature_c=-20.25)
+    async with store.transaction() as tx:
+        await tx.insert_readings(tracker_id, [reading], received_at=NOW)
+        (stored,) = await tx.readings_between(tracker_id, NOW - timedelta(days=1), NOW + timedelta(days=1))
+    assert stored.device_time == local
+    assert stored.utc_offset_min == 330
+
+
+async def test_a_repeated_reading_is_ignored_not_an_error(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    async with store.transaction() as tx:
+        await tx.insert_readings(tracker_id, readings(10), received_at=NOW)
+    changed = [Reading(seq=5, device_time=NOW, temperature_c=99.0)]
+    async with store.transaction() as tx:
+        new = await tx.insert_readings(tracker_id, readings(15) + changed, received_at=NOW)
+        stored = await tx.readings_between(tracker_id, NOW - timedelta(days=1), NOW + timedelta(days=1))
+    assert sorted(new) == list(range(11, 16))
+    assert [r.temperature_c for r in stored if r.seq == 5] == [readings(10)[4].temperature_c]
+    assert len(stored) == 15
+
+
+async def test_the_same_sequence_number_on_two_trackers_is_two_readings(store: Store) -> None:
+    first, second = await new_tracker(store, "A"), await new_tracker(store, "B")
+    async with store.transaction() as tx:
+        await tx.insert_readings(first, readings(3), received_at=NOW)
+        await tx.insert_readings(second, readings(3), received_at=NOW)
+        assert (await tx.count_readings(first), await tx.count_readings(second)) == (3, 3)
+        assert await tx.count_readings() == 6
+
+
+async def test_an_empty_batch_inserts_nothing(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    async with store.transaction() as tx:
+        assert await tx.insert_readings(tracker_id, [], received_at=NOW) == []
+
+
+async def test_a_failed_transaction_leaves_nothing_behind(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    with pytest.raises(RuntimeError):
+        async with store.transaction() as tx:
+            await tx.insert_readings(tracker_id, readings(5), received_at=NOW)
+            raise RuntimeError("use case failed after the insert")
+    async with store.transaction() as tx:
+        assert await tx.count_readings(tracker_id) == 0
+
+
+async def test_readings_between_selects_a_half_open_device_time_range(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    async with store.transaction() as tx:
+        await tx.insert_readings(tracker_id, readings(10), received_at=NOW)
+        window = await tx.readings_between(tracker_id, NOW + timedelta(minutes=3), NOW + timedelta(minutes=6))
+    assert [r.seq for r in window] == [3, 4, 5]
+
+
+async def test_inserting_the_same_100000_readings_twice_leaves_exactly_100000(store: Store) -> None:
+    tracker_id = await new_tracker(store)
+    batch = readings(100_000)
+    for _ in range(2):
+        async with store.transaction() as tx:
+            await tx.insert_readings(tracker_id, batch, received_at=NOW)
+    async with store.transaction() as tx:
+        assert await tx.count_readings(tracker_id) == 100_000
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    batches=st.lists(st.lists(st.integers(min_value=1, max_value=60), max_size=40), min_size=1, max_size=6)
+)
+async def test_any_sequence_of_overlapping_batches_stores_each_reading_once(
+    store: Store, batches: list[list[int]]
+) -> None:
+    async with store.transaction() as tx:
+        tracker = await tx.get_tracker("P") or await tx.create_tracker(
+            serial="P", secret="x", organisation_id=None, model=None, now=NOW
+        )
+        held = {r.seq for r in await tx.readings_between(tracker.id, NOW, NOW + timedelta(days=1))}
+    catalogue = {r.seq: r for r in readings(60)}
+    for seqs in batches:
+        async with store.transaction() as tx:
+            new = await tx.insert_readings(tracker.id, [catalogue[s] for s in seqs], received_at=NOW)
+        assert set(new) == set(seqs) - held
+        held |= set(seqs)
+    async with store.transaction() as tx:
+        stored = await tx.readings_between(tracker.id, NOW, NOW + timedelta(days=1))
+    assert stored == [catalogue[s] for s in sorted(held)]
+
+
+async def test_the_audit_trail_is_a_hash_chain_in_order(store: Store) -> None:
+    async with store.transaction() as tx:
+        for n in range(3):
+            await tx.append_audit(
+                actor="admin", action="create", subject=f"tracker:{n}", detail="{}", now=NOW
+            )
+    async with store.transaction() as tx:
+        entries = await tx.audit_entries()
+    assert [e.id for e in entries] == [1, 2, 3]
+    assert entries[1].prev_hash == entries[0].hash
+    assert first_broken_entry(entries) is None
+
+
+async def test_the_audit_trail_refuses_changes(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.append_audit(actor="admin", action="create", subject="x", detail="{}", now=NOW)
+    conn_store = store
+    with pytest.raises(Exception, match="append-only"):
+        async with conn_store.transaction() as tx:
+            await tx._conn.execute("UPDATE audit_log SET actor = 'mallory'")  # type: ignore[attr-defined]
+    with pytest.raises(Exception, match="append-only"):
+        async with conn_store.transaction() as tx:
+            await tx._conn.execute("DELETE FROM audit_log")  # type: ignore[attr-defined]
