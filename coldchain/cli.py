@@ -63,9 +63,7 @@ async def _migrate(settings: Settings) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {
-        name: value
-        for name in ("host", "port", "workers")
-        if (value := getattr(args, name, None)) is not None
+        name: value for name in ("host", "port", "workers") if (value := getattr(args, name, None)) is not None
     }
     if args.command == "demo":
         overrides["database_url"] = os.environ.get(f"{ENV_PREFIX}DATABASE_URL", "sqlite:///coldchain-demo.db")

@@ -54,9 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{ENV_PREFIX}DATABASE_URL: expected sqlite:///PATH or postgresql://..., got {self.database_url!r}"
             )
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
-            raise SettingsError(
-                f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug"
-            )
+            raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 
     @property
     def engine(self) -> str:

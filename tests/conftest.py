@@ -39,9 +39,7 @@ def postgres_url() -> Iterator[str]:
     """A migrated template database on a real PostgreSQL; each test copies it."""
     with postgres_server_url() as server:
         try:
-            asyncio.run(
-                _admin(server, f"DROP DATABASE IF EXISTS {_TEMPLATE}", f"CREATE DATABASE {_TEMPLATE}")
-            )
+            asyncio.run(_admin(server, f"DROP DATABASE IF EXISTS {_TEMPLATE}", f"CREATE DATABASE {_TEMPLATE}"))
         except (OSError, asyncpg.PostgresError) as exc:
             pytest.fail(f"PostgreSQL at {server} is not reachable: {exc}", pytrace=False)
 
@@ -58,9 +56,7 @@ def postgres_url() -> Iterator[str]:
 async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """The URL of a fresh, migrated database of its own for one test."""
     name = f"coldchain_test_{next(_counter)}"
-    await _admin(
-        postgres_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}"
-    )
+    await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
     yield _with_database(postgres_url, name)
     await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
@@ -97,3 +93,19 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     opened = await open_store(database_url, pool_size=4)
     yield opened
     await opened.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many tests ran on each engine, so a run shows that PostgreSQL was really exercised."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call" and outcome != "error":
+                continue
+            for engine in ("sqlite", "postgresql"):
+                if f"[{engine}" in report.nodeid or f"-{engine}]" in report.nodeid:
+                    counts.setdefault(engine, {}).setdefault(outcome, 0)
+                    counts[engine][outcome] += 1
+    for engine, outcomes in sorted(counts.items()):
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items()))
+        terminalreporter.write_line(f"storage engine {engine}: {summary}")

@@ -23,9 +23,7 @@ class ErrorOut(msgspec.Struct, frozen=True, kw_only=True):
 class ApiError(HTTPException):
     """An error with a stable machine-readable ``code`` next to its human-readable ``detail``."""
 
-    def __init__(
-        self, status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None
-    ) -> None:
+    def __init__(self, status_code: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code=status_code, detail=detail, headers=headers)
         self.code = code
 
@@ -76,9 +74,7 @@ def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
 
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return _error(
-        HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the service failed; the error was logged"
-    )
+    return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the service failed; the error was logged")
 
 
 exception_handlers: dict[type[Exception] | int, Any] = {

@@ -48,9 +48,7 @@ class SqlTransaction(abc.ABC):
 
     def _organisation(self, row: Any) -> Organisation:
         kind: OrganisationKind = row["kind"]
-        return Organisation(
-            id=row["id"], name=row["name"], kind=kind, created_at=self._time_out(row["created_at"])
-        )
+        return Organisation(id=row["id"], name=row["name"], kind=kind, created_at=self._time_out(row["created_at"]))
 
     def _tracker(self, row: Any) -> Tracker:
         return Tracker(
@@ -88,9 +86,7 @@ class SqlTransaction(abc.ABC):
         )
 
     async def create_organisation(self, *, name: str, kind: OrganisationKind, now: datetime) -> Organisation:
-        row = await self._q.insert_organisation(
-            self._conn, name=name, kind=kind, created_at=self._time_in(now)
-        )
+        row = await self._q.insert_organisation(self._conn, name=name, kind=kind, created_at=self._time_in(now))
         if row is None:
             raise AlreadyExists(f"an organisation named {name!r} already exists")
         return self._organisation(row)
@@ -131,9 +127,7 @@ class SqlTransaction(abc.ABC):
         )
         return [self._reading(row) async for row in rows]
 
-    async def append_audit(
-        self, *, actor: str, action: str, subject: str, detail: str, now: datetime
-    ) -> AuditEntry:
+    async def append_audit(self, *, actor: str, action: str, subject: str, detail: str, now: datetime) -> AuditEntry:
         await self._lock_audit_chain()
         last = await self._q.last_audit_entry(self._conn)
         entry_id, prev_hash = (1, GENESIS_HASH) if last is None else (last["id"] + 1, last["hash"])

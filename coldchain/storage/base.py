@@ -48,9 +48,7 @@ class MigrationError(StorageError):
 class Transaction(Protocol):
     """One unit of work. All methods run inside the same database transaction."""
 
-    async def create_organisation(
-        self, *, name: str, kind: OrganisationKind, now: datetime
-    ) -> Organisation: ...
+    async def create_organisation(self, *, name: str, kind: OrganisationKind, now: datetime) -> Organisation: ...
 
     async def get_organisation(self, organisation_id: int) -> Organisation | None: ...
 

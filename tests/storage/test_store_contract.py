@@ -36,9 +36,7 @@ def readings(count: int, *, first_seq: int = 1, start: datetime = NOW) -> list[R
 async def new_tracker(store: Store, serial: str = "T-1") -> int:
     async with store.transaction() as tx:
         org = await tx.create_organisation(name=f"Carrier of {serial}", kind="carrier", now=NOW)
-        tracker = await tx.create_tracker(
-            serial=serial, secret="s3cret", organisation_id=org.id, model="X", now=NOW
-        )
+        tracker = await tx.create_tracker(serial=serial, secret="s3cret", organisation_id=org.id, model="X", now=NOW)
     return tracker.id
 
 
@@ -169,9 +167,7 @@ async def test_inserting_the_same_100000_readings_twice_leaves_exactly_100000(st
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(
-    batches=st.lists(st.lists(st.integers(min_value=1, max_value=60), max_size=40), min_size=1, max_size=6)
-)
+@given(batches=st.lists(st.lists(st.integers(min_value=1, max_value=60), max_size=40), min_size=1, max_size=6))
 async def test_any_sequence_of_overlapping_batches_stores_each_reading_once(
     store: Store, batches: list[list[int]]
 ) -> None:
@@ -194,9 +190,7 @@ async def test_any_sequence_of_overlapping_batches_stores_each_reading_once(
 async def test_the_audit_trail_is_a_hash_chain_in_order(store: Store) -> None:
     async with store.transaction() as tx:
         for n in range(3):
-            await tx.append_audit(
-                actor="admin", action="create", subject=f"tracker:{n}", detail="{}", now=NOW
-            )
+            await tx.append_audit(actor="admin", action="create", subject=f"tracker:{n}", detail="{}", now=NOW)
     async with store.transaction() as tx:
         entries = await tx.audit_entries()
     assert [e.id for e in entries] == [1, 2, 3]

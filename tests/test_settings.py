@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from coldchain.settings import SettingsError, load_settings
+
+
+def test_defaults_run_on_an_sqlite_file_in_the_working_directory() -> None:
+    settings = load_settings({})
+    assert settings.database_url == "sqlite:///coldchain.db"
+    assert settings.engine == "sqlite"
+
+
+def test_a_postgresql_url_selects_postgresql() -> None:
+    settings = load_settings({"COLDCHAIN_DATABASE_URL": "postgresql://u@db:5432/coldchain"})
+    assert settings.engine == "postgresql"
+
+
+def test_numbers_are_read_from_their_text() -> None:
+    settings = load_settings({"COLDCHAIN_PORT": "9001", "COLDCHAIN_CLOCK_DRIFT_LIMIT_S": "2.5"})
+    assert (settings.port, settings.clock_drift_limit_s) == (9001, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"COLDCHAIN_PORT": "eighty"}, "COLDCHAIN_PORT: Expected `int`, got `str`"),
+        ({"COLDCHAIN_PORT": "70000"}, "COLDCHAIN_PORT: Expected `int` <= 65535"),
+        ({"COLDCHAIN_WORKERS": "0"}, "COLDCHAIN_WORKERS: Expected `int` >= 1"),
+        ({"COLDCHAIN_DATABASE_URL": "mysql://x"}, "COLDCHAIN_DATABASE_URL: expected sqlite:///PATH or postgresql://"),
+        ({"COLDCHAIN_LOG_LEVEL": "loud"}, "COLDCHAIN_LOG_LEVEL: expected one of"),
+        ({"COLDCHAIN_DATABSE_URL": "sqlite:///x.db"}, "unknown setting COLDCHAIN_DATABSE_URL"),
+    ],
+)
+def test_a_bad_value_is_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ)
+    assert str(caught.value).startswith(message)
+
+
+def test_test_suite_variables_are_not_settings() -> None:
+    assert load_settings({"COLDCHAIN_TEST_POSTGRES_URL": "postgresql://x"}).engine == "sqlite"

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tracker_sim.clock import SimulatedClock
+
+START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+async def test_virtual_time_jumps_ahead_without_waiting() -> None:
+    real_waits: list[float] = []
+
+    async def real_sleep(seconds: float) -> None:
+        real_waits.append(seconds)
+
+    clock = SimulatedClock(START, speed=None, real_sleep=real_sleep)
+    await clock.sleep(3 * 24 * 3600)
+    await clock.sleep_until(START + timedelta(days=3, hours=1))
+    assert clock.now() == START + timedelta(days=3, hours=1)
+    assert real_waits == [0, 0]
+
+
+async def test_accelerated_time_is_real_time_times_the_speed() -> None:
+    real_now = [100.0]
+    real_waits: list[float] = []
+
+    async def real_sleep(seconds: float) -> None:
+        real_waits.append(seconds)
+        real_now[0] += seconds
+
+    clock = SimulatedClock(START, speed=3600.0, monotonic=lambda: real_now[0], real_sleep=real_sleep)
+    await clock.sleep(2 * 3600)
+    assert real_waits == [2.0]
+    assert clock.now() == START + timedelta(hours=2)
+    await clock.sleep_until(START + timedelta(hours=1))  # already past: no wait
+    assert real_waits == [2.0, 0.0]
+
+
+def test_a_clock_needs_an_aware_start_and_a_positive_speed() -> None:
+    with pytest.raises(ValueError, match="aware"):
+        SimulatedClock(datetime(2026, 3, 2), speed=None)  # noqa: DTZ001
+    with pytest.raises(ValueError, match="positive"):
+        SimulatedClock(START, speed=0)
