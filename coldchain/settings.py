@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from msgspec import Meta
@@ -47,12 +48,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     retry_after_s: Positive = 1
     clock_drift_limit_s: PositiveSeconds = 300.0
     """A tracker whose clock differs from the service's by more than this is flagged."""
+    max_future_s: PositiveSeconds = 86_400.0
+    """A reading whose device time is further ahead of the service's clock than this is quarantined."""
+    osmand_timezone: str = "UTC"
+    """The zone of OsmAnd timestamps sent as local 'yyyy-MM-dd HH:mm:ss' (an IANA name)."""
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise SettingsError(
                 f"{ENV_PREFIX}DATABASE_URL: expected sqlite:///PATH or postgresql://..., got {self.database_url!r}"
             )
+        try:
+            ZoneInfo(self.osmand_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"{ENV_PREFIX}OSMAND_TIMEZONE: unknown time zone {self.osmand_timezone!r} (use an IANA name)"
+            ) from None
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 

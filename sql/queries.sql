@@ -41,3 +41,39 @@ VALUES (:id, :at, :actor, :action, :subject, :detail, :prev_hash, :hash);
 -- name: audit_entries(after_id, limit)
 SELECT id, at, actor, action, subject, detail, prev_hash, hash
 FROM audit_log WHERE id > :after_id ORDER BY id LIMIT :limit;
+
+-- name: insert_sync_state(tracker_id)!
+INSERT INTO tracker_sync_state (tracker_id) VALUES (:tracker_id);
+
+-- name: get_sync_state(tracker_id)^
+SELECT tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, batches,
+       last_sync_at, clock_offset_s, clock_flagged
+FROM tracker_sync_state WHERE tracker_id = :tracker_id;
+
+-- name: sync_states()
+SELECT t.serial, s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate,
+       s.readings_quarantined, s.batches, s.last_sync_at, s.clock_offset_s, s.clock_flagged
+FROM tracker_sync_state s JOIN trackers t ON t.id = s.tracker_id
+ORDER BY t.serial;
+
+-- name: save_sync_state(tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, batches, last_sync_at, clock_offset_s, clock_flagged)!
+UPDATE tracker_sync_state
+SET acked_through = :acked_through, max_seq = :max_seq, readings_new = :readings_new,
+    readings_duplicate = :readings_duplicate, readings_quarantined = :readings_quarantined, batches = :batches,
+    last_sync_at = :last_sync_at, clock_offset_s = :clock_offset_s, clock_flagged = :clock_flagged
+WHERE tracker_id = :tracker_id;
+
+-- name: held_seqs(tracker_id, after_seq, up_to_seq)
+SELECT seq FROM readings WHERE tracker_id = :tracker_id AND seq > :after_seq AND seq <= :up_to_seq
+UNION
+SELECT seq FROM quarantined_readings WHERE tracker_id = :tracker_id AND seq > :after_seq AND seq <= :up_to_seq
+ORDER BY seq;
+
+-- name: insert_quarantined(tracker_id, seq, received_at, reason, reading)^
+INSERT INTO quarantined_readings (tracker_id, seq, received_at, reason, reading)
+VALUES (:tracker_id, :seq, :received_at, :reason, :reading)
+ON CONFLICT DO NOTHING
+RETURNING seq;
+
+-- name: quarantined_of_tracker(tracker_id)
+SELECT seq, received_at, reason, reading FROM quarantined_readings WHERE tracker_id = :tracker_id ORDER BY seq;

@@ -12,9 +12,12 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from coldchain import __version__
+from coldchain.http.admin import TrackerAdmin
 from coldchain.http.deps import provide_settings, provide_store
 from coldchain.http.errors import exception_handlers
 from coldchain.http.health import health
+from coldchain.http.osmand import osmand
+from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.settings import Settings, load_settings
 from coldchain.storage import open_store
 
@@ -35,7 +38,7 @@ def create_app(settings: Settings) -> Litestar:
 
     logging.getLogger("coldchain").setLevel(settings.log_level.upper())
     return Litestar(
-        route_handlers=[health],
+        route_handlers=[health, sync_batch, osmand, TrackerAdmin],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
@@ -44,7 +47,7 @@ def create_app(settings: Settings) -> Litestar:
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "ingest_gate": IngestGate(settings.max_inflight_batches)}),
         debug=False,
     )
 

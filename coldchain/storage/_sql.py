@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosql
+import msgspec
 
 from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
 from coldchain.domain.readings import Reading
+from coldchain.domain.sync import SyncState
 from coldchain.storage.base import AlreadyExists
 
 __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
+
+_reading_json = msgspec.json.Encoder()
 
 
 def sql_dir() -> Path:
@@ -45,6 +50,9 @@ class SqlTransaction(abc.ABC):
 
     @abc.abstractmethod
     async def _lock_audit_chain(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _lock_sync_state(self, tracker_id: int) -> None: ...
 
     def _organisation(self, row: Any) -> Organisation:
         kind: OrganisationKind = row["kind"]
@@ -108,6 +116,7 @@ class SqlTransaction(abc.ABC):
         )
         if row is None:
             raise AlreadyExists(f"a tracker with serial {serial!r} already exists")
+        await self._q.insert_sync_state(self._conn, tracker_id=row["id"])
         return self._tracker(row)
 
     async def get_tracker(self, serial: str) -> Tracker | None:
@@ -126,6 +135,71 @@ class SqlTransaction(abc.ABC):
             self._conn, tracker_id=tracker_id, start=self._time_in(start), end=self._time_in(end)
         )
         return [self._reading(row) async for row in rows]
+
+    async def quarantine_readings(
+        self, tracker_id: int, refused: Sequence[tuple[Reading, str]], *, received_at: datetime
+    ) -> list[int]:
+        new = []
+        for reading, reason in refused:
+            seq = await self._q.insert_quarantined(
+                self._conn,
+                tracker_id=tracker_id,
+                seq=reading.seq,
+                received_at=self._time_in(received_at),
+                reason=reason,
+                reading=_reading_json.encode(reading).decode(),
+            )
+            if seq is not None:
+                new.append(reading.seq)
+        return new
+
+    async def quarantined_readings(self, tracker_id: int) -> list[tuple[Reading, str]]:
+        rows = self._q.quarantined_of_tracker(self._conn, tracker_id=tracker_id)
+        return [(msgspec.json.decode(row["reading"], type=Reading), row["reason"]) async for row in rows]
+
+    async def held_seqs(self, tracker_id: int, *, after_seq: int, up_to_seq: int) -> list[int]:
+        rows = self._q.held_seqs(self._conn, tracker_id=tracker_id, after_seq=after_seq, up_to_seq=up_to_seq)
+        return [row["seq"] async for row in rows]
+
+    def _sync_state(self, row: Any) -> SyncState:
+        return SyncState(
+            tracker_id=row["tracker_id"],
+            acked_through=row["acked_through"],
+            max_seq=row["max_seq"],
+            readings_new=row["readings_new"],
+            readings_duplicate=row["readings_duplicate"],
+            readings_quarantined=row["readings_quarantined"],
+            batches=row["batches"],
+            last_sync_at=None if row["last_sync_at"] is None else self._time_out(row["last_sync_at"]),
+            clock_offset_s=row["clock_offset_s"],
+            clock_flagged=bool(row["clock_flagged"]),
+        )
+
+    async def sync_state(self, tracker_id: int) -> SyncState:
+        await self._lock_sync_state(tracker_id)
+        row = await self._q.get_sync_state(self._conn, tracker_id=tracker_id)
+        if row is None:
+            raise LookupError(f"no tracker with id {tracker_id}")
+        return self._sync_state(row)
+
+    async def save_sync_state(self, state: SyncState) -> None:
+        await self._q.save_sync_state(
+            self._conn,
+            tracker_id=state.tracker_id,
+            acked_through=state.acked_through,
+            max_seq=state.max_seq,
+            readings_new=state.readings_new,
+            readings_duplicate=state.readings_duplicate,
+            readings_quarantined=state.readings_quarantined,
+            batches=state.batches,
+            last_sync_at=None if state.last_sync_at is None else self._time_in(state.last_sync_at),
+            clock_offset_s=state.clock_offset_s,
+            clock_flagged=state.clock_flagged,
+        )
+
+    async def sync_states(self) -> list[tuple[str, SyncState]]:
+        rows = self._q.sync_states(self._conn)
+        return [(row["serial"], self._sync_state(row)) async for row in rows]
 
     async def append_audit(self, *, actor: str, action: str, subject: str, detail: str, now: datetime) -> AuditEntry:
         await self._lock_audit_chain()

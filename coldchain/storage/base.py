@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 from coldchain.domain.audit import AuditEntry
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
 from coldchain.domain.readings import Reading
+from coldchain.domain.sync import SyncState
 
 __all__ = [
     "AlreadyExists",
@@ -70,6 +71,33 @@ class Transaction(Protocol):
         ...
 
     async def count_readings(self, tracker_id: int | None = None) -> int: ...
+
+    async def quarantine_readings(
+        self, tracker_id: int, refused: Sequence[tuple[Reading, str]], *, received_at: datetime
+    ) -> list[int]:
+        """Keep refused readings aside with their reasons; a (tracker, seq) already held is ignored.
+
+        Returns the sequence numbers that were new.
+        """
+        ...
+
+    async def quarantined_readings(self, tracker_id: int) -> list[tuple[Reading, str]]:
+        """A tracker's quarantined readings with their reasons, by sequence number."""
+        ...
+
+    async def held_seqs(self, tracker_id: int, *, after_seq: int, up_to_seq: int) -> list[int]:
+        """Sequence numbers held (stored or quarantined) in ``(after_seq, up_to_seq]``, ascending."""
+        ...
+
+    async def sync_state(self, tracker_id: int) -> SyncState:
+        """The tracker's sync state, locked until the transaction ends (batches of one tracker serialise)."""
+        ...
+
+    async def save_sync_state(self, state: SyncState) -> None: ...
+
+    async def sync_states(self) -> list[tuple[str, SyncState]]:
+        """Every tracker's serial and sync state, by serial."""
+        ...
 
     async def readings_between(self, tracker_id: int, start: datetime, end: datetime) -> list[Reading]:
         """Readings with ``start <= device_time < end``, in device-time order."""

@@ -70,6 +70,9 @@ class PostgresTransaction(SqlTransaction):
     async def _lock_audit_chain(self) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
 
+    async def _lock_sync_state(self, tracker_id: int) -> None:
+        await self._conn.execute("SELECT 1 FROM tracker_sync_state WHERE tracker_id = $1 FOR UPDATE", tracker_id)
+
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
     ) -> list[int]:

@@ -1,0 +1,105 @@
+"""The service's half of the sync protocol: what it holds of a tracker's log, and which readings it refuses.
+
+A tracker numbers its readings 1, 2, 3... when it logs them. The service answers every batch with the highest
+sequence number up to which it holds everything (the contiguous acknowledgement) and the ranges it is still
+missing above that, so the tracker knows what it may forget and what to send again. Readings the service holds
+include quarantined ones: a reading with impossible values is kept aside with its reason and acknowledged, so
+one bad row never blocks a tracker's queue.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import msgspec
+
+from coldchain.domain.readings import Reading
+
+__all__ = [
+    "PHYSICAL_RANGES",
+    "Acknowledgement",
+    "SyncState",
+    "acknowledge",
+    "clock_offset_s",
+    "quarantine_reason",
+]
+
+PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
+    "temperature_c": (-100.0, 100.0),  # beyond any cold-chain sensor; a disconnected probe reads -127 or 85+
+    "humidity_pct": (0.0, 100.0),
+    "pressure_kpa": (10.0, 120.0),  # aircraft holds stay above ~55 kPa; sea level is ~101 kPa
+    "battery_pct": (0.0, 100.0),
+    "latitude": (-90.0, 90.0),
+    "longitude": (-180.0, 180.0),
+}
+
+
+class SyncState(msgspec.Struct, kw_only=True):
+    """What the service holds of one tracker's log, and how its syncs have gone."""
+
+    tracker_id: int
+    acked_through: int = 0
+    max_seq: int = 0
+    readings_new: int = 0
+    readings_duplicate: int = 0
+    readings_quarantined: int = 0
+    batches: int = 0
+    last_sync_at: datetime | None = None
+    clock_offset_s: float | None = None
+    clock_flagged: bool = False
+
+
+class Acknowledgement(msgspec.Struct, frozen=True, kw_only=True):
+    acked_through: int
+    missing: list[tuple[int, int]]
+
+
+def acknowledge(acked_through: int, held_above: Iterable[int]) -> Acknowledgement:
+    """The contiguous acknowledgement and the missing ranges, given every held sequence number above
+    ``acked_through`` in ascending order. Missing ranges are inclusive and lie below the highest held number.
+    """
+    missing: list[tuple[int, int]] = []
+    expected = acked_through + 1
+    contiguous = True
+    for seq in held_above:
+        if seq < expected:
+            continue
+        if seq > expected:
+            missing.append((expected, seq - 1))
+            contiguous = False
+        if contiguous:
+            acked_through = seq
+        expected = seq + 1
+    return Acknowledgement(acked_through=acked_through, missing=missing)
+
+
+def quarantine_reason(reading: Reading, *, now: datetime, max_future: timedelta) -> str | None:
+    """Why ``reading`` cannot be accepted as a measurement, or ``None`` when it can.
+
+    Refused: NaN or infinite values, values outside what the quantity can physically be, a position with only
+    one of latitude and longitude, and a device time further than ``max_future`` ahead of the service's clock.
+    """
+    for name, (low, high) in PHYSICAL_RANGES.items():
+        value = getattr(reading, name)
+        if value is None:
+            continue
+        if not math.isfinite(value):
+            return f"{name} is {value}"
+        if not low <= value <= high:
+            return f"{name} {value} is outside the physical range {low} to {high}"
+    if (reading.latitude is None) != (reading.longitude is None):
+        return "a position needs both latitude and longitude"
+    if reading.device_time > now + max_future:
+        ahead_h = (reading.device_time - now) / timedelta(hours=1)
+        return f"device_time is {ahead_h:.1f} h ahead of the service's clock"
+    return None
+
+
+def clock_offset_s(sent_at: datetime, received_at: datetime) -> float:
+    """How far the tracker's clock runs ahead (positive) or behind (negative) of the service's, in seconds.
+
+    The transit time of the request counts as clock error; on a working link it is well under a second.
+    """
+    return (sent_at - received_at).total_seconds()

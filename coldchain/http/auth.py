@@ -1,0 +1,41 @@
+"""Who is calling: the bootstrap admin token, and tracker signatures (HMAC-SHA256 over the exact body)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from coldchain.http.errors import ApiError
+from coldchain.settings import Settings
+
+__all__ = ["require_admin", "verify_signature"]
+
+SIGNATURE_HEADER = "X-Signature"
+
+
+def require_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard: the caller presents ``Authorization: Bearer <COLDCHAIN_ADMIN_TOKEN>``."""
+    settings: Settings = connection.app.state.settings
+    if settings.admin_token is None:
+        raise ApiError(403, "forbidden", "the admin API is disabled: set COLDCHAIN_ADMIN_TOKEN to enable it")
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthenticated", "send the admin token as 'Authorization: Bearer <token>'")
+    if not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
+        raise ApiError(401, "unauthenticated", "the admin token is not valid")
+
+
+def verify_signature(body: bytes, header: str | None, secret: str) -> None:
+    """Check ``X-Signature: sha256=<hex>`` against the body bytes exactly as they arrived."""
+    if not header:
+        raise ApiError(401, "unauthenticated", f"missing {SIGNATURE_HEADER} header (sha256=<hex HMAC of the body>)")
+    algorithm, _, given = header.partition("=")
+    if algorithm.strip().lower() != "sha256" or not given:
+        raise ApiError(401, "unauthenticated", f"{SIGNATURE_HEADER} must be 'sha256=<hex HMAC-SHA256 of the body>'")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.strip().lower().encode(), expected.encode()):
+        raise ApiError(401, "unauthenticated", "the signature does not match the body and the tracker's secret")

@@ -1,0 +1,136 @@
+"""``POST /v1/trackers/{serial}/sync``: a tracker delivers a batch of its log.
+
+The order of checks is the order of cost: size, signature (over the body as sent), decompression (bounded),
+decoding and validation, then one transaction. The answer comes only after the commit.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Request, post
+from litestar.params import FromPath
+
+from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
+from coldchain.http.deps import SettingsDep, StoreDep
+from coldchain.http.errors import ApiError
+from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
+from coldchain.services.sync import SyncPolicy, record_batch
+from coldchain.services.trackers import find_tracker
+from coldchain.settings import Settings
+
+__all__ = ["IngestGate", "sync_batch"]
+
+_JSON_TYPES = {"application/json"}
+_MSGPACK_TYPES = {"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"}
+_json_decoder = msgspec.json.Decoder(BatchIn)
+_msgpack_decoder = msgspec.msgpack.Decoder(BatchIn)
+
+
+class IngestGate:
+    """Bounds the batches in progress in this process; beyond the bound the caller is told to come back."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_progress = 0
+
+    def __enter__(self) -> None:
+        self.in_progress += 1
+
+    def __exit__(self, *_: object) -> None:
+        self.in_progress -= 1
+
+    @property
+    def full(self) -> bool:
+        return self.in_progress >= self.limit
+
+
+def _inflate(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        data = inflater.decompress(body, limit)
+    except zlib.error as exc:
+        raise ApiError(400, "bad_request", f"Content-Encoding is gzip but the body is not valid gzip: {exc}") from None
+    if inflater.unconsumed_tail:
+        raise ApiError(413, "payload_too_large", f"the body inflates to more than {limit} bytes")
+    if not inflater.eof:
+        raise ApiError(400, "bad_request", "the gzip body is truncated")
+    return data
+
+
+def _decode(body: bytes, content_type: str) -> BatchIn:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type in _JSON_TYPES:
+        decoder: msgspec.json.Decoder[BatchIn] | msgspec.msgpack.Decoder[BatchIn] = _json_decoder
+    elif media_type in _MSGPACK_TYPES:
+        decoder = _msgpack_decoder
+    else:
+        raise ApiError(415, "unsupported_media_type", "send the batch as application/json or application/msgpack")
+    try:
+        return decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, "invalid", f"the batch was refused whole: {exc}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid {media_type}: {exc}") from None
+
+
+def _policy(settings: Settings) -> SyncPolicy:
+    return SyncPolicy(
+        max_future=timedelta(seconds=settings.max_future_s), clock_drift_limit_s=settings.clock_drift_limit_s
+    )
+
+
+@post(
+    "/v1/trackers/{serial:str}/sync",
+    status_code=200,
+    summary="Deliver a batch of a tracker's log",
+    tags=["sync"],
+)
+async def sync_batch(
+    request: Request[Any, Any, Any], serial: FromPath[str], store: StoreDep, settings: SettingsDep
+) -> SyncAckOut:
+    gate: IngestGate = request.app.state.ingest_gate
+    if gate.full:
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "the service is busy; retry after the delay in Retry-After",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
+    with gate:
+        body = await request.body()
+        tracker = await find_tracker(store, serial)
+        if tracker is None:
+            raise ApiError(401, "unauthenticated", f"unknown tracker {serial!r}: register it first")
+        verify_signature(body, request.headers.get(SIGNATURE_HEADER), tracker.secret)
+        encoding = request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding == "gzip":
+            body = _inflate(body, settings.max_body_bytes)
+        elif encoding not in ("identity", ""):
+            raise ApiError(415, "unsupported_media_type", f"Content-Encoding {encoding!r}: use gzip or none")
+        batch = _decode(body, request.headers.get("content-type", ""))
+        if len(batch.readings) > settings.max_batch_readings:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"{len(batch.readings)} readings in one batch; the limit is {settings.max_batch_readings}",
+            )
+        outcome = await record_batch(
+            store,
+            tracker.id,
+            to_readings(batch),
+            now=datetime.now(UTC),
+            sent_at=batch.sent_at,
+            policy=_policy(settings),
+        )
+    return SyncAckOut(
+        acked_through=outcome.acked_through,
+        missing=outcome.missing,
+        new=outcome.new,
+        duplicates=outcome.duplicates,
+        quarantined=outcome.quarantined,
+        server_time=outcome.server_time,
+    )

@@ -1,0 +1,95 @@
+"""Use case: record a batch of readings from one tracker, in one transaction, and say what is now held."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import msgspec
+
+from coldchain.domain.readings import Reading
+from coldchain.domain.sync import acknowledge, clock_offset_s, quarantine_reason
+from coldchain.storage import Store
+
+__all__ = ["BatchOutcome", "SyncPolicy", "record_batch"]
+
+
+class SyncPolicy(msgspec.Struct, frozen=True, kw_only=True):
+    max_future: timedelta = timedelta(hours=24)
+    clock_drift_limit_s: float = 300.0
+
+
+DEFAULT_POLICY = SyncPolicy()
+
+
+class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    acked_through: int
+    missing: list[tuple[int, int]]
+    new: int
+    duplicates: int
+    quarantined: int
+    server_time: datetime
+    clock_offset_s: float | None
+    clock_flagged: bool
+
+
+async def record_batch(
+    store: Store,
+    tracker_id: int,
+    readings: Sequence[Reading],
+    *,
+    now: datetime,
+    sent_at: datetime | None = None,
+    policy: SyncPolicy = DEFAULT_POLICY,
+    sequenced: bool = True,
+) -> BatchOutcome:
+    """Store ``readings`` (valid ones as readings, invalid ones in quarantine) and advance the tracker's state.
+
+    Idempotent: a reading already held is counted as a duplicate and changes nothing. The first copy of a
+    sequence number wins, also within one batch. ``sequenced`` is false for sources whose sequence numbers are
+    not a gap-free count (OsmAnd devices use the time as the number): they get no acknowledgement ranges.
+    """
+    unique: dict[int, Reading] = {}
+    for reading in readings:
+        unique.setdefault(reading.seq, reading)
+    accepted: list[Reading] = []
+    refused: list[tuple[Reading, str]] = []
+    for reading in unique.values():
+        reason = quarantine_reason(reading, now=now, max_future=policy.max_future)
+        if reason is None:
+            accepted.append(reading)
+        else:
+            refused.append((reading, reason))
+
+    async with store.transaction() as tx:
+        state = await tx.sync_state(tracker_id)
+        new = len(await tx.insert_readings(tracker_id, accepted, received_at=now)) if accepted else 0
+        quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
+        duplicates = len(readings) - new - quarantined
+        missing: list[tuple[int, int]] = []
+        if sequenced and unique:
+            state.max_seq = max(state.max_seq, max(unique))
+            if state.max_seq > state.acked_through:
+                held = await tx.held_seqs(tracker_id, after_seq=state.acked_through, up_to_seq=state.max_seq)
+                ack = acknowledge(state.acked_through, held)
+                state.acked_through, missing = ack.acked_through, ack.missing
+        state.readings_new += new
+        state.readings_duplicate += duplicates
+        state.readings_quarantined += quarantined
+        state.batches += 1
+        state.last_sync_at = now
+        if sent_at is not None:
+            state.clock_offset_s = clock_offset_s(sent_at, now)
+            state.clock_flagged = abs(state.clock_offset_s) > policy.clock_drift_limit_s
+        await tx.save_sync_state(state)
+
+    return BatchOutcome(
+        acked_through=state.acked_through,
+        missing=missing,
+        new=new,
+        duplicates=duplicates,
+        quarantined=quarantined,
+        server_time=now,
+        clock_offset_s=state.clock_offset_s,
+        clock_flagged=state.clock_flagged,
+    )
