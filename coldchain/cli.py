@@ -79,8 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             applied = asyncio.run(_migrate(settings))
             print("applied: " + ", ".join(applied) if applied else "the database is up to date")
-        elif args.command in {"serve", "demo"}:
+        elif args.command == "serve":
             _serve(settings)
+        elif args.command == "demo":
+            from coldchain.demo import run_demo
+
+            asyncio.run(run_demo(settings))
+    except KeyboardInterrupt:
+        return 0
     except (StorageError, OSError) as exc:
         print(
             f"coldchain: cannot use the database at {_redacted(settings.database_url)}: {exc}",

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 
 from coldchain import __version__
@@ -36,7 +36,6 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await store.close()
 
-    logging.getLogger("coldchain").setLevel(settings.log_level.upper())
     return Litestar(
         route_handlers=[health, sync_batch, osmand, TrackerAdmin],
         lifespan=[lifespan],
@@ -48,6 +47,11 @@ def create_app(settings: Settings) -> Litestar:
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
         state=State({"settings": settings, "ingest_gate": IngestGate(settings.max_inflight_batches)}),
+        logging_config=LoggingConfig(
+            root={"level": "WARNING", "handlers": ["queue_listener"]},
+            loggers={"coldchain": {"level": settings.log_level.upper(), "propagate": True}},
+            log_exceptions="never",  # the 500 handler logs what it catches, once
+        ),
         debug=False,
     )
 
