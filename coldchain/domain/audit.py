@@ -33,9 +33,7 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
 _canonical = msgspec.json.Encoder(order="sorted")
 
 
-def entry_hash(
-    *, id: int, at: datetime, actor: str, action: str, subject: str, detail: str, prev_hash: str
-) -> str:
+def entry_hash(*, id: int, at: datetime, actor: str, action: str, subject: str, detail: str, prev_hash: str) -> str:
     """SHA-256 (hex) of the entry's canonical JSON: sorted keys, UTC time with microseconds."""
     content = {
         "id": id,

@@ -1,0 +1,507 @@
+"""Alarm rules at work: one state machine per rule of a stability profile (REFERENCE §3).
+
+A :class:`RuleTracker` is fed, in device time order, the intervals of its metric (``credit``: the value of the
+reading at ``a`` held until ``b``; ``uncredited``: time nobody can vouch for, a data gap or a faulted reading)
+and each new valid value (``observe``). It keeps the rule's excursions, counters and alarms:
+
+- instant: a reading beyond the threshold raises the alarm at that reading (one alarm per excursion);
+- consecutive (Berlinger Fridge-tag "single event", WHO PQS E006/TR06): the alarm is met when one excursion
+  has been beyond the threshold for ``delay_min``; the counter resets when a reading comes back within the
+  threshold. Uncredited time inside an excursion (a gap or a faulted reading between readings both beyond the
+  threshold) neither resets nor advances the counter: there is no evidence the value came back, nor that it
+  stayed;
+- cumulative, scope shipment or lifetime (Controlant, WHO PQS E006/TR07): the alarm is met when the time
+  beyond the threshold, never reset, reaches ``delay_min``; for lifetime the minutes the lot spent before this
+  shipment count too (a stability budget, REFERENCE §4). One alarm per shipment;
+- cumulative, scope rolling_24h: the alarm is met when the time beyond the threshold within the 24 h ending at
+  some moment reaches ``delay_min``; it can be met again once that time has fallen below ``delay_min``.
+
+The moment an alarm's condition is met is exact under the engine's convention (the value holds between
+readings), e.g. 10 h after the excursion began for a 10 h consecutive rule, even when no reading falls on that
+moment.
+
+Rule status (:class:`RuleSummary`) latches like a device's alarm indicator: ``alarmed`` once the rule raised
+an alarm in the shipment, else ``pending`` while its condition is building (an excursion is open, or
+cumulative time has been spent), else ``ok``.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from coldchain.domain._epoch import from_epoch_s
+from coldchain.domain.excursions import Excursion
+from coldchain.domain.profiles import (
+    ROLLING_WINDOW_MIN,
+    Action,
+    AlarmRule,
+    Direction,
+    Metric,
+    Mode,
+    Scope,
+)
+
+__all__ = [
+    "Alarm",
+    "RuleMemory",
+    "RuleStatus",
+    "RuleSummary",
+    "RuleTracker",
+]
+
+RuleStatus = Literal["ok", "pending", "alarmed"]
+
+_ROLLING_WINDOW_S = ROLLING_WINDOW_MIN * 60.0
+
+
+class Alarm(msgspec.Struct, frozen=True, kw_only=True, tag="alarm"):
+    """A rule's condition was met.
+
+    ``began_at`` is the device time the condition began (the excursion's start; for cumulative rules the start
+    of the first excursion counted; for rolling rules the start of the earliest beyond period in the window);
+    ``began_seq`` is the sequence number of the reading that began it (readings may share a device time);
+    ``met_at`` the device time the condition was met. The service adds the time it detected the alarm, so a
+    late detection is labelled as such. ``key`` (rule, ``began_at``, ``began_seq``) is stable across
+    re-judging: the same data always gives the same key.
+    """
+
+    rule: str
+    action: Action
+    metric: Metric
+    direction: Direction
+    threshold: float
+    mode: Mode
+    scope: Scope
+    delay_min: float
+    began_at: datetime
+    began_seq: int
+    met_at: datetime
+
+    @property
+    def key(self) -> str:
+        return f"alarm|{self.rule}|{self.began_at.isoformat()}|{self.began_seq}"
+
+
+class RuleSummary(msgspec.Struct, frozen=True, kw_only=True):
+    """Where one rule stands: status, time beyond its threshold (cumulative and longest single excursion),
+    degree-minutes, counts. ``since`` is the device time the reported condition began (``None`` when ok)."""
+
+    rule: str
+    status: RuleStatus
+    since: datetime | None
+    beyond_now: bool
+    beyond_min: float
+    longest_min: float
+    degree_min: float
+    excursions: int
+    alarms: int
+
+
+class RuleMemory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """Everything a :class:`RuleTracker` remembers, as plain values (stored in states and checkpoints).
+
+    Times are epoch seconds. ``roll_*`` describe the rolling window: absolute indices of its buffer's head and
+    end, the end of its last interval (the last interval may be extended after a checkpoint), the beyond
+    minutes in the window, whether it may alarm again, and how far the window's end has been slid.
+    """
+
+    open: bool = False
+    ex_start_s: float = 0.0
+    ex_start_seq: int = 0
+    ex_end_s: float = 0.0
+    ex_credited_min: float = 0.0
+    ex_uncredited_min: float = 0.0
+    ex_peak: float = 0.0
+    ex_degree_min: float = 0.0
+    ex_alarmed: bool = False
+    total_min: float = 0.0
+    total_degree_min: float = 0.0
+    longest_min: float = 0.0
+    excursions: int = 0
+    alarms: int = 0
+    first_start_s: float | None = None
+    first_start_seq: int = 0
+    latched: bool = False
+    last_alarm_began_s: float | None = None
+    roll_head: int = 0
+    roll_len: int = 0
+    roll_last_end_s: float | None = None
+    roll_sum_min: float = 0.0
+    roll_armed: bool = True
+    roll_x_s: float = 0.0
+
+
+class RuleTracker:
+    """The state machine of one rule; see the module docstring for the semantics.
+
+    Closed excursions and raised alarms are appended to the lists given at construction (shared by all
+    trackers of an evaluation, so they stay in the order the facts happened). ``roll_start_s``/``roll_end_s``
+    are the rolling-window buffer (beyond intervals, merged when contiguous) and ``roll_offset`` how many
+    entries were dropped from their front.
+    """
+
+    __slots__ = (
+        "_above",
+        "_alarms",
+        "_consecutive",
+        "_cumulative",
+        "_delay",
+        "_excursions",
+        "_inclusive",
+        "_instant",
+        "_prior",
+        "_rolling",
+        "_snapshot",
+        "_threshold",
+        "alarms",
+        "ex_alarmed",
+        "ex_credited_min",
+        "ex_degree_min",
+        "ex_end_s",
+        "ex_peak",
+        "ex_start_s",
+        "ex_start_seq",
+        "ex_uncredited_min",
+        "excursions",
+        "first_start_s",
+        "first_start_seq",
+        "last_alarm_began_s",
+        "latched",
+        "longest_min",
+        "open",
+        "roll_armed",
+        "roll_end_s",
+        "roll_head",
+        "roll_offset",
+        "roll_start_s",
+        "roll_start_seq",
+        "roll_sum_min",
+        "roll_x_s",
+        "rule",
+        "total_degree_min",
+        "total_min",
+    )
+
+    def __init__(
+        self,
+        rule: AlarmRule,
+        memory: RuleMemory,
+        *,
+        prior_min: float,
+        excursions: list[Excursion],
+        alarms: list[Alarm],
+        roll_start_s: list[float],
+        roll_end_s: list[float],
+        roll_start_seq: list[int],
+        roll_offset: int,
+    ) -> None:
+        self.rule = rule
+        self._above = rule.direction == "above"
+        self._threshold = rule.threshold
+        self._inclusive = rule.inclusive
+        self._delay = rule.delay_min
+        self._instant = rule.mode == "instant"
+        self._consecutive = rule.mode == "consecutive"
+        self._rolling = rule.scope == "rolling_24h"
+        self._cumulative = rule.mode == "cumulative" and not self._rolling
+        self._prior = prior_min if rule.scope == "lifetime" else 0.0
+        self._excursions = excursions
+        self._alarms = alarms
+        self.roll_start_s = roll_start_s
+        self.roll_end_s = roll_end_s
+        self.roll_start_seq = roll_start_seq
+        self.roll_offset = roll_offset
+        self.open = memory.open
+        self.ex_start_s = memory.ex_start_s
+        self.ex_start_seq = memory.ex_start_seq
+        self.ex_end_s = memory.ex_end_s
+        self.ex_credited_min = memory.ex_credited_min
+        self.ex_uncredited_min = memory.ex_uncredited_min
+        self.ex_peak = memory.ex_peak
+        self.ex_degree_min = memory.ex_degree_min
+        self.ex_alarmed = memory.ex_alarmed
+        self.total_min = memory.total_min
+        self.total_degree_min = memory.total_degree_min
+        self.longest_min = memory.longest_min
+        self.excursions = memory.excursions
+        self.alarms = memory.alarms
+        self.first_start_s = memory.first_start_s
+        self.first_start_seq = memory.first_start_seq
+        self.latched = memory.latched
+        self.last_alarm_began_s = memory.last_alarm_began_s
+        self.roll_head = memory.roll_head - roll_offset
+        self.roll_sum_min = memory.roll_sum_min
+        self.roll_armed = memory.roll_armed
+        self.roll_x_s = memory.roll_x_s
+        self._snapshot: RuleMemory | None = memory
+
+    # -- the rule itself -------------------------------------------------------------------------------------
+
+    def is_beyond(self, value: float) -> bool:
+        if self._above:
+            return value >= self._threshold if self._inclusive else value > self._threshold
+        return value <= self._threshold if self._inclusive else value < self._threshold
+
+    @property
+    def busy(self) -> bool:
+        """Whether quiet readings (within every threshold) can still change this tracker.
+
+        A rolling window slides lazily: the quiet time since its last beyond interval is slid over when the
+        next beyond interval comes (the result is the same, the window's sum only falls in quiet time).
+        """
+        return self.open
+
+    # -- feeding ---------------------------------------------------------------------------------------------
+
+    def credit(self, start_s: float, end_s: float, value: float, seq: int) -> None:
+        """The valid ``value`` of reading ``seq``, read at ``start_s``, held until ``end_s``.
+
+        Only time beyond the threshold changes anything, and the last valid value is beyond the threshold
+        exactly while the excursion is open: a value within the threshold is a no-op.
+        """
+        if not self.open:
+            return
+        self._snapshot = None
+        held_min = (end_s - start_s) / 60.0
+        before_min = self.ex_credited_min
+        self.ex_credited_min = before_min + held_min
+        excess = value - self._threshold if self._above else self._threshold - value
+        if excess > 0:
+            degree_min = excess * held_min
+            self.ex_degree_min += degree_min
+            self.total_degree_min += degree_min
+        total_before_min = self.total_min
+        self.total_min = total_before_min + held_min
+        self.ex_end_s = end_s
+        delay = self._delay
+        if self._consecutive:
+            if not self.ex_alarmed and before_min < delay <= before_min + held_min:
+                self.ex_alarmed = True
+                self._raise(self.ex_start_s, self.ex_start_seq, start_s + (delay - before_min) * 60.0)
+        elif self._cumulative:
+            spent_min = self._prior + total_before_min
+            if not self.latched and spent_min < delay <= spent_min + held_min:
+                self.latched = True
+                began_s = self.first_start_s if self.first_start_s is not None else self.ex_start_s
+                self._raise(began_s, self.first_start_seq, start_s + (delay - spent_min) * 60.0)
+        elif self._rolling:
+            if self.roll_x_s < start_s:
+                self._slide(self.roll_x_s, start_s, beyond=False, seq=seq)  # catch up the quiet time
+            self._slide(start_s, end_s, beyond=True, seq=seq)
+            self.roll_x_s = end_s
+
+    def uncredited(self, start_s: float, end_s: float) -> None:
+        """Time between two readings that is credited to no value (a data gap, or a faulted reading)."""
+        if self.open:
+            self._snapshot = None
+            self.ex_uncredited_min += (end_s - start_s) / 60.0
+
+    def observe(self, time_s: float, seq: int, value: float) -> None:
+        """A new valid reading (``seq`` at ``time_s``): opens, continues or closes this rule's excursion."""
+        self._snapshot = None
+        if self.is_beyond(value):
+            if self.open:
+                if (value > self.ex_peak) if self._above else (value < self.ex_peak):
+                    self.ex_peak = value
+                return
+            self.open = True
+            self.ex_start_s = time_s
+            self.ex_start_seq = seq
+            self.ex_end_s = time_s
+            self.ex_credited_min = 0.0
+            self.ex_uncredited_min = 0.0
+            self.ex_peak = value
+            self.ex_degree_min = 0.0
+            self.ex_alarmed = False
+            self.excursions += 1
+            if self.first_start_s is None:
+                self.first_start_s = time_s
+                self.first_start_seq = seq
+            if self._instant or (self._consecutive and self._delay == 0):
+                self.ex_alarmed = True
+                self._raise(time_s, seq, time_s)
+            elif self._cumulative and not self.latched and self._prior + self.total_min >= self._delay:
+                # Delay 0, or a lot whose budget was already spent before this shipment.
+                self.latched = True
+                self._raise(self.first_start_s, self.first_start_seq, time_s)
+        elif self.open:
+            self._close()
+
+    def open_excursion(self) -> Excursion | None:
+        """The excursion in progress, if any."""
+        return self._excursion(end_s=None) if self.open else None
+
+    def summary(self, last_s: float) -> RuleSummary:
+        """Where the rule stands after the reading at ``last_s``."""
+        since_s: float | None = None
+        status: RuleStatus = "ok"
+        if self.alarms:
+            status, since_s = "alarmed", self.last_alarm_began_s
+        elif self.open:
+            status, since_s = "pending", self.first_start_s if self._cumulative else self.ex_start_s
+        elif self._cumulative and self.total_min > 0:
+            status, since_s = "pending", self.first_start_s
+        elif self._rolling:
+            window_start_s = last_s - _ROLLING_WINDOW_S
+            for start_s, end_s in zip(
+                self.roll_start_s[self.roll_head :], self.roll_end_s[self.roll_head :], strict=True
+            ):
+                if end_s > window_start_s:
+                    status, since_s = "pending", start_s
+                    break
+        longest = max(self.longest_min, self.ex_credited_min) if self.open else self.longest_min
+        return RuleSummary(
+            rule=self.rule.name,
+            status=status,
+            since=None if since_s is None else from_epoch_s(since_s),
+            beyond_now=self.open,
+            beyond_min=self.total_min,
+            longest_min=longest,
+            degree_min=self.total_degree_min,
+            excursions=self.excursions,
+            alarms=self.alarms,
+        )
+
+    def memory(self) -> RuleMemory:
+        """The tracker's memory (the same object again while nothing changed, which keeps checkpoints
+        cheap)."""
+        if self._snapshot is None:
+            self._snapshot = self._remember()
+        return self._snapshot
+
+    def _remember(self) -> RuleMemory:
+        return RuleMemory(
+            open=self.open,
+            ex_start_s=self.ex_start_s,
+            ex_start_seq=self.ex_start_seq,
+            ex_end_s=self.ex_end_s,
+            ex_credited_min=self.ex_credited_min,
+            ex_uncredited_min=self.ex_uncredited_min,
+            ex_peak=self.ex_peak,
+            ex_degree_min=self.ex_degree_min,
+            ex_alarmed=self.ex_alarmed,
+            total_min=self.total_min,
+            total_degree_min=self.total_degree_min,
+            longest_min=self.longest_min,
+            excursions=self.excursions,
+            alarms=self.alarms,
+            first_start_s=self.first_start_s,
+            first_start_seq=self.first_start_seq,
+            latched=self.latched,
+            last_alarm_began_s=self.last_alarm_began_s,
+            roll_head=self.roll_head + self.roll_offset,
+            roll_len=len(self.roll_start_s) + self.roll_offset,
+            roll_last_end_s=self.roll_end_s[-1] if self.roll_end_s else None,
+            roll_sum_min=self.roll_sum_min,
+            roll_armed=self.roll_armed,
+            roll_x_s=self.roll_x_s,
+        )
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _close(self) -> None:
+        self.open = False
+        if self.ex_credited_min > self.longest_min:
+            self.longest_min = self.ex_credited_min
+        self._excursions.append(self._excursion(end_s=self.ex_end_s))
+
+    def _excursion(self, *, end_s: float | None) -> Excursion:
+        rule = self.rule
+        return Excursion(
+            rule=rule.name,
+            metric=rule.metric,
+            direction=rule.direction,
+            threshold=rule.threshold,
+            start=from_epoch_s(self.ex_start_s),
+            start_seq=self.ex_start_seq,
+            end=None if end_s is None else from_epoch_s(end_s),
+            duration_min=self.ex_credited_min,
+            uncredited_min=self.ex_uncredited_min,
+            peak=self.ex_peak,
+            degree_min=self.ex_degree_min,
+        )
+
+    def _raise(self, began_s: float, began_seq: int, met_s: float) -> None:
+        rule = self.rule
+        self.alarms += 1
+        self.last_alarm_began_s = began_s
+        self._alarms.append(
+            Alarm(
+                rule=rule.name,
+                action=rule.action,
+                metric=rule.metric,
+                direction=rule.direction,
+                threshold=rule.threshold,
+                mode=rule.mode,
+                scope=rule.scope,
+                delay_min=rule.delay_min,
+                began_at=from_epoch_s(began_s),
+                began_seq=began_seq,
+                met_at=from_epoch_s(met_s),
+            )
+        )
+
+    def _slide(self, start_s: float, end_s: float, *, beyond: bool, seq: int) -> None:
+        """Move the 24 h window's end from ``start_s`` to ``end_s`` (rolling_24h scope).
+
+        S(x), the beyond time within [x − 24 h, x], is piecewise linear in x with breakpoints where the
+        window's start crosses a buffered interval's edge; walking those breakpoints finds the exact moment S
+        reaches the delay (alarm) or falls below it again (re-armed).
+        """
+        starts, ends = self.roll_start_s, self.roll_end_s
+        if self.roll_head >= len(starts):
+            # Nothing in the window: the sum is 0 (reset, so rounding cannot accumulate) and below any delay.
+            self.roll_sum_min = 0.0
+            self.roll_armed = True
+            if not beyond:
+                return
+        if beyond and end_s - start_s >= _ROLLING_WINDOW_S / 2:
+            # A held value longer than half the window: slide in halves so the window's start never reaches
+            # the interval being added.
+            middle_s = start_s + (end_s - start_s) / 2
+            self._slide(start_s, middle_s, beyond=beyond, seq=seq)
+            self._slide(middle_s, end_s, beyond=beyond, seq=seq)
+            return
+        delay = self._delay
+        total = self.roll_sum_min
+        head = self.roll_head
+        count = len(starts)
+        x = start_s
+        while x < end_s:
+            window_start = x - _ROLLING_WINDOW_S
+            while head < count and ends[head] <= window_start:
+                head += 1
+            inside = False
+            next_break = math.inf
+            if head < count:
+                if window_start < starts[head]:
+                    next_break = starts[head] + _ROLLING_WINDOW_S
+                else:
+                    inside = True
+                    next_break = ends[head] + _ROLLING_WINDOW_S
+            y = end_s if end_s < next_break else next_break
+            slope = (1 if beyond else 0) - (1 if inside else 0)
+            after = total + slope * (y - x) / 60.0
+            if slope > 0 and self.roll_armed and total < delay <= after:
+                self.roll_armed = False
+                # The window's start lies before the head interval (slope > 0), so the earliest beyond period
+                # in the window is the head interval, or the one being added when the buffer is empty.
+                began_s, began_seq = (starts[head], self.roll_start_seq[head]) if head < count else (start_s, seq)
+                self._raise(began_s, began_seq, x + (delay - total) * 60.0)
+            elif slope < 0 and not self.roll_armed and after < delay:
+                self.roll_armed = True
+            total = after
+            x = y
+        self.roll_head = head
+        self.roll_sum_min = total
+        if beyond:
+            if head < len(starts) and ends[-1] == start_s:
+                ends[-1] = end_s  # contiguous with the last beyond period: one period
+            else:
+                starts.append(start_s)
+                ends.append(end_s)
+                self.roll_start_seq.append(seq)

@@ -1,0 +1,158 @@
+"""Order independence: any split into batches and any delivery order, with the rewind/replay protocol,
+ends with the same excursions, alarms, gaps, faults, budgets and MKT as one pass over the complete log."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coldchain.domain.evaluation import (
+    EvaluationState,
+    Event,
+    ReadingKey,
+    advance,
+    decode_state,
+    encode_state,
+    evaluate,
+    is_late,
+    new_state,
+    rewind,
+    summarise,
+)
+from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
+from coldchain.domain.readings import Reading
+from tests.domain.engine_support import T0
+
+PROFILE = Profile(
+    id="every-rule",
+    name="one rule of every mode and scope",
+    label_range_c=(2.0, 8.0),
+    max_gap_min=60.0,
+    mkt=MktSettings(window="24h", limit_c=8.0),
+    rules=(
+        AlarmRule(name="above 25", direction="above", threshold=25.0, inclusive=False, mode="instant",
+                  action="reject"),
+        AlarmRule(name="heat", direction="above", threshold=8.0, inclusive=True, mode="consecutive",
+                  delay_min=60, action="quarantine"),
+        AlarmRule(name="heat total", direction="above", threshold=8.0, inclusive=False, mode="cumulative",
+                  delay_min=120, action="quarantine"),
+        AlarmRule(name="budget", direction="above", threshold=8.0, inclusive=False, mode="cumulative",
+                  delay_min=300, scope="lifetime", action="reject"),
+        AlarmRule(name="hot day", direction="above", threshold=10.0, inclusive=True, mode="cumulative",
+                  delay_min=90, scope="rolling_24h", action="warn"),
+        AlarmRule(name="freeze", direction="below", threshold=-0.5, inclusive=True, mode="consecutive",
+                  delay_min=30, action="reject"),
+        AlarmRule(name="humid", metric="humidity", direction="above", threshold=75.0, inclusive=False,
+                  mode="consecutive", delay_min=40, action="warn"),
+    ),
+)  # fmt: skip
+
+TEMPERATURES = [-1.0, -0.5, 0.0, 5.0, 8.0, 8.5, 10.0, 14.0, 25.0, 26.0, None, math.nan, 150.0]
+STEPS_MIN = [0, 1, 5, 10, 10, 10, 30, 59, 60, 61, 180, 600]
+
+
+@st.composite
+def reading_logs(draw: st.DrawFn) -> list[Reading]:
+    count = draw(st.integers(min_value=1, max_value=60))
+    minutes = 0.0
+    log = []
+    for seq in range(1, count + 1):
+        minutes += draw(st.sampled_from(STEPS_MIN))
+        log.append(
+            Reading(
+                seq=seq,
+                device_time=T0 + timedelta(minutes=minutes),
+                temperature_c=draw(st.sampled_from(TEMPERATURES)),
+                humidity_pct=draw(st.sampled_from([50.0, 80.0, None])),
+            )
+        )
+    return log
+
+
+@st.composite
+def deliveries(draw: st.DrawFn, log: list[Reading]) -> list[list[Reading]]:
+    """The log as a tracker might deliver it: any order, any batch sizes, some readings sent twice."""
+    order = draw(st.permutations(log))
+    resent = draw(st.lists(st.sampled_from(log), max_size=5))
+    sent = order + resent
+    cuts = sorted(draw(st.lists(st.integers(min_value=0, max_value=len(sent)), max_size=8)))
+    bounds = [0, *cuts, len(sent)]
+    return [sent[start:end] for start, end in itertools.pairwise(bounds) if end > start]
+
+
+def key(reading: Reading) -> tuple[float, int]:
+    return (reading.device_time.timestamp(), reading.seq)
+
+
+@dataclass
+class Service:
+    """What the service does per batch, with a list as storage and dicts as its result tables."""
+
+    state: EvaluationState
+    stored: dict[int, Reading] = field(default_factory=dict)
+    results: dict[str, Event] = field(default_factory=dict)
+
+    def receive(self, batch: list[Reading]) -> None:
+        new = sorted({r.seq: r for r in batch if r.seq not in self.stored}.values(), key=key)
+        if not new:
+            return
+        self.stored.update((reading.seq, reading) for reading in new)
+        superseded: set[str] = set()
+        if is_late(self.state, new[0]):
+            rewound = rewind(PROFILE, self.state, ReadingKey.of(new[0]))
+            after = rewound.replay_after
+            replay = sorted(
+                (
+                    r
+                    for r in self.stored.values()
+                    if after is None or key(r) > (after.device_time.timestamp(), after.seq)
+                ),
+                key=key,
+            )
+            superseded = set(rewound.superseded)
+            state, events = advance(PROFILE, rewound.state, replay)
+        else:
+            state, events = advance(PROFILE, self.state, new)
+        for event in events:
+            self.results[event.key] = event
+        for withdrawn in superseded - {event.key for event in events}:
+            del self.results[withdrawn]
+        self.state = decode_state(encode_state(state))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    log=reading_logs(),
+    checkpoint_every_min=st.sampled_from([30.0, 60.0, 240.0]),
+    checkpoints_kept=st.sampled_from([1, 2, 3, 48]),
+)
+def test_any_batches_in_any_order_end_where_one_pass_in_time_order_ends(
+    data: st.DataObject, log: list[Reading], checkpoint_every_min: float, checkpoints_kept: int
+) -> None:
+    lot_spent = {"budget": 100.0}
+    service = Service(
+        new_state(
+            PROFILE,
+            lot_spent_before_min=lot_spent,
+            checkpoint_every_min=checkpoint_every_min,
+            checkpoints_kept=checkpoints_kept,
+        )
+    )
+
+    for batch in data.draw(deliveries(log)):
+        service.receive(batch)
+
+    one_pass = evaluate(PROFILE, log, lot_spent_before_min=lot_spent)
+    final = summarise(PROFILE, service.state)
+    assert final == one_pass
+    # The service's own tables, kept from the events alone, hold exactly the final results.
+    everything: list[Event] = [*one_pass.excursions, *one_pass.alarms, *one_pass.gaps, *one_pass.faults]
+    assert service.results == {result.key: result for result in everything}
+    # No alarm twice: every alarm has its own key.
+    assert len({alarm.key for alarm in final.alarms}) == len(final.alarms)
