@@ -15,6 +15,7 @@ import pytest
 
 from coldchain import __version__
 from coldchain.cli import main
+from coldchain.storage.migrations import discover_migrations
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -38,7 +39,9 @@ def test_migrate_on_a_fresh_sqlite_file_names_the_migrations_it_applied(
 ) -> None:
     monkeypatch.setenv("COLDCHAIN_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
     assert main(["migrate"]) == 0
-    assert capsys.readouterr().out.strip() == "applied: 0001_initial"
+    labels = [m.label for m in discover_migrations("sqlite")]
+    assert labels[:2] == ["0001_initial", "0002_sync"]
+    assert capsys.readouterr().out.strip() == "applied: " + ", ".join(labels)
 
 
 def test_a_bad_setting_stops_the_command_with_a_clear_message(

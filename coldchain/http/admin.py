@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from litestar import Controller, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from coldchain.domain.sync import SyncState
 from coldchain.http.auth import require_admin
@@ -38,7 +38,7 @@ class TrackerAdmin(Controller):
     tags = ["admin"]  # noqa: RUF012
 
     @post("/", status_code=201, summary="Register a tracker; its secret is returned once")
-    async def register(self, data: TrackerIn, store: StoreDep) -> TrackerCreatedOut:
+    async def register(self, data: JSONBody[TrackerIn], store: StoreDep) -> TrackerCreatedOut:
         try:
             tracker, secret = await register_tracker(
                 store,
