@@ -37,6 +37,7 @@ __all__ = [
     "Event",
     "Freeze",
     "GpsDropout",
+    "ProbeFault",
     "Scenario",
     "ScenarioError",
     "builtin_scenario",
@@ -112,7 +113,18 @@ class GpsDropout(_Event, frozen=True, tag="gps_dropout"):
         return self.at_h, self.at_h + self.duration_min / 60.0
 
 
-Event = DoorOpening | CompressorFailure | Freeze | AmbientShift | GpsDropout
+class ProbeFault(_Event, frozen=True, tag="probe_fault"):
+    """The temperature probe's cable is loose: the sensor reports its fault code instead of a temperature
+    (a disconnected 1-Wire probe reads -127 °C). The load itself is unaffected."""
+
+    duration_min: Positive
+    reading_c: float = -127.0
+
+    def window_h(self) -> tuple[float, float]:
+        return self.at_h, self.at_h + self.duration_min / 60.0
+
+
+Event = DoorOpening | CompressorFailure | Freeze | AmbientShift | GpsDropout | ProbeFault
 
 
 def _cet() -> timezone:
@@ -257,7 +269,10 @@ BUILTIN_SCENARIOS: dict[str, Scenario] = {
             ambient_c=-15.0,
             ambient_swing_c=3.0,
             ambient_humidity_pct=85.0,
-            events=(Freeze(at_h=2.5, duration_h=3.0, target_c=-8.0, tau_min=60.0),),
+            events=(
+                Freeze(at_h=2.5, duration_h=3.0, target_c=-8.0, tau_min=60.0),
+                ProbeFault(at_h=7.0, duration_min=20),
+            ),
             network=NetworkConditions(lost_response_rate=0.01, latency_ms=200, latency_jitter_ms=100),
         ),
     )

@@ -29,6 +29,7 @@ from tracker_sim.scenarios import (
     Event,
     Freeze,
     GpsDropout,
+    ProbeFault,
     Scenario,
 )
 from tracker_sim.sensors import (
@@ -72,6 +73,7 @@ class _Conditions(NamedTuple):
     ambient_delta_c: float = 0.0
     airborne: bool = False
     gps_blocked: bool = False
+    probe_fault: ProbeFault | None = None
 
 
 class Trip:
@@ -144,6 +146,7 @@ class Trip:
                     ambient_delta_c=sum(w.delta_c for w in active if isinstance(w, AmbientShift)),
                     airborne="airborne" in active,
                     gps_blocked=any(isinstance(w, GpsDropout) for w in active),
+                    probe_fault=next((w for w in active if isinstance(w, ProbeFault)), None),
                 )
             )
         return bounds, conditions
@@ -236,7 +239,11 @@ class Trip:
             humidity = relative_humidity_pct(vapour_hpa, load.temperature_c) + noise.gauss(0.0, 0.8)
             measurement = Measurement(
                 device_time=self.device_clock.read(true_time),
-                temperature_c=round(load.temperature_c + noise.gauss(0.0, 0.05), 1),
+                temperature_c=(
+                    cond.probe_fault.reading_c
+                    if cond.probe_fault is not None
+                    else round(load.temperature_c + noise.gauss(0.0, 0.05), 1)
+                ),
                 humidity_pct=round(min(100.0, max(0.0, humidity)), 1),
                 pressure_kpa=round(true_kpa + noise.gauss(0.0, 0.03), 2),
                 latitude=latitude,

@@ -31,6 +31,15 @@ def test_the_same_seed_gives_the_same_readings_and_another_seed_other_readings(n
     assert first != other
 
 
+PROBE_FAULT_C = -127.0
+
+
+def test_a_probe_fault_reports_the_fault_code_for_its_window_and_leaves_the_load_alone() -> None:
+    faulty = [s for s in samples("freeze", SEEDS[0]) if s.measurement.temperature_c == PROBE_FAULT_C]
+    assert len(faulty) == 4  # 20 minutes at a 5-minute interval
+    assert all(-10 < s.load_c < 10 for s in faulty)
+
+
 @pytest.mark.parametrize("name", sorted(BUILTIN_SCENARIOS))
 def test_every_reading_is_physically_plausible(name: str) -> None:
     for seed in SEEDS:
@@ -38,7 +47,8 @@ def test_every_reading_is_physically_plausible(name: str) -> None:
         for sample in samples(name, seed):
             m = sample.measurement
             assert m.temperature_c is not None
-            assert -40 < m.temperature_c < 45
+            if m.temperature_c != PROBE_FAULT_C:
+                assert -40 < m.temperature_c < 45
             assert m.humidity_pct is not None
             assert 0 <= m.humidity_pct <= 100
             assert m.pressure_kpa is not None
