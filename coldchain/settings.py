@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_inflight_batches: Positive = 64
     """Sync batches processed at once per process; more get 429 with Retry-After."""
     retry_after_s: Positive = 1
+    tracker_cache_s: Annotated[float, Meta(ge=0)] = 30.0
+    """How long a process keeps a tracker's key in memory between sync batches (0: look it up every time)."""
     clock_drift_limit_s: PositiveSeconds = 300.0
     """A tracker whose clock differs from the service's by more than this is flagged."""
     max_future_s: PositiveSeconds = 86_400.0

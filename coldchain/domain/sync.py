@@ -23,6 +23,7 @@ __all__ = [
     "SyncState",
     "acknowledge",
     "clock_offset_s",
+    "extend_acknowledgement",
     "quarantine_reason",
 ]
 
@@ -73,6 +74,20 @@ def acknowledge(acked_through: int, held_above: Iterable[int]) -> Acknowledgemen
             acked_through = seq
         expected = seq + 1
     return Acknowledgement(acked_through=acked_through, missing=missing)
+
+
+def extend_acknowledgement(acked_through: int, max_seq: int, seqs: Iterable[int]) -> int | None:
+    """The new contiguous acknowledgement when nothing is missing and ``seqs`` continue the log without a
+    hole (the common case: no query needed), else ``None``. Sequence numbers already acknowledged are fine.
+    """
+    if max_seq > acked_through:
+        return None
+    fresh = sorted(seq for seq in seqs if seq > acked_through)
+    if not fresh:
+        return acked_through
+    if fresh[0] != acked_through + 1 or fresh[-1] - fresh[0] != len(fresh) - 1:
+        return None
+    return fresh[-1]
 
 
 def quarantine_reason(reading: Reading, *, now: datetime, max_future: timedelta) -> str | None:

@@ -13,11 +13,12 @@ from litestar.openapi import OpenAPIConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
-from coldchain.http.deps import provide_settings, provide_store
+from coldchain.http.deps import provide_settings, provide_store, provide_trackers
 from coldchain.http.errors import exception_handlers
 from coldchain.http.health import health
 from coldchain.http.osmand import osmand
 from coldchain.http.sync import IngestGate, sync_batch
+from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings, load_settings
 from coldchain.storage import open_store
 
@@ -42,11 +43,18 @@ def create_app(settings: Settings) -> Litestar:
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
+            "trackers": Provide(provide_trackers, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
-        state=State({"settings": settings, "ingest_gate": IngestGate(settings.max_inflight_batches)}),
+        state=State(
+            {
+                "settings": settings,
+                "ingest_gate": IngestGate(settings.max_inflight_batches),
+                "trackers": TrackerCache(settings.tracker_cache_s),
+            }
+        ),
         logging_config=LoggingConfig(
             root={"level": "WARNING", "handlers": ["queue_listener"]},
             loggers={"coldchain": {"level": settings.log_level.upper(), "propagate": True}},

@@ -6,14 +6,16 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
+from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
-__all__ = ["SettingsDep", "StoreDep", "provide_settings", "provide_store"]
+__all__ = ["SettingsDep", "StoreDep", "TrackersDep", "provide_settings", "provide_store", "provide_trackers"]
 
 # Store is a typing.Protocol: Litestar must not try isinstance() on it.
 StoreDep = NamedDependency[SkipValidation[Store]]
 SettingsDep = NamedDependency[Settings]
+TrackersDep = NamedDependency[SkipValidation[TrackerCache]]
 
 
 def provide_store(state: State) -> Store:
@@ -24,3 +26,8 @@ def provide_store(state: State) -> Store:
 def provide_settings(state: State) -> Settings:
     settings: Settings = state.settings
     return settings
+
+
+def provide_trackers(state: State) -> TrackerCache:
+    trackers: TrackerCache = state.trackers
+    return trackers

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
 __all__ = ["ApiError", "ErrorOut", "exception_handlers"]
 
@@ -63,11 +63,20 @@ def _validation_detail(exc: ValidationException) -> str:
     return "; ".join(parts) or exc.detail
 
 
+def _is_invalid_body(exc: ValidationException) -> bool:
+    """A well-formed body whose content breaks its schema (422, as the sync API answers), unlike a bad query or
+    path parameter (400). A body that cannot be parsed never gets here: Litestar raises a plain 400 for it."""
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    return bool(extra) and all(isinstance(item, dict) and item.get("source") == "body" for item in extra)
+
+
 def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers) if exc.headers else None
     if isinstance(exc, ApiError):
         return _error(exc.status_code, exc.code, exc.detail, headers)
     if isinstance(exc, ValidationException):
+        if _is_invalid_body(exc):
+            return _error(HTTP_422_UNPROCESSABLE_ENTITY, "invalid", _validation_detail(exc), headers)
         return _error(HTTP_400_BAD_REQUEST, "bad_request", _validation_detail(exc), headers)
     return _error(exc.status_code, _CODES.get(exc.status_code, "error"), exc.detail, headers)
 

@@ -17,10 +17,9 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
-from coldchain.http.deps import SettingsDep, StoreDep
+from coldchain.http.deps import SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.services.sync import SyncPolicy, record_batch
-from coldchain.services.trackers import find_tracker
 
 __all__ = ["osmand"]
 
@@ -32,7 +31,9 @@ __all__ = ["osmand"]
     summary="OsmAnd protocol position (query, form or JSON)",
     tags=["sync"],
 )
-async def osmand(request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep) -> Response[str]:
+async def osmand(
+    request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, trackers: TrackersDep
+) -> Response[str]:
     now = datetime.now(UTC)
     zone = ZoneInfo(settings.osmand_timezone)
     body = await request.body()
@@ -47,7 +48,7 @@ async def osmand(request: Request[Any, Any, Any], store: StoreDep, settings: Set
             position = decode_query(params, received_at=now, local_tz=zone)
     except OsmandError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    tracker = await find_tracker(store, position.device_id)
+    tracker = await trackers.find(store, position.device_id)
     if tracker is None:
         raise ApiError(404, "not_found", f"unknown device {position.device_id!r}: register it as a tracker first")
     await record_batch(

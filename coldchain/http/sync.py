@@ -15,11 +15,10 @@ from litestar import Request, post
 from litestar.params import FromPath
 
 from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
-from coldchain.http.deps import SettingsDep, StoreDep
+from coldchain.http.deps import SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
 from coldchain.services.sync import SyncPolicy, record_batch
-from coldchain.services.trackers import find_tracker
 from coldchain.settings import Settings
 
 __all__ = ["IngestGate", "sync_batch"]
@@ -90,7 +89,11 @@ def _policy(settings: Settings) -> SyncPolicy:
     tags=["sync"],
 )
 async def sync_batch(
-    request: Request[Any, Any, Any], serial: FromPath[str], store: StoreDep, settings: SettingsDep
+    request: Request[Any, Any, Any],
+    serial: FromPath[str],
+    store: StoreDep,
+    settings: SettingsDep,
+    trackers: TrackersDep,
 ) -> SyncAckOut:
     gate: IngestGate = request.app.state.ingest_gate
     if gate.full:
@@ -102,7 +105,7 @@ async def sync_batch(
         )
     with gate:
         body = await request.body()
-        tracker = await find_tracker(store, serial)
+        tracker = await trackers.find(store, serial)
         if tracker is None:
             raise ApiError(401, "unauthenticated", f"unknown tracker {serial!r}: register it first")
         verify_signature(body, request.headers.get(SIGNATURE_HEADER), tracker.secret)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from coldchain.domain.readings import Reading
-from coldchain.domain.sync import acknowledge, clock_offset_s, quarantine_reason
+from coldchain.domain.sync import acknowledge, clock_offset_s, extend_acknowledgement, quarantine_reason
 from coldchain.storage import Store
 
 __all__ = ["BatchOutcome", "SyncPolicy", "record_batch"]
@@ -63,13 +63,25 @@ async def record_batch(
 
     async with store.transaction() as tx:
         state = await tx.sync_state(tracker_id)
+        # A copy of a held seq is a duplicate even when it would go to the other table (valid now, refused
+        # then, or the reverse): each table's ON CONFLICT only sees its own rows. Everything up to
+        # acked_through is held, nothing above max_seq is: only the numbers in between need a look.
+        unsure = [seq for seq in unique if state.acked_through < seq <= state.max_seq]
+        held_before = (
+            set(await tx.held_seqs(tracker_id, after_seq=min(unsure) - 1, up_to_seq=max(unsure))) if unsure else set()
+        )
+        accepted = [r for r in accepted if r.seq > state.acked_through and r.seq not in held_before]
+        refused = [(r, why) for r, why in refused if r.seq > state.acked_through and r.seq not in held_before]
         new = len(await tx.insert_readings(tracker_id, accepted, received_at=now)) if accepted else 0
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
         duplicates = len(readings) - new - quarantined
         missing: list[tuple[int, int]] = []
         if sequenced and unique:
-            state.max_seq = max(state.max_seq, max(unique))
-            if state.max_seq > state.acked_through:
+            extended = extend_acknowledgement(state.acked_through, state.max_seq, unique)
+            if extended is not None:  # the usual case, without a query: the batch continues a log with no hole
+                state.acked_through = state.max_seq = extended
+            else:
+                state.max_seq = max(state.max_seq, max(unique))
                 held = await tx.held_seqs(tracker_id, after_seq=state.acked_through, up_to_seq=state.max_seq)
                 ack = acknowledge(state.acked_through, held)
                 state.acked_through, missing = ack.acked_through, ack.missing

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import time
+from collections.abc import Callable
 from datetime import datetime
 
 import msgspec
@@ -11,7 +13,7 @@ from coldchain.domain.parties import Tracker
 from coldchain.domain.sync import SyncState
 from coldchain.storage import Store
 
-__all__ = ["UnknownOrganisation", "find_tracker", "register_tracker", "sync_overview", "tracker_status"]
+__all__ = ["TrackerCache", "UnknownOrganisation", "find_tracker", "register_tracker", "sync_overview", "tracker_status"]
 
 
 class UnknownOrganisation(LookupError):
@@ -55,3 +57,30 @@ async def tracker_status(store: Store, serial: str) -> SyncState | None:
     async with store.transaction() as tx:
         tracker = await tx.get_tracker(serial)
         return None if tracker is None else await tx.sync_state(tracker.id)
+
+
+class TrackerCache:
+    """Known trackers by serial, each kept for ``ttl_s`` seconds, so authenticating a sync batch usually costs
+    no query. Unknown serials are never cached (a flood of made-up serials cannot fill it). A tracker's secret
+    changing (re-registration after a reset) takes effect within ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float, *, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic):
+        self._ttl_s = ttl_s
+        self._max_entries = max_entries
+        self._clock = clock
+        self._entries: dict[str, tuple[float, Tracker]] = {}
+
+    async def find(self, store: Store, serial: str) -> Tracker | None:
+        now = self._clock()
+        hit = self._entries.get(serial)
+        if hit is not None and now - hit[0] < self._ttl_s:
+            return hit[1]
+        tracker = await find_tracker(store, serial)
+        if tracker is None:
+            self._entries.pop(serial, None)
+            return None
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[serial] = (now, tracker)
+        return tracker

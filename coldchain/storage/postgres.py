@@ -38,7 +38,7 @@ _STAGE_COLUMNS = (
 
 # A per-connection staging table: COPY fills it (the fastest way in), one INSERT moves the rows on.
 _CREATE_STAGE = """
-CREATE TEMP TABLE IF NOT EXISTS reading_stage (
+CREATE TEMP TABLE reading_stage (
     seq BIGINT, device_time TIMESTAMPTZ, utc_offset_min SMALLINT, temperature_c DOUBLE PRECISION,
     humidity_pct DOUBLE PRECISION, pressure_kpa DOUBLE PRECISION, latitude DOUBLE PRECISION,
     longitude DOUBLE PRECISION, battery_pct DOUBLE PRECISION
@@ -55,6 +55,11 @@ FROM staged
 ON CONFLICT DO NOTHING
 RETURNING seq
 """
+
+
+async def _prepare_connection(conn: asyncpg.Connection) -> None:
+    """Once per pooled connection: the staging table survives the pool's reset between uses."""
+    await conn.execute(_CREATE_STAGE)
 
 
 class PostgresTransaction(SqlTransaction):
@@ -78,7 +83,6 @@ class PostgresTransaction(SqlTransaction):
     ) -> list[int]:
         if not readings:
             return []
-        await self._conn.execute(_CREATE_STAGE)
         await self._conn.copy_records_to_table(
             "reading_stage",
             records=[
@@ -118,7 +122,7 @@ class PostgresStore:
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = 10, migrate: bool = True) -> PostgresStore:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size, init=_prepare_connection)
         store = cls(pool)
         if migrate:
             try:

@@ -47,8 +47,10 @@ CREATE TABLE shipments (
 );
 
 -- Key (tracker, seq): the tracker's own sequence number makes every write idempotent.
+-- No foreign key on tracker_id: checking it costs a look-up per row on the hottest insert path (about 40 % of
+-- the bulk insert, measured), trackers are never deleted, and ingest resolves the tracker before it writes.
 CREATE TABLE readings (
-    tracker_id      BIGINT NOT NULL REFERENCES trackers (id),
+    tracker_id      BIGINT NOT NULL,
     seq             BIGINT NOT NULL CHECK (seq >= 1),
     device_time     TIMESTAMPTZ NOT NULL,
     utc_offset_min  SMALLINT NOT NULL,

@@ -48,8 +48,9 @@ CREATE TABLE shipments (
 );
 
 -- Key (tracker, seq): the tracker's own sequence number makes every write idempotent.
+-- No foreign key on tracker_id: a look-up per row on the hottest insert path; ingest resolves the tracker first.
 CREATE TABLE readings (
-    tracker_id      INTEGER NOT NULL REFERENCES trackers (id),
+    tracker_id      INTEGER NOT NULL,
     seq             INTEGER NOT NULL CHECK (seq >= 1),
     device_time     TEXT NOT NULL,
     utc_offset_min  INTEGER NOT NULL,

@@ -1,0 +1,463 @@
+"""Sync ingest through a served coldchain, next to the raw bulk insert rate measured in the same run.
+
+    python tests/benchmarks/bench_sync.py [--engines sqlite,postgresql] [--workers 1] [--trackers 50]
+        [--readings-per-tracker 5000] [--batch-size 1000] [--format json] [--gzip]
+        [--catch-up-readings 43200] [--bulk-readings 100000] [--postgres-url URL]
+
+For each engine, ``python -m coldchain serve`` runs as a subprocess (``--workers`` processes) on a scratch
+database: a temporary SQLite file, or a PostgreSQL database created on the server ``--postgres-url`` names
+(default ``COLDCHAIN_TEST_POSTGRES_URL``, else the local server) and dropped afterwards. Printed per engine:
+
+a. raw bulk insert: ``store.insert_readings`` of fresh readings in one transaction, in this process, with the
+   code of ``bench_bulk_insert.py``;
+b. sustained ingest: ``--trackers`` trackers pushing at once (``tracker_sim.run_fleet``; their readings are
+   generated and logged before the clock starts, the push phase is timed): readings acknowledged per second,
+   batch latency p50/p95/p99, and the ratio to the raw bulk rate;
+c. catch-up: one tracker back after 30 days offline at one reading a minute (43,200 readings): seconds from
+   its first send until the service acknowledges the last reading;
+d. server memory: peak RSS of the served process and its uvicorn workers (``/proc/<pid>/status``), sampled
+   during the sustained load, and each process's VmHWM at the end.
+
+The load generator runs on the same machine as the service and the database, so every figure includes its
+cost; compare ratios measured in one run, not absolutes across machines. Not collected by pytest (no
+``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+import asyncpg
+import httpx
+import msgspec
+
+# Run as a script, this file's folder is on sys.path but the repository root (with the ``tests`` package) is not.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from coldchain.storage import open_store
+from tests.benchmarks.bench_bulk_insert import bench_store, make_readings
+from tracker_sim import BUILTIN_SCENARIOS, FleetResult, run_fleet
+
+ADMIN_TOKEN = "bench-sync-admin-token"
+ENGINES = ("sqlite", "postgresql")
+STARTUP_S = 60.0
+
+# The sync feature's targets; the script reports against them, it does not enforce them.
+TARGET_POSTGRES_READINGS_PER_S = 100_000
+TARGET_RATIO_TO_BULK = 0.25
+TARGET_CATCH_UP_S = 3.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+# --- the served process and its memory ---------------------------------------------------------------------
+
+
+def _session_pids(session: int) -> list[int]:
+    """Every process in ``session``: the served process (a session leader) and the workers it started."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # Fields after the command name, which is in parentheses and may contain anything.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if int(fields[3]) == session:
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def _status_kib(pid: int, key: str) -> int:
+    """A ``/proc/<pid>/status`` figure in KiB (VmRSS, VmHWM), 0 when the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class MemorySampler:
+    """Samples the summed RSS of a served process tree; remembers the peak and each process's VmHWM."""
+
+    session: int
+    interval_s: float = 0.05
+    peak_rss_kib: int = 0
+    peak_processes: int = 0
+    hwm_kib: dict[int, int] = field(default_factory=dict)
+
+    def sample(self) -> None:
+        pids = _session_pids(self.session)
+        total = sum(_status_kib(pid, "VmRSS") for pid in pids)
+        if total > self.peak_rss_kib:
+            self.peak_rss_kib, self.peak_processes = total, len(pids)
+        for pid in pids:
+            self.hwm_kib[pid] = max(self.hwm_kib.get(pid, 0), _status_kib(pid, "VmHWM"))
+
+    async def run(self) -> None:
+        while True:
+            self.sample()
+            await asyncio.sleep(self.interval_s)
+
+
+class ServedColdchain:
+    """``python -m coldchain serve`` in a session of its own (so its workers can be found and stopped with it)."""
+
+    def __init__(self, database_url: str, *, workers: int, workdir: Path, pool_size: int | None) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self._workdir = workdir
+        self._env = {
+            **os.environ,
+            "COLDCHAIN_DATABASE_URL": database_url,
+            "COLDCHAIN_ADMIN_TOKEN": ADMIN_TOKEN,
+            "COLDCHAIN_LOG_LEVEL": "warning",
+        }
+        if pool_size is not None:
+            self._env["COLDCHAIN_DB_POOL_SIZE"] = str(pool_size)
+        self._log_path = workdir / "serve.log"
+        self._log: IO[bytes] | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._log = self._log_path.open("ab")  # a pipe nobody reads would fill up and stall the server
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "coldchain", "serve", "--port", str(self.port), "--workers", str(self.workers)],
+            env=self._env,
+            cwd=self._workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
+
+    async def wait_healthy(self, http: httpx.AsyncClient) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            with suppress(httpx.TransportError):
+                if (await http.get(f"{self.url}/health", timeout=2)).status_code == 200:
+                    break
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the service exited at start-up:\n{self.output()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the service did not answer within {STARTUP_S} s:\n{self.output()}")
+            await asyncio.sleep(0.1)
+        # With several workers, /health answering means one is up; wait until all have started.
+        expected = 1 + (self.workers if self.workers > 1 else 0)
+        for _ in range(int(STARTUP_S * 10)):
+            if len(_session_pids(self.process.pid)) >= expected:
+                break
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+@asynccontextmanager
+async def served(
+    database_url: str, *, workers: int, workdir: Path, pool_size: int | None, http: httpx.AsyncClient
+) -> AsyncIterator[ServedColdchain]:
+    service = ServedColdchain(database_url, workers=workers, workdir=workdir, pool_size=pool_size)
+    try:
+        service.start()
+        await service.wait_healthy(http)
+        yield service
+    finally:
+        service.stop()
+
+
+# --- scratch databases ---------------------------------------------------------------------------------------
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@asynccontextmanager
+async def scratch_postgres(server_url: str, name: str) -> AsyncIterator[str]:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield _with_database(server_url, name)
+        finally:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@contextmanager
+def scratch_sqlite(folder: Path, name: str) -> Iterator[str]:
+    path = folder / f"{name}.db"
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@asynccontextmanager
+async def scratch_database(engine: str, args: argparse.Namespace, folder: Path, name: str) -> AsyncIterator[str]:
+    if engine == "sqlite":
+        with scratch_sqlite(folder, name) as url:
+            yield url
+    else:
+        async with scratch_postgres(args.postgres_url, f"{name}_{os.getpid()}") as url:
+            yield url
+
+
+# --- the measurements ---------------------------------------------------------------------------------------
+
+
+class EngineFigures(msgspec.Struct, kw_only=True):
+    engine: str
+    workers: int
+    bulk_readings_per_s: float = 0.0
+    sustained: FleetResult | None = None
+    catch_up: FleetResult | None = None
+    catch_up_acked_through: int = 0
+    peak_rss_kib: int = 0
+    peak_processes: int = 0
+    hwm_kib: dict[int, int] = msgspec.field(default_factory=dict)
+
+
+async def raw_bulk_rate(database_url: str, readings: int) -> float:
+    """The store's bulk path on fresh readings, one transaction, as ``bench_bulk_insert.py`` measures it."""
+    store = await open_store(database_url)
+    try:
+        results = await bench_store(store, make_readings(readings))
+    finally:
+        await store.close()
+    rate: float = results["bulk, fresh"]
+    return rate
+
+
+async def sustained_ingest(
+    service: ServedColdchain, args: argparse.Namespace, sampler: MemorySampler, logbooks: Path
+) -> FleetResult:
+    sampling = asyncio.create_task(sampler.run())
+    try:
+        return await run_fleet(
+            service.url,
+            admin_token=ADMIN_TOKEN,
+            count=args.trackers,
+            readings_per_tracker=args.readings_per_tracker,
+            batch_size=args.batch_size,
+            concurrency=args.trackers,
+            wire_format=args.format,
+            gzip=args.gzip,
+            logbook_dir=logbooks,
+            serial_prefix="sustained",
+        )
+    finally:
+        sampling.cancel()
+        with suppress(asyncio.CancelledError):
+            await sampling
+        sampler.sample()
+
+
+async def catch_up(
+    service: ServedColdchain, args: argparse.Namespace, http: httpx.AsyncClient, logbooks: Path
+) -> tuple[FleetResult, int]:
+    """One tracker back after 30 days offline at 1-minute logging; returns the run and the service's ack."""
+    offline = timedelta(minutes=args.catch_up_readings)
+    scenario = msgspec.structs.replace(
+        BUILTIN_SCENARIOS["reefer-road"],
+        name="catch-up",
+        interval_min=1.0,
+        duration_h=offline / timedelta(hours=1),
+    )
+    result = await run_fleet(
+        service.url,
+        admin_token=ADMIN_TOKEN,
+        count=1,
+        scenarios=[scenario],
+        readings_per_tracker=args.catch_up_readings,
+        batch_size=args.catch_up_batch_size,
+        concurrency=1,
+        wire_format=args.format,
+        gzip=args.gzip,
+        logbook_dir=logbooks,
+        start=datetime.now(UTC) - offline,
+        serial_prefix="catch-up",
+    )
+    (tracker,) = result.credentials
+    response = await http.get(
+        f"{service.url}/v1/trackers/{tracker.tracker_id}", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    response.raise_for_status()
+    acked_through: int = response.json()["sync"]["acked_through"]
+    return result, acked_through
+
+
+async def bench_engine(engine: str, args: argparse.Namespace) -> EngineFigures:
+    figures = EngineFigures(engine=engine, workers=args.workers)
+    print(f"\n== {engine}, {args.workers} worker(s) ==", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench_sync-") as folder:
+        workdir = Path(folder)
+        print(f"a. raw bulk insert, {args.bulk_readings:,} readings, in this process:")
+        async with scratch_database(engine, args, workdir, "coldchain_bench_raw") as url:
+            figures.bulk_readings_per_s = await raw_bulk_rate(url, args.bulk_readings)
+
+        limits = httpx.Limits(max_connections=4)
+        async with (
+            scratch_database(engine, args, workdir, "coldchain_bench_sync") as url,
+            httpx.AsyncClient(limits=limits, timeout=60) as http,
+            served(url, workers=args.workers, workdir=workdir, pool_size=args.db_pool_size, http=http) as service,
+        ):
+            assert service.process is not None
+            sampler = MemorySampler(session=service.process.pid)
+            sampler.sample()
+            idle_rss_kib = sampler.peak_rss_kib
+            sustained = await sustained_ingest(service, args, sampler, workdir / "sustained")
+            figures.sustained = sustained
+            figures.peak_rss_kib, figures.peak_processes = sampler.peak_rss_kib, sampler.peak_processes
+            figures.hwm_kib = dict(sampler.hwm_kib)
+            _print_sustained(figures, args)
+            figures.catch_up, figures.catch_up_acked_through = await catch_up(service, args, http, workdir / "catch-up")
+            _print_catch_up(figures, args)
+            print(
+                f"d. server memory ({figures.peak_processes} processes): idle RSS {idle_rss_kib / 1024:.0f} MiB, "
+                f"peak RSS during the load {figures.peak_rss_kib / 1024:.0f} MiB (sum over the processes); "
+                "VmHWM per process: "
+                + ", ".join(f"{pid}: {kib / 1024:.0f} MiB" for pid, kib in sorted(figures.hwm_kib.items()))
+            )
+            if "Traceback" in (output := service.output()):
+                print(f"   the service logged errors:\n{output[-4000:]}")
+    return figures
+
+
+def _print_sustained(figures: EngineFigures, args: argparse.Namespace) -> None:
+    result = figures.sustained
+    assert result is not None
+    ratio = result.readings_per_s / figures.bulk_readings_per_s
+    target = (
+        f" (target {TARGET_POSTGRES_READINGS_PER_S:,})" if figures.engine == "postgresql" else " (no target on SQLite)"
+    )
+    print(
+        f"b. sustained ingest: {result.trackers} trackers at once, {args.readings_per_tracker:,} readings each, "
+        f"batches of {args.batch_size:,}, {args.format}{' + gzip' if args.gzip else ''}\n"
+        f"   {result.readings_acked:,} of {result.readings_logged:,} readings acknowledged in {result.push_s:.2f} s "
+        f"(generated beforehand in {result.generate_s:.1f} s): {result.readings_per_s:,.0f} readings/s{target}\n"
+        f"   batch latency p50 {result.latency_p50_ms:.0f} ms, p95 {result.latency_p95_ms:.0f} ms, "
+        f"p99 {result.latency_p99_ms:.0f} ms over {result.batches:,} batches; "
+        f"transient failures {result.failures}, throttled {result.throttled}, errors {len(result.errors)}\n"
+        f"   ratio to the raw bulk rate: {ratio:.2f} (target ≥ {TARGET_RATIO_TO_BULK})"
+    )
+    for error in result.errors[:5]:
+        print(f"   error: {error}")
+
+
+def _print_catch_up(figures: EngineFigures, args: argparse.Namespace) -> None:
+    result = figures.catch_up
+    assert result is not None
+    print(
+        f"c. catch-up: one tracker, {result.readings_logged:,} readings (1 a minute, "
+        f"{args.catch_up_readings / 1440:.0f} days offline), batches of {args.catch_up_batch_size:,}: "
+        f"acked_through = {figures.catch_up_acked_through:,} after {result.push_s:.2f} s "
+        f"(target < {TARGET_CATCH_UP_S:g} s), {result.batches} batches, "
+        f"p50 {result.latency_p50_ms:.0f} ms, p99 {result.latency_p99_ms:.0f} ms"
+    )
+    for error in result.errors[:5]:
+        print(f"   error: {error}")
+
+
+def _print_summary(all_figures: list[EngineFigures]) -> None:
+    print("\n== summary ==")
+    print(
+        f"{'engine':<11} {'workers':>7} {'bulk/s':>10} {'ingest/s':>10} {'ratio':>6} {'p50 ms':>7} "
+        f"{'p95 ms':>7} {'p99 ms':>7} {'catch-up s':>10} {'peak RSS MiB':>12}"
+    )
+    for f in all_figures:
+        s, c = f.sustained, f.catch_up
+        assert s is not None and c is not None
+        print(
+            f"{f.engine:<11} {f.workers:>7} {f.bulk_readings_per_s:>10,.0f} {s.readings_per_s:>10,.0f} "
+            f"{s.readings_per_s / f.bulk_readings_per_s:>6.2f} {s.latency_p50_ms:>7.0f} {s.latency_p95_ms:>7.0f} "
+            f"{s.latency_p99_ms:>7.0f} {c.push_s:>10.2f} {f.peak_rss_kib / 1024:>12.0f}"
+        )
+
+
+def _engines(text: str) -> list[str]:
+    engines = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = set(engines) - set(ENGINES)
+    if unknown or not engines:
+        raise argparse.ArgumentTypeError(f"engines are a comma-separated subset of {', '.join(ENGINES)}")
+    return engines
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", type=_engines, default=list(ENGINES), help="default: sqlite,postgresql")
+    parser.add_argument("--workers", type=int, default=1, help="service processes (uvicorn workers)")
+    parser.add_argument("--db-pool-size", type=int, help="PostgreSQL connections per service process")
+    parser.add_argument("--trackers", type=int, default=50, help="trackers pushing at once")
+    parser.add_argument("--readings-per-tracker", type=int, default=5_000)
+    parser.add_argument("--batch-size", type=int, default=1_000)
+    parser.add_argument("--format", choices=("json", "msgpack"), default="json")
+    parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--catch-up-readings", type=int, default=43_200, help="default: 30 days at 1 a minute")
+    parser.add_argument("--catch-up-batch-size", type=int, default=1_000)
+    parser.add_argument("--bulk-readings", type=int, default=100_000, help="readings for the raw bulk rate")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("COLDCHAIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    return parser
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    print(
+        f"bench_sync: {os.cpu_count()} CPUs; service, database and load generator share them. "
+        f"{args.trackers} trackers × {args.readings_per_tracker:,} readings, batches of {args.batch_size:,}."
+    )
+    results = [asyncio.run(bench_engine(engine, args)) for engine in args.engines]
+    _print_summary(results)
+
+
+if __name__ == "__main__":
+    main()
