@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +11,7 @@ import pytest
 from coldchain import __version__
 from coldchain.cli import main
 from coldchain.storage.migrations import discover_migrations
+from tests.served import free_port, served
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -55,9 +51,7 @@ def test_a_bad_setting_stops_the_command_with_a_clear_message(
 def test_an_unreachable_database_is_reported_without_its_password(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with socket.socket() as sock:  # a port nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # a port nothing listens on
     monkeypatch.setenv("COLDCHAIN_DATABASE_URL", f"postgresql://app:hunter2@127.0.0.1:{port}/coldchain")
     assert main(["migrate"]) == 1
     err = capsys.readouterr().err
@@ -65,39 +59,17 @@ def test_an_unreachable_database_is_reported_without_its_password(
     assert "hunter2" not in err
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def test_serve_answers_health_over_a_real_socket(database_url: str, tmp_path: Path) -> None:
-    port = _free_port()
-    env = {**os.environ, "COLDCHAIN_DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "coldchain", "serve", "--port", str(port)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-                assert time.monotonic() < deadline, "the service did not start within 30 s"
-                time.sleep(0.1)
+async def test_serve_answers_health_over_a_real_socket(database_url: str, tmp_path: Path) -> None:
+    async with (
+        httpx.AsyncClient() as http,
+        served(database_url, tmp_path, http=http, log_level="info") as service,
+    ):
+        response = await http.get(f"{service.url}/health", timeout=2)
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        output, _ = process.communicate(timeout=30)
+    output = service.output()
     # uvicorn shuts down gracefully, then re-raises the signal it caught.
-    assert process.returncode in (0, -signal.SIGTERM)
-    assert f"http://127.0.0.1:{port}" in output.decode()
-    assert "Application shutdown complete" in output.decode()
+    assert service.process is not None
+    assert service.process.returncode in (0, -signal.SIGTERM)
+    assert service.url in output
+    assert "Application shutdown complete" in output

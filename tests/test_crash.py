@@ -11,17 +11,10 @@ the tracker logged, and nothing else (DESIGN.md, "Sync protocol": at-least-once 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 import httpx
 import msgspec
@@ -29,6 +22,7 @@ import pytest
 
 from coldchain.domain.readings import Reading
 from coldchain.storage import open_store
+from tests.served import ServedColdchain
 from tracker_sim import (
     BUILTIN_SCENARIOS,
     Logbook,
@@ -68,82 +62,6 @@ class _TrackerOut(msgspec.Struct, kw_only=True):
 
 
 _trackers_decoder = msgspec.json.Decoder(list[_TrackerOut])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ServedColdchain:
-    """``python -m coldchain serve`` as a child process in a session of its own, so it can be killed whole."""
-
-    def __init__(self, database_url: str, port: int, workdir: Path) -> None:
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self._workdir = workdir
-        self._env = {
-            **os.environ,
-            "COLDCHAIN_DATABASE_URL": database_url,
-            "COLDCHAIN_ADMIN_TOKEN": ADMIN_TOKEN,
-            "COLDCHAIN_LOG_LEVEL": "warning",
-        }
-        self._log_path = workdir / "serve.log"
-        self._log: IO[bytes] | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        # Output goes to a file: a pipe nobody reads fills up and stalls the server.
-        self._log = self._log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "coldchain", "serve", "--port", str(self.port)],
-            env=self._env,
-            cwd=self._workdir,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
-
-    async def wait_healthy(self, http: httpx.AsyncClient) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            try:
-                response = await http.get(f"{self.url}/health", timeout=2)
-                if response.status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, f"the service exited at start-up:\n{self.output()}"
-            assert time.monotonic() < deadline, f"the service did not answer within {STARTUP_S} s:\n{self.output()}"
-            await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        """SIGKILL the service and everything it started; wait until it is gone."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-@contextmanager
-def served(database_url: str, workdir: Path) -> Iterator[ServedColdchain]:
-    service = ServedColdchain(database_url, _free_port(), workdir)
-    try:
-        yield service
-    finally:
-        service.kill()
 
 
 class SimulatedTracker:
@@ -240,7 +158,7 @@ async def test_a_service_killed_mid_sync_ends_with_every_logged_reading_stored_e
         asyncio.timeout(TEST_BUDGET_S),
         httpx.AsyncClient(limits=limits, timeout=10) as http,
     ):
-        with served(database_url, tmp_path) as service:
+        with ServedColdchain(database_url, tmp_path, admin_token=ADMIN_TOKEN, startup_s=STARTUP_S) as service:
             service.start()
             await service.wait_healthy(http)
             async with fleet(service.url, http, tmp_path) as trackers:

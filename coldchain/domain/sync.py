@@ -82,7 +82,8 @@ def extend_acknowledgement(acked_through: int, max_seq: int, seqs: Iterable[int]
     """
     if max_seq > acked_through:
         return None
-    fresh = sorted(seq for seq in seqs if seq > acked_through)
+    # A set: a number repeated in the batch must not pass for the one missing ([1, 1, 3] leaves 2 missing).
+    fresh = sorted({seq for seq in seqs if seq > acked_through})
     if not fresh:
         return acked_through
     if fresh[0] != acked_through + 1 or fresh[-1] - fresh[0] != len(fresh) - 1:

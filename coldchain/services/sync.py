@@ -64,9 +64,10 @@ async def record_batch(
     async with store.transaction() as tx:
         state = await tx.sync_state(tracker_id)
         # A copy of a held seq is a duplicate even when it would go to the other table (valid now, refused
-        # then, or the reverse): each table's ON CONFLICT only sees its own rows. Everything up to
-        # acked_through is held, nothing above max_seq is: only the numbers in between need a look.
-        unsure = [seq for seq in unique if state.acked_through < seq <= state.max_seq]
+        # then, or the reverse): each table's ON CONFLICT only sees its own rows. In a sequenced log everything
+        # up to acked_through is held and nothing above max_seq is: only the numbers in between need a look.
+        # Unsequenced sources (numbered by time) keep no such bounds: all their numbers need one.
+        unsure = [seq for seq in unique if state.acked_through < seq <= state.max_seq] if sequenced else list(unique)
         held_before = (
             set(await tx.held_seqs(tracker_id, after_seq=min(unsure) - 1, up_to_seq=max(unsure))) if unsure else set()
         )

@@ -28,28 +28,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
 import asyncpg
 import httpx
 import msgspec
 
-# Run as a script, this file's folder is on sys.path but the repository root (with the ``tests`` package) is not.
+# Run as a script, sys.path starts with this file's folder, not the repository root that holds the ``tests``
+# package. The editable install (``pip install -e .``) adds the root through its .pth file; this line keeps the
+# script working without one.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from coldchain.storage import open_store
 from tests.benchmarks.bench_bulk_insert import bench_store, make_readings
+from tests.served import ServedColdchain, served, session_pids
 from tracker_sim import BUILTIN_SCENARIOS, FleetResult, run_fleet
 
 ADMIN_TOKEN = "bench-sync-admin-token"
@@ -62,31 +60,7 @@ TARGET_RATIO_TO_BULK = 0.25
 TARGET_CATCH_UP_S = 3.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-# --- the served process and its memory ---------------------------------------------------------------------
-
-
-def _session_pids(session: int) -> list[int]:
-    """Every process in ``session``: the served process (a session leader) and the workers it started."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the command name, which is in parentheses and may contain anything.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[3]) == session:
-            pids.append(int(entry.name))
-    return sorted(pids)
+# --- the served process's memory ---------------------------------------------------------------------------
 
 
 def _status_kib(pid: int, key: str) -> int:
@@ -111,7 +85,7 @@ class MemorySampler:
     hwm_kib: dict[int, int] = field(default_factory=dict)
 
     def sample(self) -> None:
-        pids = _session_pids(self.session)
+        pids = session_pids(self.session)
         total = sum(_status_kib(pid, "VmRSS") for pid in pids)
         if total > self.peak_rss_kib:
             self.peak_rss_kib, self.peak_processes = total, len(pids)
@@ -122,89 +96,6 @@ class MemorySampler:
         while True:
             self.sample()
             await asyncio.sleep(self.interval_s)
-
-
-class ServedColdchain:
-    """``python -m coldchain serve`` in a session of its own (so its workers can be found and stopped with it)."""
-
-    def __init__(self, database_url: str, *, workers: int, workdir: Path, pool_size: int | None) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workers = workers
-        self._workdir = workdir
-        self._env = {
-            **os.environ,
-            "COLDCHAIN_DATABASE_URL": database_url,
-            "COLDCHAIN_ADMIN_TOKEN": ADMIN_TOKEN,
-            "COLDCHAIN_LOG_LEVEL": "warning",
-        }
-        if pool_size is not None:
-            self._env["COLDCHAIN_DB_POOL_SIZE"] = str(pool_size)
-        self._log_path = workdir / "serve.log"
-        self._log: IO[bytes] | None = None
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self._log = self._log_path.open("ab")  # a pipe nobody reads would fill up and stall the server
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "coldchain", "serve", "--port", str(self.port), "--workers", str(self.workers)],
-            env=self._env,
-            cwd=self._workdir,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self._log_path.read_text(errors="replace") if self._log_path.exists() else ""
-
-    async def wait_healthy(self, http: httpx.AsyncClient) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            with suppress(httpx.TransportError):
-                if (await http.get(f"{self.url}/health", timeout=2)).status_code == 200:
-                    break
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the service exited at start-up:\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the service did not answer within {STARTUP_S} s:\n{self.output()}")
-            await asyncio.sleep(0.1)
-        # With several workers, /health answering means one is up; wait until all have started.
-        expected = 1 + (self.workers if self.workers > 1 else 0)
-        for _ in range(int(STARTUP_S * 10)):
-            if len(_session_pids(self.process.pid)) >= expected:
-                break
-            await asyncio.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                with suppress(ProcessLookupError):
-                    os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-@asynccontextmanager
-async def served(
-    database_url: str, *, workers: int, workdir: Path, pool_size: int | None, http: httpx.AsyncClient
-) -> AsyncIterator[ServedColdchain]:
-    service = ServedColdchain(database_url, workers=workers, workdir=workdir, pool_size=pool_size)
-    try:
-        service.start()
-        await service.wait_healthy(http)
-        yield service
-    finally:
-        service.stop()
 
 
 # --- scratch databases ---------------------------------------------------------------------------------------
@@ -346,7 +237,15 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> EngineFigures:
         async with (
             scratch_database(engine, args, workdir, "coldchain_bench_sync") as url,
             httpx.AsyncClient(limits=limits, timeout=60) as http,
-            served(url, workers=args.workers, workdir=workdir, pool_size=args.db_pool_size, http=http) as service,
+            served(
+                url,
+                workdir,
+                http=http,
+                workers=args.workers,
+                pool_size=args.db_pool_size,
+                admin_token=ADMIN_TOKEN,
+                startup_s=STARTUP_S,
+            ) as service,
         ):
             assert service.process is not None
             sampler = MemorySampler(session=service.process.pid)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
@@ -22,34 +21,9 @@ from coldchain.domain.osmand import (
     decode_query,
     to_reading,
 )
+from tests.osmand_vectors import ALL_VECTORS, VECTOR_IDS, VECTORS, Vector
 
-VECTORS_PATH = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "osmand" / "vectors.json"
 RECEIVED_AT = datetime(2025, 7, 1, 12, 0, 0, tzinfo=UTC)
-
-
-class Vector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """One case of vectors.json; an unknown key fails loudly rather than going unchecked."""
-
-    expect: str
-    request: str | None = None
-    body: dict[str, object] | None = None
-    device: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    time_utc: datetime | None = None
-    speed_kmh: float | None = None
-    battery_pct: float | None = None
-    temperature_c: float | None = None
-    humidity_pct: float | None = None
-
-
-class Vectors(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    about: str
-    query: list[Vector]
-    json: list[Vector]
-
-
-VECTORS = msgspec.json.decode(VECTORS_PATH.read_bytes(), type=Vectors)
 
 
 def query_of(request: str) -> list[tuple[str, str]]:
@@ -72,11 +46,7 @@ def json_vector(index: int) -> bytes:
     return msgspec.json.encode(VECTORS.json[index].body)
 
 
-@pytest.mark.parametrize(
-    "vector",
-    [pytest.param(vector, id=f"query-{index}") for index, vector in enumerate(VECTORS.query)]
-    + [pytest.param(vector, id=f"json-{index}") for index, vector in enumerate(VECTORS.json)],
-)
+@pytest.mark.parametrize("vector", ALL_VECTORS, ids=VECTOR_IDS)
 def test_every_vector_is_accepted_or_rejected_with_the_values_it_states(vector: Vector) -> None:
     assert vector.expect.startswith(("accepted", "rejected"))
     assert (vector.request is None) != (vector.body is None)

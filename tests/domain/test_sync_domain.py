@@ -1,0 +1,324 @@
+"""The service's half of the sync protocol: the contiguous acknowledgement, and which readings go to quarantine."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coldchain.domain.readings import Reading
+from coldchain.domain.sync import (
+    PHYSICAL_RANGES,
+    Acknowledgement,
+    acknowledge,
+    extend_acknowledgement,
+    quarantine_reason,
+)
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+MAX_FUTURE = timedelta(hours=24)
+SENSORS = ("temperature_c", "humidity_pct", "pressure_kpa", "battery_pct")
+POSITION = ("latitude", "longitude")
+
+
+def model_acknowledgement(acked_through: int, held: set[int]) -> Acknowledgement:
+    """Brute force: walk every number from the acknowledgement up to the highest one held."""
+    acked = acked_through
+    while acked + 1 in held:
+        acked += 1
+    missing: list[tuple[int, int]] = []
+    for seq in range(acked + 1, max(held, default=acked) + 1):
+        if seq in held:
+            continue
+        if missing and missing[-1][1] == seq - 1:
+            missing[-1] = (missing[-1][0], seq)
+        else:
+            missing.append((seq, seq))
+    return Acknowledgement(acked_through=acked, missing=missing)
+
+
+def a_reading(**values: object) -> Reading:
+    fields: dict[str, object] = {
+        "seq": 1,
+        "device_time": NOW - timedelta(hours=1),
+        "utc_offset_min": 120,
+        "temperature_c": 5.0,
+        "humidity_pct": 60.0,
+        "pressure_kpa": 101.3,
+        "latitude": 52.52,
+        "longitude": 13.405,
+        "battery_pct": 80.0,
+    }
+    fields.update(values)
+    return Reading(**fields)  # type: ignore[arg-type]
+
+
+def reason_for(reading: Reading) -> str | None:
+    return quarantine_reason(reading, now=NOW, max_future=MAX_FUTURE)
+
+
+# --- acknowledge ------------------------------------------------------------------------------------------
+
+
+def test_nothing_held_above_the_acknowledgement_leaves_it_where_it_was() -> None:
+    assert acknowledge(7, []) == Acknowledgement(acked_through=7, missing=[])
+
+
+def test_a_contiguous_run_above_the_acknowledgement_advances_it_to_the_end_of_the_run() -> None:
+    assert acknowledge(3, [4, 5, 6]) == Acknowledgement(acked_through=6, missing=[])
+
+
+def test_each_gap_below_the_highest_held_number_is_reported_missing_as_an_inclusive_range() -> None:
+    assert acknowledge(0, [1, 2, 5, 6, 9]) == Acknowledgement(acked_through=2, missing=[(3, 4), (7, 8)])
+
+
+def test_without_the_next_number_the_acknowledgement_stays_and_everything_below_the_highest_is_missing() -> None:
+    assert acknowledge(0, [4]) == Acknowledgement(acked_through=0, missing=[(1, 3)])
+
+
+def test_a_single_missing_number_is_a_range_of_one() -> None:
+    assert acknowledge(10, [12]) == Acknowledgement(acked_through=10, missing=[(11, 11)])
+
+
+def test_repeated_numbers_and_numbers_already_acknowledged_change_nothing() -> None:
+    assert acknowledge(3, [2, 3, 4, 4, 6, 6]) == acknowledge(3, [4, 6])
+    assert acknowledge(3, [4, 6]) == Acknowledgement(acked_through=4, missing=[(5, 5)])
+
+
+@given(
+    acked_through=st.integers(min_value=0, max_value=50),
+    offsets=st.sets(st.integers(min_value=1, max_value=80), max_size=60),
+)
+def test_the_acknowledgement_of_any_held_set_matches_the_brute_force_model(
+    acked_through: int, offsets: set[int]
+) -> None:
+    held = {acked_through + offset for offset in offsets}
+
+    assert acknowledge(acked_through, sorted(held)) == model_acknowledgement(acked_through, held)
+
+
+@given(
+    acked_through=st.integers(min_value=0, max_value=50),
+    offsets=st.sets(st.integers(min_value=1, max_value=80), max_size=60),
+)
+def test_acknowledged_held_and_missing_numbers_cover_everything_up_to_the_highest_exactly_once(
+    acked_through: int, offsets: set[int]
+) -> None:
+    held = {acked_through + offset for offset in offsets}
+
+    ack = acknowledge(acked_through, sorted(held))
+
+    missing = [seq for first, last in ack.missing for seq in range(first, last + 1)]
+    assert len(missing) == len(set(missing))
+    assert not set(missing) & held
+    assert all(first <= last for first, last in ack.missing)
+    assert ack.acked_through + 1 not in held
+    top = max(held, default=acked_through)
+    assert set(range(1, ack.acked_through + 1)) | held | set(missing) == set(range(1, max(top, ack.acked_through) + 1))
+
+
+# --- extend_acknowledgement (the shortcut for in-order batches) ----------------------------------------------
+
+
+def test_a_batch_continuing_a_log_without_a_hole_extends_the_acknowledgement_to_its_end() -> None:
+    assert extend_acknowledgement(10, 10, [13, 11, 12]) == 13
+
+
+def test_a_batch_of_numbers_already_acknowledged_leaves_the_acknowledgement_where_it_was() -> None:
+    assert extend_acknowledgement(10, 10, [3, 10]) == 10
+    assert extend_acknowledgement(10, 10, []) == 10
+
+
+def test_the_shortcut_declines_when_something_is_missing_already_or_the_batch_leaves_a_hole() -> None:
+    assert extend_acknowledgement(10, 15, [11]) is None  # 11..15 not all held: only a query can tell
+    assert extend_acknowledgement(10, 10, [12, 13]) is None  # 11 missing
+    assert extend_acknowledgement(10, 10, [11, 13]) is None  # 12 missing
+
+
+def test_a_repeated_number_does_not_pass_for_the_missing_one() -> None:
+    assert extend_acknowledgement(0, 0, [1, 1, 3]) is None
+    assert extend_acknowledgement(0, 0, [1, 1, 2]) == 2
+
+
+@given(
+    acked_through=st.integers(min_value=0, max_value=30),
+    seqs=st.lists(st.integers(min_value=1, max_value=60), max_size=40),
+)
+def test_whenever_the_shortcut_answers_it_agrees_with_the_full_acknowledgement(
+    acked_through: int, seqs: list[int]
+) -> None:
+    # Nothing missing (max_seq == acked_through): everything held above the acknowledgement is this batch.
+    full = acknowledge(acked_through, sorted({seq for seq in seqs if seq > acked_through}))
+
+    extended = extend_acknowledgement(acked_through, acked_through, seqs)
+
+    if full.missing:
+        assert extended is None
+    else:
+        assert extended == full.acked_through
+
+
+# --- quarantine_reason --------------------------------------------------------------------------------------
+
+
+def test_an_ordinary_reading_is_accepted() -> None:
+    assert reason_for(a_reading()) is None
+
+
+def test_a_reading_with_no_sensor_values_at_all_is_accepted() -> None:
+    empty = a_reading(
+        temperature_c=None, humidity_pct=None, pressure_kpa=None, latitude=None, longitude=None, battery_pct=None
+    )
+
+    assert reason_for(empty) is None
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("name", [*SENSORS, *POSITION])
+def test_a_value_that_is_not_a_finite_number_is_quarantined_naming_the_sensor(name: str, value: float) -> None:
+    reason = reason_for(a_reading(**{name: value}))
+
+    assert reason is not None
+    assert reason.startswith(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("temperature_c", 500.0),
+        ("temperature_c", -127.0),
+        ("temperature_c", 100.001),
+        ("humidity_pct", -0.5),
+        ("humidity_pct", 100.1),
+        ("pressure_kpa", 9.99),
+        ("pressure_kpa", 120.01),
+        ("battery_pct", -1.0),
+        ("battery_pct", 101.0),
+        ("latitude", 95.0),
+        ("latitude", -90.000001),
+        ("longitude", 180.5),
+        ("longitude", -181.0),
+    ],
+)
+def test_a_value_outside_what_the_quantity_can_physically_be_is_quarantined(name: str, value: float) -> None:
+    reason = reason_for(a_reading(**{name: value}))
+
+    assert reason is not None
+    assert reason.startswith(f"{name} {value}")
+    assert "outside the physical range" in reason
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [(name, bound) for name, bounds in PHYSICAL_RANGES.items() for bound in bounds],
+)
+def test_a_value_exactly_on_the_edge_of_its_range_is_accepted(name: str, value: float) -> None:
+    assert reason_for(a_reading(**{name: value})) is None
+
+
+def test_the_physical_ranges_are_those_the_sensors_and_the_globe_allow() -> None:
+    assert PHYSICAL_RANGES == {
+        "temperature_c": (-100.0, 100.0),
+        "humidity_pct": (0.0, 100.0),
+        "pressure_kpa": (10.0, 120.0),
+        "battery_pct": (0.0, 100.0),
+        "latitude": (-90.0, 90.0),
+        "longitude": (-180.0, 180.0),
+    }
+
+
+@pytest.mark.parametrize(
+    "position", [{"latitude": 52.5, "longitude": None}, {"latitude": None, "longitude": 13.4}], ids=["lat", "lon"]
+)
+def test_half_a_position_is_quarantined(position: dict[str, float | None]) -> None:
+    assert reason_for(a_reading(**position)) == "a position needs both latitude and longitude"
+
+
+def test_a_device_time_further_ahead_than_allowed_is_quarantined_saying_how_far() -> None:
+    reason = reason_for(a_reading(device_time=NOW + timedelta(hours=36)))
+
+    assert reason == "device_time is 36.0 h ahead of the service's clock"
+
+
+def test_a_device_time_exactly_at_the_future_limit_is_accepted_and_a_microsecond_beyond_is_not() -> None:
+    assert reason_for(a_reading(device_time=NOW + MAX_FUTURE)) is None
+    assert reason_for(a_reading(device_time=NOW + MAX_FUTURE + timedelta(microseconds=1))) is not None
+
+
+def test_the_future_limit_compares_instants_not_wall_clock_times() -> None:
+    # 11:00 at UTC-14 is 01:00 UTC the next day: 13 h ahead, inside a 24 h limit, however far the wall clock reads.
+    far_west = timezone(timedelta(hours=-14))
+    device_time = datetime(2026, 3, 2, 11, 0, tzinfo=far_west)
+
+    assert reason_for(a_reading(device_time=device_time)) is None
+    assert quarantine_reason(a_reading(device_time=device_time), now=NOW, max_future=timedelta(hours=12)) is not None
+
+
+def test_readings_long_in_the_past_are_accepted() -> None:
+    assert reason_for(a_reading(device_time=datetime(2001, 1, 1, tzinfo=UTC))) is None
+
+
+def in_range(name: str) -> st.SearchStrategy[float | None]:
+    low, high = PHYSICAL_RANGES[name]
+    return st.none() | st.floats(min_value=low, max_value=high)
+
+
+def out_of_range(name: str) -> st.SearchStrategy[float]:
+    low, high = PHYSICAL_RANGES[name]
+    return (
+        st.floats(max_value=low, exclude_max=True)
+        | st.floats(min_value=high, exclude_min=True)
+        | st.sampled_from([math.nan, math.inf, -math.inf])
+    )
+
+
+positions = st.one_of(
+    st.just((None, None)),
+    st.tuples(
+        st.floats(min_value=-90, max_value=90),
+        st.floats(min_value=-180, max_value=180),
+    ),
+)
+past_or_near_future = st.timedeltas(min_value=timedelta(days=-3650), max_value=MAX_FUTURE)
+
+
+@given(
+    temperature_c=in_range("temperature_c"),
+    humidity_pct=in_range("humidity_pct"),
+    pressure_kpa=in_range("pressure_kpa"),
+    battery_pct=in_range("battery_pct"),
+    position=positions,
+    ahead=past_or_near_future,
+)
+def test_any_reading_within_every_range_with_a_whole_position_and_no_far_future_time_is_accepted(
+    temperature_c: float | None,
+    humidity_pct: float | None,
+    pressure_kpa: float | None,
+    battery_pct: float | None,
+    position: tuple[float | None, float | None],
+    ahead: timedelta,
+) -> None:
+    reading = a_reading(
+        device_time=NOW + ahead,
+        temperature_c=temperature_c,
+        humidity_pct=humidity_pct,
+        pressure_kpa=pressure_kpa,
+        latitude=position[0],
+        longitude=position[1],
+        battery_pct=battery_pct,
+    )
+
+    assert reason_for(reading) is None
+
+
+@given(data=st.data(), name=st.sampled_from(sorted(PHYSICAL_RANGES)))
+def test_any_single_impossible_value_is_quarantined_with_a_reason_naming_it(data: st.DataObject, name: str) -> None:
+    value = data.draw(out_of_range(name))
+
+    reason = reason_for(a_reading(**{name: value}))
+
+    assert reason is not None
+    assert reason.startswith(name)
