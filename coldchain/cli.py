@@ -1,4 +1,4 @@
-"""The ``coldchain`` command: ``serve``, ``migrate``, ``demo`` and ``--version``."""
+"""The ``coldchain`` command: ``serve``, ``migrate``, ``load-profiles``, ``demo`` and ``--version``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 
 from coldchain import __version__
+from coldchain.domain.profiles import ProfileError
+from coldchain.services.products import load_example_profiles
 from coldchain.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from coldchain.storage import StorageError, open_store
 
@@ -28,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help=f"service processes (default {ENV_PREFIX}WORKERS or 1)")
 
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+    load = commands.add_parser("load-profiles", help="store the stability profiles of a profiles.json file")
+    load.add_argument("file", type=Path, help='a JSON document {"profiles": [...]}')
 
     demo = commands.add_parser("demo", help="run the service on SQLite with simulated trackers")
     demo.add_argument("--host", default="127.0.0.1")
@@ -60,6 +67,16 @@ async def _migrate(settings: Settings) -> list[str]:
         await store.close()
 
 
+async def _load_profiles(settings: Settings, document: bytes) -> list[str]:
+    """Store every profile of ``document``; one line per profile saying which version it is held as."""
+    store = await open_store(settings.database_url, pool_size=1)
+    try:
+        saved = await load_example_profiles(store, document, actor="cli", now=datetime.now(UTC))
+    finally:
+        await store.close()
+    return [f"{p.id} v{p.version} {'stored' if new else 'unchanged'}" for p, new in saved]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {
@@ -79,6 +96,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "migrate":
             applied = asyncio.run(_migrate(settings))
             print("applied: " + ", ".join(applied) if applied else "the database is up to date")
+        elif args.command == "load-profiles":
+            try:
+                document = args.file.read_bytes()
+            except OSError as exc:
+                print(f"coldchain: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+                return 1
+            print("\n".join(asyncio.run(_load_profiles(settings, document))))
         elif args.command == "serve":
             _serve(settings)
         elif args.command == "demo":
@@ -87,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_demo(settings))
     except KeyboardInterrupt:
         return 0
+    except ProfileError as exc:
+        print(f"coldchain: {args.file}: {exc}", file=sys.stderr)
+        return 1
     except (StorageError, OSError) as exc:
         print(
             f"coldchain: cannot use the database at {_redacted(settings.database_url)}: {exc}",

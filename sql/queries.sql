@@ -77,3 +77,49 @@ RETURNING seq;
 
 -- name: quarantined_of_tracker(tracker_id)
 SELECT seq, received_at, reason, reading FROM quarantined_readings WHERE tracker_id = :tracker_id ORDER BY seq;
+
+-- name: insert_profile_version(profile_id, version, name, document, created_at)^
+INSERT INTO stability_profiles (profile_id, version, name, document, created_at)
+VALUES (:profile_id, :version, :name, :document, :created_at)
+ON CONFLICT (profile_id, version) DO NOTHING
+RETURNING profile_id, version, document;
+
+-- name: latest_profile(profile_id)^
+SELECT profile_id, version, document FROM stability_profiles
+WHERE profile_id = :profile_id ORDER BY version DESC LIMIT 1;
+
+-- name: profile_version(profile_id, version)^
+SELECT profile_id, version, document FROM stability_profiles WHERE profile_id = :profile_id AND version = :version;
+
+-- name: latest_profiles()
+SELECT p.profile_id, p.version, p.document FROM stability_profiles p
+WHERE p.version = (SELECT max(q.version) FROM stability_profiles q WHERE q.profile_id = p.profile_id)
+ORDER BY p.profile_id;
+
+-- name: insert_product(organisation_id, gtin, name, profile_id, created_at)^
+INSERT INTO products (organisation_id, gtin, name, profile_id, created_at)
+VALUES (:organisation_id, :gtin, :name, :profile_id, :created_at)
+ON CONFLICT (organisation_id, name) DO NOTHING
+RETURNING id, organisation_id, gtin, name, profile_id, created_at;
+
+-- name: get_product(id)^
+SELECT id, organisation_id, gtin, name, profile_id, created_at FROM products WHERE id = :id;
+
+-- name: products_of_organisation(organisation_id)
+SELECT id, organisation_id, gtin, name, profile_id, created_at FROM products
+WHERE organisation_id = :organisation_id ORDER BY id;
+
+-- name: insert_lot(product_id, lot_number, expires_on, created_at)^
+INSERT INTO lots (product_id, lot_number, expires_on, created_at)
+VALUES (:product_id, :lot_number, :expires_on, :created_at)
+ON CONFLICT (product_id, lot_number) DO NOTHING
+RETURNING id, product_id, lot_number, expires_on, created_at;
+
+-- name: get_lot(id)^
+SELECT id, product_id, lot_number, expires_on, created_at FROM lots WHERE id = :id;
+
+-- name: lots_of_product(product_id)
+SELECT id, product_id, lot_number, expires_on, created_at FROM lots WHERE product_id = :product_id ORDER BY id;
+
+-- name: all_products()
+SELECT id, organisation_id, gtin, name, profile_id, created_at FROM products ORDER BY id;

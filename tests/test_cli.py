@@ -40,6 +40,37 @@ def test_migrate_on_a_fresh_sqlite_file_names_the_migrations_it_applied(
     assert capsys.readouterr().out.strip() == "applied: " + ", ".join(labels)
 
 
+def test_load_profiles_stores_each_profile_once_and_reports_unchanged_ones_after(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profiles_json = Path(__file__).resolve().parents[2] / "shared" / "domain" / "profiles.json"
+    monkeypatch.setenv("COLDCHAIN_DATABASE_URL", database_url)
+
+    assert main(["load-profiles", str(profiles_json)]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert main(["load-profiles", str(profiles_json)]) == 0
+    second = capsys.readouterr().out.splitlines()
+
+    assert len(first) == 10
+    assert all(line.endswith(" v1 stored") for line in first)
+    assert second == [line.replace("stored", "unchanged") for line in first]
+
+
+def test_load_profiles_refuses_an_invalid_file_naming_the_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLDCHAIN_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.db'}")
+    bad = tmp_path / "profiles.json"
+    bad.write_text('{"profiles": [{"id": "x", "name": "x", "label_range_c": [8, 2]}]}')
+
+    assert main(["load-profiles", str(bad)]) == 1
+    assert main(["load-profiles", str(tmp_path / "missing.json")]) == 1
+
+    err = capsys.readouterr().err.splitlines()
+    assert "label_range_c must be [low, high]" in err[0]
+    assert err[1].startswith(f"coldchain: cannot read {tmp_path / 'missing.json'}")
+
+
 def test_a_bad_setting_stops_the_command_with_a_clear_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

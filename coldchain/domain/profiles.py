@@ -29,6 +29,7 @@ __all__ = [
     "Profile",
     "ProfileError",
     "Scope",
+    "load_profile",
     "load_profiles",
 ]
 
@@ -194,6 +195,19 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 class _ProfileDocument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     about: str = ""
     profiles: tuple[Profile, ...]
+
+
+def load_profile(document: str | bytes) -> Profile:
+    """One profile from a JSON object shaped like an entry of ``profiles.json``'s ``profiles`` list.
+
+    Raises :class:`ProfileError` naming the offending path (``$.rules[1]``) and the problem.
+    """
+    try:
+        return msgspec.json.decode(document, type=Profile)
+    except msgspec.ValidationError as error:
+        raise ProfileError(f"invalid profile: {error}") from error
+    except msgspec.DecodeError as error:
+        raise ProfileError(f"profile is not valid JSON: {error}") from error
 
 
 def load_profiles(document: str | bytes) -> list[Profile]:

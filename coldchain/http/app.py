@@ -17,6 +17,7 @@ from coldchain.http.deps import provide_settings, provide_store, provide_tracker
 from coldchain.http.errors import exception_handlers
 from coldchain.http.health import health
 from coldchain.http.osmand import osmand
+from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings, load_settings
@@ -38,7 +39,7 @@ def create_app(settings: Settings) -> Litestar:
             await store.close()
 
     return Litestar(
-        route_handlers=[health, sync_batch, osmand, TrackerAdmin],
+        route_handlers=[health, sync_batch, osmand, TrackerAdmin, ProfileAdmin, ProductAdmin],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),

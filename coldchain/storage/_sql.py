@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,8 @@ import msgspec
 
 from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
+from coldchain.domain.products import Lot, Product
+from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.sync import SyncState
 from coldchain.storage.base import AlreadyExists
@@ -20,6 +22,15 @@ from coldchain.storage.base import AlreadyExists
 __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
 
 _reading_json = msgspec.json.Encoder()
+# Sorted keys: the same profile always encodes to the same text, so "unchanged" is a string comparison.
+_canonical_json = msgspec.json.Encoder(order="sorted")
+
+
+def _profile_document(profile: Profile) -> str:
+    """The profile as canonical JSON, without its version (the row's key carries the version)."""
+    fields = msgspec.to_builtins(profile)
+    del fields["version"]
+    return _canonical_json.encode(fields).decode()
 
 
 def sql_dir() -> Path:
@@ -47,6 +58,12 @@ class SqlTransaction(abc.ABC):
 
     @abc.abstractmethod
     def _time_out(self, value: Any) -> datetime: ...
+
+    @abc.abstractmethod
+    def _date_in(self, value: date) -> Any: ...
+
+    @abc.abstractmethod
+    def _date_out(self, value: Any) -> date: ...
 
     @abc.abstractmethod
     async def _lock_audit_chain(self) -> None: ...
@@ -91,6 +108,29 @@ class SqlTransaction(abc.ABC):
             detail=row["detail"],
             prev_hash=row["prev_hash"],
             hash=row["hash"],
+        )
+
+    def _profile(self, row: Any) -> Profile:
+        profile = msgspec.json.decode(row["document"], type=Profile)
+        return msgspec.structs.replace(profile, version=row["version"])
+
+    def _product(self, row: Any) -> Product:
+        return Product(
+            id=row["id"],
+            organisation_id=row["organisation_id"],
+            name=row["name"],
+            gtin=row["gtin"],
+            profile_id=row["profile_id"],
+            created_at=self._time_out(row["created_at"]),
+        )
+
+    def _lot(self, row: Any) -> Lot:
+        return Lot(
+            id=row["id"],
+            product_id=row["product_id"],
+            lot_number=row["lot_number"],
+            expires_on=None if row["expires_on"] is None else self._date_out(row["expires_on"]),
+            created_at=self._time_out(row["created_at"]),
         )
 
     async def create_organisation(self, *, name: str, kind: OrganisationKind, now: datetime) -> Organisation:
@@ -222,3 +262,77 @@ class SqlTransaction(abc.ABC):
     async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]:
         rows = self._q.audit_entries(self._conn, after_id=after_id, limit=limit)
         return [self._audit_entry(row) async for row in rows]
+
+    async def save_profile_version(self, profile: Profile, *, now: datetime) -> tuple[Profile, bool]:
+        document = _profile_document(profile)
+        latest = await self._q.latest_profile(self._conn, profile_id=profile.id)
+        if latest is not None and latest["document"] == document:
+            return self._profile(latest), False
+        version = 1 if latest is None else latest["version"] + 1
+        row = await self._q.insert_profile_version(
+            self._conn,
+            profile_id=profile.id,
+            version=version,
+            name=profile.name,
+            document=document,
+            created_at=self._time_in(now),
+        )
+        if row is None:
+            raise AlreadyExists(f"version {version} of profile {profile.id!r} was stored concurrently")
+        return self._profile(row), True
+
+    async def latest_profile(self, profile_id: str) -> Profile | None:
+        row = await self._q.latest_profile(self._conn, profile_id=profile_id)
+        return None if row is None else self._profile(row)
+
+    async def profile_version(self, profile_id: str, version: int) -> Profile | None:
+        row = await self._q.profile_version(self._conn, profile_id=profile_id, version=version)
+        return None if row is None else self._profile(row)
+
+    async def list_profiles(self) -> list[Profile]:
+        return [self._profile(row) async for row in self._q.latest_profiles(self._conn)]
+
+    async def create_product(
+        self, *, organisation_id: int, name: str, gtin: str | None, profile_id: str | None, now: datetime
+    ) -> Product:
+        row = await self._q.insert_product(
+            self._conn,
+            organisation_id=organisation_id,
+            gtin=gtin,
+            name=name,
+            profile_id=profile_id,
+            created_at=self._time_in(now),
+        )
+        if row is None:
+            raise AlreadyExists(f"organisation {organisation_id} already has a product named {name!r}")
+        return self._product(row)
+
+    async def get_product(self, product_id: int) -> Product | None:
+        row = await self._q.get_product(self._conn, id=product_id)
+        return None if row is None else self._product(row)
+
+    async def list_products(self, organisation_id: int | None = None) -> list[Product]:
+        if organisation_id is None:
+            rows = self._q.all_products(self._conn)
+        else:
+            rows = self._q.products_of_organisation(self._conn, organisation_id=organisation_id)
+        return [self._product(row) async for row in rows]
+
+    async def create_lot(self, *, product_id: int, lot_number: str, expires_on: date | None, now: datetime) -> Lot:
+        row = await self._q.insert_lot(
+            self._conn,
+            product_id=product_id,
+            lot_number=lot_number,
+            expires_on=None if expires_on is None else self._date_in(expires_on),
+            created_at=self._time_in(now),
+        )
+        if row is None:
+            raise AlreadyExists(f"product {product_id} already has a lot {lot_number!r}")
+        return self._lot(row)
+
+    async def get_lot(self, lot_id: int) -> Lot | None:
+        row = await self._q.get_lot(self._conn, id=lot_id)
+        return None if row is None else self._lot(row)
+
+    async def list_lots(self, product_id: int) -> list[Lot]:
+        return [self._lot(row) async for row in self._q.lots_of_product(self._conn, product_id=product_id)]

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal, Protocol
 
 from coldchain.domain.audit import AuditEntry
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
+from coldchain.domain.products import Lot, Product
+from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.sync import SyncState
 
@@ -101,6 +103,45 @@ class Transaction(Protocol):
 
     async def readings_between(self, tracker_id: int, start: datetime, end: datetime) -> list[Reading]:
         """Readings with ``start <= device_time < end``, in device-time order."""
+        ...
+
+    async def save_profile_version(self, profile: Profile, *, now: datetime) -> tuple[Profile, bool]:
+        """Store ``profile`` as the next version of its id, unless the latest version holds the same document.
+
+        The profile's own ``version`` is ignored: the store numbers versions 1, 2, 3, ... per id. Returns the
+        profile as stored (with its version) and whether this call stored it. :class:`AlreadyExists` when a
+        concurrent transaction took the same version number first.
+        """
+        ...
+
+    async def latest_profile(self, profile_id: str) -> Profile | None: ...
+
+    async def profile_version(self, profile_id: str, version: int) -> Profile | None: ...
+
+    async def list_profiles(self) -> list[Profile]:
+        """The latest version of every profile, by id."""
+        ...
+
+    async def create_product(
+        self, *, organisation_id: int, name: str, gtin: str | None, profile_id: str | None, now: datetime
+    ) -> Product:
+        """:class:`AlreadyExists` when the organisation already has a product of that name."""
+        ...
+
+    async def get_product(self, product_id: int) -> Product | None: ...
+
+    async def list_products(self, organisation_id: int | None = None) -> list[Product]:
+        """Products of one organisation, or of every organisation when ``None``, by id."""
+        ...
+
+    async def create_lot(self, *, product_id: int, lot_number: str, expires_on: date | None, now: datetime) -> Lot:
+        """:class:`AlreadyExists` when the product already has a lot with that number."""
+        ...
+
+    async def get_lot(self, lot_id: int) -> Lot | None: ...
+
+    async def list_lots(self, product_id: int) -> list[Lot]:
+        """A product's lots, by id."""
         ...
 
     async def append_audit(

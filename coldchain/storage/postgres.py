@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import asyncpg
@@ -70,6 +70,13 @@ class PostgresTransaction(SqlTransaction):
 
     def _time_out(self, value: Any) -> datetime:
         result: datetime = value.astimezone(UTC)
+        return result
+
+    def _date_in(self, value: date) -> date:
+        return value
+
+    def _date_out(self, value: Any) -> date:
+        result: date = value
         return result
 
     async def _lock_audit_chain(self) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,12 @@ class SqliteTransaction(SqlTransaction):
 
     def _time_out(self, value: Any) -> datetime:
         return datetime.fromisoformat(value)
+
+    def _date_in(self, value: date) -> str:
+        return value.isoformat()
+
+    def _date_out(self, value: Any) -> date:
+        return date.fromisoformat(value)
 
     async def _lock_audit_chain(self) -> None:
         """``BEGIN IMMEDIATE`` already holds the database's only write lock."""

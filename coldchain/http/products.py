@@ -1,0 +1,182 @@
+"""The admin API of stability profiles, products and lots.
+
+``POST /v1/profiles`` takes one profile in the shape of an entry of ``profiles.json``; the body is validated by
+the domain (:func:`~coldchain.domain.profiles.load_profile`) so a 422 names the path of the problem exactly as
+``ProfileError`` does. A changed profile becomes the next version; an unchanged one keeps its version (200).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import FromPath, FromQuery, JSONBody
+from msgspec import Meta
+
+from coldchain.domain.products import Lot, Product
+from coldchain.domain.profiles import Profile, ProfileError
+from coldchain.http.auth import require_admin
+from coldchain.http.deps import StoreDep
+from coldchain.http.errors import ApiError
+from coldchain.services import products as use_cases
+from coldchain.services.trackers import UnknownOrganisation
+from coldchain.storage import AlreadyExists
+
+__all__ = ["LotIn", "LotOut", "ProductAdmin", "ProductIn", "ProductOut", "ProfileAdmin", "ProfileSavedOut"]
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Gtin = Annotated[str, Meta(pattern=r"^\d{8}$|^\d{12,14}$")]  # GTIN-8, -12, -13 or -14 (GS1 General Specifications)
+ProfileId = Annotated[str, Meta(min_length=1, max_length=128)]
+LotNumber = Annotated[str, Meta(min_length=1, max_length=64)]
+
+
+class ProfileSavedOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    version: int
+    new: bool
+    """Whether this request stored a new version (false: the latest version already held this profile)."""
+
+
+class ProductIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    organisation_id: int
+    name: Name
+    gtin: Gtin | None = None
+    profile_id: ProfileId | None = None
+
+
+class ProductOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    organisation_id: int
+    name: str
+    gtin: str | None
+    profile_id: str | None
+    created_at: datetime
+
+
+class LotIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    lot_number: LotNumber
+    expires_on: date | None = None
+
+
+class LotOut(msgspec.Struct, frozen=True, kw_only=True):
+    id: int
+    product_id: int
+    lot_number: str
+    expires_on: date | None
+    created_at: datetime
+
+
+def _product_out(product: Product) -> ProductOut:
+    return ProductOut(
+        id=product.id,
+        organisation_id=product.organisation_id,
+        name=product.name,
+        gtin=product.gtin,
+        profile_id=product.profile_id,
+        created_at=product.created_at,
+    )
+
+
+def _lot_out(lot: Lot) -> LotOut:
+    return LotOut(
+        id=lot.id, product_id=lot.product_id, lot_number=lot.lot_number, expires_on=lot.expires_on,
+        created_at=lot.created_at,
+    )  # fmt: skip
+
+
+class ProfileAdmin(Controller):
+    path = "/v1/profiles"
+    guards = [require_admin]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    tags = ["admin"]  # noqa: RUF012
+
+    @post("/", summary="Save a stability profile; a changed profile becomes its next version")
+    async def save(self, request: Request[Any, Any, Any], store: StoreDep) -> Response[ProfileSavedOut]:
+        try:
+            profile, new = await use_cases.save_profile(
+                store, await request.body(), actor="admin", now=datetime.now(UTC)
+            )
+        except ProfileError as exc:
+            raise ApiError(422, "invalid", str(exc)) from None
+        except AlreadyExists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        saved = ProfileSavedOut(id=profile.id, version=profile.version, new=new)
+        return Response(saved, status_code=201 if new else 200)
+
+    @get("/", summary="The latest version of every stability profile")
+    async def list_profiles(self, store: StoreDep) -> list[Profile]:
+        return await use_cases.list_profiles(store)
+
+    @get("/{profile_id:str}", summary="The latest version of one stability profile")
+    async def latest(self, profile_id: FromPath[str], store: StoreDep) -> Profile:
+        profile = await use_cases.find_profile(store, profile_id)
+        if profile is None:
+            raise ApiError(404, "not_found", f"no stability profile {profile_id!r}")
+        return profile
+
+    @get("/{profile_id:str}/versions/{version:int}", summary="One version of a stability profile")
+    async def version(self, profile_id: FromPath[str], version: FromPath[int], store: StoreDep) -> Profile:
+        profile = await use_cases.find_profile(store, profile_id, version)
+        if profile is None:
+            raise ApiError(404, "not_found", f"no version {version} of stability profile {profile_id!r}")
+        return profile
+
+
+class ProductAdmin(Controller):
+    path = "/v1/products"
+    guards = [require_admin]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    tags = ["admin"]  # noqa: RUF012
+
+    @post("/", status_code=201, summary="Create a product, naming its stability profile")
+    async def create(self, data: JSONBody[ProductIn], store: StoreDep) -> ProductOut:
+        try:
+            product = await use_cases.create_product(
+                store,
+                organisation_id=data.organisation_id,
+                name=data.name,
+                gtin=data.gtin,
+                profile_id=data.profile_id,
+                actor="admin",
+                now=datetime.now(UTC),
+            )
+        except AlreadyExists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        except (UnknownOrganisation, use_cases.UnknownProfile) as exc:
+            raise ApiError(422, "invalid", str(exc)) from None
+        return _product_out(product)
+
+    @get("/", summary="Products, of one organisation or of all")
+    async def list_products(self, store: StoreDep, organisation_id: FromQuery[int | None] = None) -> list[ProductOut]:
+        return [_product_out(p) for p in await use_cases.list_products(store, organisation_id)]
+
+    @get("/{product_id:int}", summary="One product")
+    async def show(self, product_id: FromPath[int], store: StoreDep) -> ProductOut:
+        product = await use_cases.find_product(store, product_id)
+        if product is None:
+            raise ApiError(404, "not_found", f"no product with id {product_id}")
+        return _product_out(product)
+
+    @post("/{product_id:int}/lots", status_code=201, summary="Create a lot of a product")
+    async def create_lot(self, product_id: FromPath[int], data: JSONBody[LotIn], store: StoreDep) -> LotOut:
+        try:
+            lot = await use_cases.create_lot(
+                store,
+                product_id=product_id,
+                lot_number=data.lot_number,
+                expires_on=data.expires_on,
+                actor="admin",
+                now=datetime.now(UTC),
+            )
+        except use_cases.UnknownProduct as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        except AlreadyExists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        return _lot_out(lot)
+
+    @get("/{product_id:int}/lots", summary="The lots of a product")
+    async def lots(self, product_id: FromPath[int], store: StoreDep) -> list[LotOut]:
+        lots = await use_cases.list_lots(store, product_id)
+        if lots is None:
+            raise ApiError(404, "not_found", f"no product with id {product_id}")
+        return [_lot_out(lot) for lot in lots]
