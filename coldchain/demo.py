@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import msgspec
 import uvicorn
 
 from coldchain.http.app import create_app
@@ -86,7 +87,7 @@ def _summary(reports: list[RunReport], trackers: list[dict[str, object]], url: s
 async def run_demo(settings: Settings) -> None:
     _fresh_database(settings)
     admin_token = settings.admin_token or secrets.token_urlsafe(24)
-    settings = Settings(**{**{f: getattr(settings, f) for f in settings.__struct_fields__}, "admin_token": admin_token})
+    settings = msgspec.structs.replace(settings, admin_token=admin_token)
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -13,12 +14,13 @@ from litestar.openapi import OpenAPIConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
-from coldchain.http.deps import provide_settings, provide_store, provide_trackers
+from coldchain.http.deps import provide_policy, provide_settings, provide_store, provide_trackers
 from coldchain.http.errors import exception_handlers
 from coldchain.http.health import health
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.sync import IngestGate, sync_batch
+from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings, load_settings
 from coldchain.storage import open_store
@@ -45,6 +47,7 @@ def create_app(settings: Settings) -> Litestar:
             "store": Provide(provide_store, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "trackers": Provide(provide_trackers, sync_to_thread=False),
+            "policy": Provide(provide_policy, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
@@ -54,6 +57,10 @@ def create_app(settings: Settings) -> Litestar:
                 "settings": settings,
                 "ingest_gate": IngestGate(settings.max_inflight_batches),
                 "trackers": TrackerCache(settings.tracker_cache_s),
+                "sync_policy": SyncPolicy(
+                    max_future=timedelta(seconds=settings.max_future_s),
+                    clock_drift_limit_s=settings.clock_drift_limit_s,
+                ),
             }
         ),
         logging_config=LoggingConfig(

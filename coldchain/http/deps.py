@@ -6,16 +6,27 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
+from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
-__all__ = ["SettingsDep", "StoreDep", "TrackersDep", "provide_settings", "provide_store", "provide_trackers"]
+__all__ = [
+    "PolicyDep",
+    "SettingsDep",
+    "StoreDep",
+    "TrackersDep",
+    "provide_policy",
+    "provide_settings",
+    "provide_store",
+    "provide_trackers",
+]
 
 # Store is a typing.Protocol: Litestar must not try isinstance() on it.
 StoreDep = NamedDependency[SkipValidation[Store]]
 SettingsDep = NamedDependency[Settings]
 TrackersDep = NamedDependency[SkipValidation[TrackerCache]]
+PolicyDep = NamedDependency[SkipValidation[SyncPolicy]]
 
 
 def provide_store(state: State) -> Store:
@@ -31,3 +42,8 @@ def provide_settings(state: State) -> Settings:
 def provide_trackers(state: State) -> TrackerCache:
     trackers: TrackerCache = state.trackers
     return trackers
+
+
+def provide_policy(state: State) -> SyncPolicy:
+    policy: SyncPolicy = state.sync_policy
+    return policy

@@ -8,7 +8,7 @@ in every OsmAnd-compatible server.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -17,9 +17,9 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
-from coldchain.http.deps import SettingsDep, StoreDep, TrackersDep
+from coldchain.http.deps import PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
-from coldchain.services.sync import SyncPolicy, record_batch
+from coldchain.services.sync import record_batch
 
 __all__ = ["osmand"]
 
@@ -32,7 +32,7 @@ __all__ = ["osmand"]
     tags=["sync"],
 )
 async def osmand(
-    request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, trackers: TrackersDep
+    request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, trackers: TrackersDep, policy: PolicyDep
 ) -> Response[str]:
     now = datetime.now(UTC)
     zone = ZoneInfo(settings.osmand_timezone)
@@ -56,9 +56,7 @@ async def osmand(
         tracker.id,
         [to_reading(position)],
         now=now,
-        policy=SyncPolicy(
-            max_future=timedelta(seconds=settings.max_future_s), clock_drift_limit_s=settings.clock_drift_limit_s
-        ),
+        policy=policy,
         sequenced=False,
     )
     return Response("", status_code=200, media_type="text/plain")

@@ -7,7 +7,7 @@ decoding and validation, then one transaction. The answer comes only after the c
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -15,11 +15,10 @@ from litestar import Request, post
 from litestar.params import FromPath
 
 from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
-from coldchain.http.deps import SettingsDep, StoreDep, TrackersDep
+from coldchain.http.deps import PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
-from coldchain.services.sync import SyncPolicy, record_batch
-from coldchain.settings import Settings
+from coldchain.services.sync import record_batch
 
 __all__ = ["IngestGate", "sync_batch"]
 
@@ -76,12 +75,6 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
         raise ApiError(400, "bad_request", f"the body is not valid {media_type}: {exc}") from None
 
 
-def _policy(settings: Settings) -> SyncPolicy:
-    return SyncPolicy(
-        max_future=timedelta(seconds=settings.max_future_s), clock_drift_limit_s=settings.clock_drift_limit_s
-    )
-
-
 @post(
     "/v1/trackers/{serial:str}/sync",
     status_code=200,
@@ -94,6 +87,7 @@ async def sync_batch(
     store: StoreDep,
     settings: SettingsDep,
     trackers: TrackersDep,
+    policy: PolicyDep,
 ) -> SyncAckOut:
     gate: IngestGate = request.app.state.ingest_gate
     if gate.full:
@@ -127,7 +121,7 @@ async def sync_batch(
             to_readings(batch),
             now=datetime.now(UTC),
             sent_at=batch.sent_at,
-            policy=_policy(settings),
+            policy=policy,
         )
     return SyncAckOut(
         acked_through=outcome.acked_through,
