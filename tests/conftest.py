@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,7 +17,8 @@ import pytest
 from coldchain.storage import Store, open_store
 from tests.postgres_server import postgres_server_url
 
-_TEMPLATE = "coldchain_test_template"
+# Named per process, so that two test runs against one server never share a database.
+_TEMPLATE = f"coldchain_test_template_{os.getpid()}"
 _counter = itertools.count()
 
 
@@ -55,7 +57,7 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """The URL of a fresh, migrated database of its own for one test."""
-    name = f"coldchain_test_{next(_counter)}"
+    name = f"coldchain_test_{os.getpid()}_{next(_counter)}"
     await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name} TEMPLATE {_TEMPLATE}")
     yield _with_database(postgres_url, name)
     await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
@@ -64,7 +66,7 @@ async def postgres_database(postgres_url: str) -> AsyncIterator[str]:
 @pytest.fixture
 async def empty_postgres_database(postgres_url: str) -> AsyncIterator[str]:
     """The URL of a fresh database with no tables."""
-    name = f"coldchain_empty_{next(_counter)}"
+    name = f"coldchain_empty_{os.getpid()}_{next(_counter)}"
     await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
     yield _with_database(postgres_url, name)
     await _admin(postgres_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -1,4 +1,4 @@
-"""What both engines share: the named statements of ``sql/queries.sql`` and the row mapping around them."""
+"""What both engines share: the named statements of ``sql/queries/`` and the row mapping around them."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def sql_dir() -> Path:
 
 
 def load_queries(driver: str) -> Any:
-    return aiosql.from_path(sql_dir() / "queries.sql", driver)
+    """Every named statement of ``sql/queries/*.sql`` (one file per area, one namespace for all)."""
+    return aiosql.from_path(sql_dir() / "queries", driver)
 
 
 class SqlTransaction(abc.ABC):
