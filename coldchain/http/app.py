@@ -14,9 +14,11 @@ from litestar.openapi import OpenAPIConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
+from coldchain.http.auth import provide_principal
 from coldchain.http.deps import provide_policy, provide_settings, provide_store, provide_trackers
 from coldchain.http.errors import exception_handlers
 from coldchain.http.health import health
+from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.sync import IngestGate, sync_batch
@@ -41,13 +43,14 @@ def create_app(settings: Settings) -> Litestar:
             await store.close()
 
     return Litestar(
-        route_handlers=[health, sync_batch, osmand, TrackerAdmin, ProfileAdmin, ProductAdmin],
+        route_handlers=[health, sync_batch, osmand, OrganisationApi, TrackerAdmin, ProfileAdmin, ProductAdmin],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "trackers": Provide(provide_trackers, sync_to_thread=False),
             "policy": Provide(provide_policy, sync_to_thread=False),
+            "principal": Provide(provide_principal),
         },
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),

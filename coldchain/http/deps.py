@@ -6,6 +6,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
+from coldchain.domain.access import Principal
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings
@@ -13,6 +14,7 @@ from coldchain.storage import Store
 
 __all__ = [
     "PolicyDep",
+    "PrincipalDep",
     "SettingsDep",
     "StoreDep",
     "TrackersDep",
@@ -27,6 +29,8 @@ StoreDep = NamedDependency[SkipValidation[Store]]
 SettingsDep = NamedDependency[Settings]
 TrackersDep = NamedDependency[SkipValidation[TrackerCache]]
 PolicyDep = NamedDependency[SkipValidation[SyncPolicy]]
+# The authenticated caller (coldchain.http.auth.provide_principal): 401 before the handler runs otherwise.
+PrincipalDep = NamedDependency[SkipValidation[Principal]]
 
 
 def provide_store(state: State) -> Store:

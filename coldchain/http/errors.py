@@ -10,6 +10,9 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
 
+from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from coldchain.storage import AlreadyExists
+
 __all__ = ["ApiError", "ErrorOut", "exception_handlers"]
 
 log = logging.getLogger("coldchain.http")
@@ -81,6 +84,23 @@ def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return _error(exc.status_code, _CODES.get(exc.status_code, "error"), exc.detail, headers)
 
 
+_SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (Invalid, 422),
+)
+
+
+def _on_service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
+    status = next((code for kind, code in _SERVICE_STATUS if isinstance(exc, kind)), 400)
+    return _error(status, _CODES[status], str(exc))
+
+
+def _on_already_exists(_: Request[Any, Any, Any], exc: AlreadyExists) -> Response[Any]:
+    return _error(409, "conflict", str(exc))
+
+
 def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _error(HTTP_500_INTERNAL_SERVER_ERROR, "internal_error", "the service failed; the error was logged")
@@ -88,5 +108,7 @@ def _on_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: _on_http_exception,
+    ServiceError: _on_service_error,
+    AlreadyExists: _on_already_exists,
     Exception: _on_unexpected,
 }

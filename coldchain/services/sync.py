@@ -9,6 +9,8 @@ import msgspec
 
 from coldchain.domain.readings import Reading
 from coldchain.domain.sync import acknowledge, clock_offset_s, extend_acknowledgement, quarantine_reason
+from coldchain.services.custody import notice_arrival
+from coldchain.services.evaluation import judge_readings
 from coldchain.storage import Store
 
 __all__ = ["BatchOutcome", "SyncPolicy", "record_batch"]
@@ -17,6 +19,8 @@ __all__ = ["BatchOutcome", "SyncPolicy", "record_batch"]
 class SyncPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_future: timedelta = timedelta(hours=24)
     clock_drift_limit_s: float = 300.0
+    evaluate: bool = True
+    """Judge new readings against their shipments in the ingest transaction (off only to measure its cost)."""
 
 
 DEFAULT_POLICY = SyncPolicy()
@@ -73,7 +77,13 @@ async def record_batch(
         )
         accepted = [r for r in accepted if r.seq > state.acked_through and r.seq not in held_before]
         refused = [(r, why) for r, why in refused if r.seq > state.acked_through and r.seq not in held_before]
-        new = len(await tx.insert_readings(tracker_id, accepted, received_at=now)) if accepted else 0
+        new_seqs = await tx.insert_readings(tracker_id, accepted, received_at=now) if accepted else []
+        new = len(new_seqs)
+        if new and policy.evaluate:
+            stored = set(new_seqs)
+            fresh = [r for r in accepted if r.seq in stored]
+            await judge_readings(tx, tracker_id, fresh, now=now)
+            await notice_arrival(tx, tracker_id, fresh, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
         duplicates = len(readings) - new - quarantined
         missing: list[tuple[int, int]] = []

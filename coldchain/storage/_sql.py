@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,12 +11,18 @@ import aiosql
 import msgspec
 
 from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
+from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
+from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
 from coldchain.domain.sync import SyncState
-from coldchain.storage.base import AlreadyExists
+from coldchain.storage._sqlbase import SqlBase
+from coldchain.storage.custody import CustodySql
+from coldchain.storage.errors import AlreadyExists
+from coldchain.storage.evaluation import EvaluationSql
+from coldchain.storage.notifications import NotificationsSql
 
 __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
 
@@ -33,6 +38,11 @@ def _profile_document(profile: Profile) -> str:
     return _canonical_json.encode(fields).decode()
 
 
+def _mode(value: str) -> Mode:
+    mode: Mode = value  # type: ignore[assignment]  # the table's CHECK admits only the four modes
+    return mode
+
+
 def sql_dir() -> Path:
     """The ``sql/`` folder: packaged inside ``coldchain`` in a wheel, at the repository root otherwise."""
     packaged = Path(__file__).resolve().parent.parent / "sql"
@@ -44,33 +54,11 @@ def load_queries(driver: str) -> Any:
     return aiosql.from_path(sql_dir() / "queries", driver)
 
 
-class SqlTransaction(abc.ABC):
+class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
     """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
 
-    Subclasses say how a time crosses the driver and how readings are written in bulk.
+    Subclasses say how a time crosses the driver and how readings are written in bulk (see :class:`SqlBase`).
     """
-
-    def __init__(self, conn: Any, queries: Any) -> None:
-        self._conn = conn
-        self._q = queries
-
-    @abc.abstractmethod
-    def _time_in(self, value: datetime) -> Any: ...
-
-    @abc.abstractmethod
-    def _time_out(self, value: Any) -> datetime: ...
-
-    @abc.abstractmethod
-    def _date_in(self, value: date) -> Any: ...
-
-    @abc.abstractmethod
-    def _date_out(self, value: Any) -> date: ...
-
-    @abc.abstractmethod
-    async def _lock_audit_chain(self) -> None: ...
-
-    @abc.abstractmethod
-    async def _lock_sync_state(self, tracker_id: int) -> None: ...
 
     def _organisation(self, row: Any) -> Organisation:
         kind: OrganisationKind = row["kind"]
@@ -144,6 +132,47 @@ class SqlTransaction(abc.ABC):
         row = await self._q.get_organisation(self._conn, id=organisation_id)
         return None if row is None else self._organisation(row)
 
+    async def list_organisations(self) -> list[Organisation]:
+        return [self._organisation(row) async for row in self._q.list_organisations(self._conn)]
+
+    def _api_token(self, row: Any) -> ApiToken:
+        role: Role = row["role"]
+        return ApiToken(
+            id=row["id"],
+            organisation_id=row["organisation_id"],
+            role=role,
+            name=row["name"],
+            created_at=self._time_out(row["created_at"]),
+            revoked_at=None if row["revoked_at"] is None else self._time_out(row["revoked_at"]),
+        )
+
+    async def create_api_token(
+        self, *, organisation_id: int, role: Role, name: str, token_sha256: str, now: datetime
+    ) -> ApiToken:
+        row = await self._q.insert_api_token(
+            self._conn,
+            organisation_id=organisation_id,
+            role=role,
+            name=name,
+            token_sha256=token_sha256,
+            created_at=self._time_in(now),
+        )
+        return self._api_token(row)
+
+    async def api_token(self, token_sha256: str) -> ApiToken | None:
+        row = await self._q.api_token_by_sha256(self._conn, token_sha256=token_sha256)
+        return None if row is None else self._api_token(row)
+
+    async def api_tokens(self, organisation_id: int) -> list[ApiToken]:
+        rows = self._q.api_tokens_of_organisation(self._conn, organisation_id=organisation_id)
+        return [self._api_token(row) async for row in rows]
+
+    async def revoke_api_token(self, organisation_id: int, token_id: int, *, now: datetime) -> ApiToken | None:
+        row = await self._q.revoke_api_token(
+            self._conn, id=token_id, organisation_id=organisation_id, revoked_at=self._time_in(now)
+        )
+        return None if row is None else self._api_token(row)
+
     async def create_tracker(
         self, *, serial: str, secret: str, organisation_id: int | None, model: str | None, now: datetime
     ) -> Tracker:
@@ -163,6 +192,140 @@ class SqlTransaction(abc.ABC):
     async def get_tracker(self, serial: str) -> Tracker | None:
         row = await self._q.get_tracker_by_serial(self._conn, serial=serial)
         return None if row is None else self._tracker(row)
+
+    async def get_tracker_by_id(self, tracker_id: int) -> Tracker | None:
+        row = await self._q.get_tracker_by_id(self._conn, id=tracker_id)
+        return None if row is None else self._tracker(row)
+
+    async def create_shipment(
+        self,
+        *,
+        organisation_id: int,
+        reference: str,
+        product_id: int,
+        lot_id: int | None,
+        quantity: int,
+        profile: Profile,
+        origin: Place,
+        destination: Place,
+        waypoints: Sequence[tuple[float, float]],
+        geofence_m: float,
+        legs: Sequence[Leg],
+        receiver_id: int | None,
+        promised_at: datetime | None,
+        priority: Priority,
+        now: datetime,
+    ) -> Shipment:
+        shipment_id = await self._q.insert_shipment(
+            self._conn,
+            organisation_id=organisation_id,
+            reference=reference,
+            product_id=product_id,
+            lot_id=lot_id,
+            quantity=quantity,
+            profile_id=profile.id,
+            profile_version=profile.version,
+            origin_name=origin.name,
+            origin_lat=origin.lat,
+            origin_lon=origin.lon,
+            destination_name=destination.name,
+            destination_lat=destination.lat,
+            destination_lon=destination.lon,
+            geofence_m=geofence_m,
+            waypoints=_reading_json.encode([list(point) for point in waypoints]).decode(),
+            receiver_id=receiver_id,
+            promised_at=None if promised_at is None else self._time_in(promised_at),
+            priority=priority,
+            status="planned",
+            created_at=self._time_in(now),
+        )
+        if shipment_id is None:
+            raise AlreadyExists(f"organisation {organisation_id} already has a shipment {reference!r}")
+        for leg in legs:
+            await self._q.insert_leg(
+                self._conn, shipment_id=shipment_id, leg_no=leg.leg_no, carrier_id=leg.carrier_id, mode=leg.mode
+            )
+        shipment = await self.get_shipment(shipment_id)
+        assert shipment is not None
+        return shipment
+
+    async def get_shipment(self, shipment_id: int) -> Shipment | None:
+        row = await self._q.get_shipment(self._conn, id=shipment_id)
+        if row is None:
+            return None
+        legs = [
+            Leg(leg_no=leg["leg_no"], carrier_id=leg["carrier_id"], mode=_mode(leg["mode"]))
+            async for leg in self._q.legs_of_shipment(self._conn, shipment_id=shipment_id)
+        ]
+        status: ShipmentStatus = row["status"]
+        priority: Priority = row["priority"]
+        return Shipment(
+            id=row["id"],
+            organisation_id=row["organisation_id"],
+            reference=row["reference"],
+            product_id=row["product_id"],
+            lot_id=row["lot_id"],
+            quantity=row["quantity"],
+            profile_id=row["profile_id"],
+            profile_version=row["profile_version"],
+            origin=Place(name=row["origin_name"], lat=row["origin_lat"], lon=row["origin_lon"]),
+            destination=Place(name=row["destination_name"], lat=row["destination_lat"], lon=row["destination_lon"]),
+            waypoints=[
+                (lat, lon) for lat, lon in msgspec.json.decode(row["waypoints"], type=list[tuple[float, float]])
+            ],
+            geofence_m=row["geofence_m"],
+            receiver_id=row["receiver_id"],
+            promised_at=None if row["promised_at"] is None else self._time_out(row["promised_at"]),
+            priority=priority,
+            status=status,
+            legs=legs,
+            created_at=self._time_out(row["created_at"]),
+            updated_at=self._time_out(row["updated_at"]),
+        )
+
+    async def shipment_ids(self, *, party: int | None, status: ShipmentStatus | None = None) -> list[int]:
+        if party is None:
+            rows = self._q.all_shipment_ids(self._conn, status=status)
+        else:
+            rows = self._q.shipment_ids_of_party(self._conn, organisation_id=party, status=status)
+        return [row["id"] async for row in rows]
+
+    async def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, *, now: datetime) -> None:
+        await self._q.set_shipment_status(self._conn, id=shipment_id, status=status, updated_at=self._time_in(now))
+
+    def _assignment(self, row: Any) -> Assignment:
+        return Assignment(
+            id=row["id"],
+            shipment_id=row["shipment_id"],
+            tracker_id=row["tracker_id"],
+            starts_at=self._time_out(row["starts_at"]),
+            ends_at=None if row["ends_at"] is None else self._time_out(row["ends_at"]),
+            created_at=self._time_out(row["created_at"]),
+        )
+
+    async def assign_tracker(
+        self, *, shipment_id: int, tracker_id: int, starts_at: datetime, ends_at: datetime | None, now: datetime
+    ) -> Assignment:
+        row = await self._q.insert_assignment(
+            self._conn,
+            shipment_id=shipment_id,
+            tracker_id=tracker_id,
+            starts_at=self._time_in(starts_at),
+            ends_at=None if ends_at is None else self._time_in(ends_at),
+            created_at=self._time_in(now),
+        )
+        return self._assignment(row)
+
+    async def end_assignment(self, assignment_id: int, ends_at: datetime) -> None:
+        await self._q.end_assignment(self._conn, id=assignment_id, ends_at=self._time_in(ends_at))
+
+    async def assignments_of_tracker(self, tracker_id: int) -> list[Assignment]:
+        rows = self._q.assignments_of_tracker(self._conn, tracker_id=tracker_id)
+        return [self._assignment(row) async for row in rows]
+
+    async def assignments_of_shipment(self, shipment_id: int) -> list[Assignment]:
+        rows = self._q.assignments_of_shipment(self._conn, shipment_id=shipment_id)
+        return [self._assignment(row) async for row in rows]
 
     async def count_readings(self, tracker_id: int | None = None) -> int:
         if tracker_id is None:

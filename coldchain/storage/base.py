@@ -18,11 +18,17 @@ from datetime import date, datetime
 from typing import Literal, Protocol
 
 from coldchain.domain.audit import AuditEntry
+from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
+from coldchain.domain.shipments import Assignment, Leg, Place, Priority, Shipment, ShipmentStatus
 from coldchain.domain.sync import SyncState
+from coldchain.storage.custody import CustodyRecords
+from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
+from coldchain.storage.evaluation import EvaluationRecords
+from coldchain.storage.notifications import NotificationRecords
 
 __all__ = [
     "AlreadyExists",
@@ -36,24 +42,31 @@ __all__ = [
 Engine = Literal["sqlite", "postgresql"]
 
 
-class StorageError(Exception):
-    """The storage layer refused an operation."""
+class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protocol):
+    """One unit of work. All methods run inside the same database transaction.
 
-
-class AlreadyExists(StorageError):
-    """A unique key is already taken."""
-
-
-class MigrationError(StorageError):
-    """The migration files and the recorded migrations disagree."""
-
-
-class Transaction(Protocol):
-    """One unit of work. All methods run inside the same database transaction."""
+    Each area with records of its own (evaluation, custody, notifications) states them in its own module.
+    """
 
     async def create_organisation(self, *, name: str, kind: OrganisationKind, now: datetime) -> Organisation: ...
 
     async def get_organisation(self, organisation_id: int) -> Organisation | None: ...
+
+    async def list_organisations(self) -> list[Organisation]: ...
+
+    async def create_api_token(
+        self, *, organisation_id: int, role: Role, name: str, token_sha256: str, now: datetime
+    ) -> ApiToken: ...
+
+    async def api_token(self, token_sha256: str) -> ApiToken | None:
+        """The token stored under this digest (revoked or not)."""
+        ...
+
+    async def api_tokens(self, organisation_id: int) -> list[ApiToken]: ...
+
+    async def revoke_api_token(self, organisation_id: int, token_id: int, *, now: datetime) -> ApiToken | None:
+        """Revoke (idempotent: the first revocation time stays); ``None`` when the organisation has no such token."""
+        ...
 
     async def create_tracker(
         self, *, serial: str, secret: str, organisation_id: int | None, model: str | None, now: datetime
@@ -62,6 +75,50 @@ class Transaction(Protocol):
         ...
 
     async def get_tracker(self, serial: str) -> Tracker | None: ...
+
+    async def get_tracker_by_id(self, tracker_id: int) -> Tracker | None: ...
+
+    async def create_shipment(
+        self,
+        *,
+        organisation_id: int,
+        reference: str,
+        product_id: int,
+        lot_id: int | None,
+        quantity: int,
+        profile: Profile,
+        origin: Place,
+        destination: Place,
+        waypoints: Sequence[tuple[float, float]],
+        geofence_m: float,
+        legs: Sequence[Leg],
+        receiver_id: int | None,
+        promised_at: datetime | None,
+        priority: Priority,
+        now: datetime,
+    ) -> Shipment:
+        """A new planned shipment pinned to ``profile``'s version; :class:`AlreadyExists` for a taken reference."""
+        ...
+
+    async def get_shipment(self, shipment_id: int) -> Shipment | None: ...
+
+    async def shipment_ids(self, *, party: int | None, status: ShipmentStatus | None = None) -> list[int]:
+        """Ids of the shipments ``party`` takes part in (shipper, carrier of a leg, receiver), or of all."""
+        ...
+
+    async def set_shipment_status(self, shipment_id: int, status: ShipmentStatus, *, now: datetime) -> None: ...
+
+    async def assign_tracker(
+        self, *, shipment_id: int, tracker_id: int, starts_at: datetime, ends_at: datetime | None, now: datetime
+    ) -> Assignment: ...
+
+    async def end_assignment(self, assignment_id: int, ends_at: datetime) -> None: ...
+
+    async def assignments_of_tracker(self, tracker_id: int) -> list[Assignment]:
+        """The tracker's assignments, by start time (locks nothing: callers lock the tracker's sync state)."""
+        ...
+
+    async def assignments_of_shipment(self, shipment_id: int) -> list[Assignment]: ...
 
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime

@@ -79,6 +79,13 @@ class PostgresTransaction(SqlTransaction):
         result: date = value
         return result
 
+    async def _lock(self, name: str) -> None:
+        await self._conn.execute("SELECT pg_advisory_xact_lock($1)", _advisory_key(f"coldchain:{name}"))
+
+    async def _try_lock(self, name: str) -> bool:
+        taken = await self._conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _advisory_key(f"coldchain:{name}"))
+        return bool(taken)
+
     async def _lock_audit_chain(self) -> None:
         await self._conn.execute("SELECT pg_advisory_xact_lock($1)", AUDIT_LOCK)
 

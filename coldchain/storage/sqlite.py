@@ -63,6 +63,13 @@ class SqliteTransaction(SqlTransaction):
     def _date_out(self, value: Any) -> date:
         return date.fromisoformat(value)
 
+    async def _lock(self, name: str) -> None:
+        """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
+
+    async def _try_lock(self, name: str) -> bool:
+        """``BEGIN IMMEDIATE`` already holds the database's only write lock: nobody else holds ``name``."""
+        return True
+
     async def _lock_audit_chain(self) -> None:
         """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
 

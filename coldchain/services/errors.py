@@ -1,0 +1,34 @@
+"""What a use case refuses, in words the edge maps once to HTTP statuses (404, 403, 409, 422).
+
+Exceptions::
+
+    ServiceError
+    ├── NotFound        no such record, or none the caller may see (never say which)
+    ├── Forbidden       the caller's role does not allow the action
+    ├── Conflict        the record's current state does not allow the change
+    └── Invalid         the request is well-formed but its content is wrong
+"""
+
+from __future__ import annotations
+
+__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError"]
+
+
+class ServiceError(Exception):
+    """A use case refused the request; the message says why, for the caller."""
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class Forbidden(ServiceError):
+    pass
+
+
+class Conflict(ServiceError):
+    pass
+
+
+class Invalid(ServiceError):
+    pass

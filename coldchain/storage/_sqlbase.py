@@ -1,0 +1,47 @@
+"""The base every SQL record class builds on: a connection, the named queries, and what differs per engine."""
+
+from __future__ import annotations
+
+import abc
+from datetime import date, datetime
+from typing import Any
+
+__all__ = ["SqlBase"]
+
+
+class SqlBase(abc.ABC):
+    """A connection inside an open transaction, the named statements, and the engine's hooks.
+
+    Each area's record methods (a mixin per area) use only these: ``_time_in``/``_time_out`` and
+    ``_date_in``/``_date_out`` convert values crossing the driver; ``_lock(name)`` serialises transactions on a
+    name until the transaction ends; ``_try_lock(name)`` is the same without waiting (false when another
+    transaction holds it).
+    """
+
+    def __init__(self, conn: Any, queries: Any) -> None:
+        self._conn = conn
+        self._q = queries
+
+    @abc.abstractmethod
+    def _time_in(self, value: datetime) -> Any: ...
+
+    @abc.abstractmethod
+    def _time_out(self, value: Any) -> datetime: ...
+
+    @abc.abstractmethod
+    def _date_in(self, value: date) -> Any: ...
+
+    @abc.abstractmethod
+    def _date_out(self, value: Any) -> date: ...
+
+    @abc.abstractmethod
+    async def _lock(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    async def _try_lock(self, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def _lock_audit_chain(self) -> None: ...
+
+    @abc.abstractmethod
+    async def _lock_sync_state(self, tracker_id: int) -> None: ...
