@@ -7,11 +7,10 @@ import hashlib
 import hmac
 from typing import Any
 
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
+from litestar.handlers.base import BaseRouteHandler
 
 from coldchain.domain.access import Principal
 from coldchain.http.errors import ApiError

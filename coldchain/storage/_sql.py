@@ -10,8 +10,8 @@ from typing import Any
 import aiosql
 import msgspec
 
-from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
 from coldchain.domain.access import ApiToken, Role
+from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile

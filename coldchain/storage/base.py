@@ -17,8 +17,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import Literal, Protocol
 
-from coldchain.domain.audit import AuditEntry
 from coldchain.domain.access import ApiToken, Role
+from coldchain.domain.audit import AuditEntry
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
