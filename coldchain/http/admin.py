@@ -1,4 +1,5 @@
-"""The bootstrap admin API: register trackers and see how their syncs go."""
+"""Trackers: register them (the secret is shown once) and see how their syncs go; scoped to the caller's
+organisation (the operator sees all)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 
 from coldchain.domain.sync import SyncState
-from coldchain.http.auth import require_admin
-from coldchain.http.deps import StoreDep
+from coldchain.http.deps import PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.http.wire import TrackerCreatedOut, TrackerIn, TrackerOut, TrackerStatusOut
 from coldchain.services.trackers import UnknownOrganisation, register_tracker, sync_overview, tracker_status
-from coldchain.storage import AlreadyExists
 
 __all__ = ["TrackerAdmin"]
 
@@ -34,33 +33,29 @@ def _status(state: SyncState) -> TrackerStatusOut:
 
 class TrackerAdmin(Controller):
     path = "/v1/trackers"
-    guards = [require_admin]  # noqa: RUF012 (Litestar reads it as a class attribute)
-    tags = ["admin"]  # noqa: RUF012
+    tags = ["trackers"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Register a tracker; its secret is returned once")
-    async def register(self, data: JSONBody[TrackerIn], store: StoreDep) -> TrackerCreatedOut:
+    async def register(self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep) -> TrackerCreatedOut:
         try:
             tracker, secret = await register_tracker(
                 store,
+                principal,
                 serial=data.serial,
                 model=data.model,
                 organisation_id=data.organisation_id,
-                actor="admin",
                 now=datetime.now(UTC),
             )
-        except AlreadyExists as exc:
-            raise ApiError(409, "conflict", str(exc)) from None
         except UnknownOrganisation as exc:
             raise ApiError(422, "invalid", str(exc)) from None
         return TrackerCreatedOut(tracker_id=tracker.serial, secret=secret)
 
     @get("/", summary="Every tracker with its sync state")
-    async def list_trackers(self, store: StoreDep) -> list[TrackerOut]:
-        return [TrackerOut(tracker_id=serial, sync=_status(state)) for serial, state in await sync_overview(store)]
+    async def list_trackers(self, store: StoreDep, principal: PrincipalDep) -> list[TrackerOut]:
+        overview = await sync_overview(store, principal)
+        return [TrackerOut(tracker_id=serial, sync=_status(state)) for serial, state in overview]
 
     @get("/{serial:str}", summary="One tracker with its sync state")
-    async def show(self, serial: FromPath[str], store: StoreDep) -> TrackerOut:
-        state = await tracker_status(store, serial)
-        if state is None:
-            raise ApiError(404, "not_found", f"no tracker {serial!r}")
+    async def show(self, serial: FromPath[str], store: StoreDep, principal: PrincipalDep) -> TrackerOut:
+        state = await tracker_status(store, principal, serial)
         return TrackerOut(tracker_id=serial, sync=_status(state))

@@ -21,6 +21,7 @@ from coldchain.http.health import health
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
+from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
@@ -43,7 +44,16 @@ def create_app(settings: Settings) -> Litestar:
             await store.close()
 
     return Litestar(
-        route_handlers=[health, sync_batch, osmand, OrganisationApi, TrackerAdmin, ProfileAdmin, ProductAdmin],
+        route_handlers=[
+            health,
+            sync_batch,
+            osmand,
+            OrganisationApi,
+            ShipmentApi,
+            TrackerAdmin,
+            ProfileAdmin,
+            ProductAdmin,
+        ],
         lifespan=[lifespan],
         dependencies={
             "store": Provide(provide_store, sync_to_thread=False),

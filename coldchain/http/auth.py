@@ -8,9 +8,7 @@ import hmac
 from typing import Any
 
 from litestar import Request
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
-from litestar.handlers.base import BaseRouteHandler
 
 from coldchain.domain.access import Principal
 from coldchain.http.errors import ApiError
@@ -18,21 +16,9 @@ from coldchain.services.access import authenticate
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
-__all__ = ["provide_principal", "require_admin", "verify_signature"]
+__all__ = ["provide_principal", "verify_signature"]
 
 SIGNATURE_HEADER = "X-Signature"
-
-
-def require_admin(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Guard: the caller presents ``Authorization: Bearer <COLDCHAIN_ADMIN_TOKEN>``."""
-    settings: Settings = connection.app.state.settings
-    if settings.admin_token is None:
-        raise ApiError(403, "forbidden", "the admin API is disabled: set COLDCHAIN_ADMIN_TOKEN to enable it")
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise ApiError(401, "unauthenticated", "send the admin token as 'Authorization: Bearer <token>'")
-    if not hmac.compare_digest(token.encode(), settings.admin_token.encode()):
-        raise ApiError(401, "unauthenticated", "the admin token is not valid")
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:

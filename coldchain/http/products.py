@@ -17,8 +17,7 @@ from msgspec import Meta
 
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile, ProfileError
-from coldchain.http.auth import require_admin
-from coldchain.http.deps import StoreDep
+from coldchain.http.deps import PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.services import products as use_cases
 from coldchain.services.trackers import UnknownOrganisation
@@ -40,7 +39,8 @@ class ProfileSavedOut(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ProductIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    organisation_id: int
+    organisation_id: int | None = None
+    """The caller's own organisation (the operator must name it)."""
     name: Name
     gtin: Gtin | None = None
     profile_id: ProfileId | None = None
@@ -87,12 +87,17 @@ def _lot_out(lot: Lot) -> LotOut:
 
 
 class ProfileAdmin(Controller):
-    path = "/v1/profiles"
-    guards = [require_admin]  # noqa: RUF012 (Litestar reads it as a class attribute)
-    tags = ["admin"]  # noqa: RUF012
+    """Stability profiles are shared reference data: every caller reads them, the operator writes them."""
 
-    @post("/", summary="Save a stability profile; a changed profile becomes its next version")
-    async def save(self, request: Request[Any, Any, Any], store: StoreDep) -> Response[ProfileSavedOut]:
+    path = "/v1/profiles"
+    tags = ["profiles"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+
+    @post("/", summary="Save a stability profile (operator); a changed profile becomes its next version")
+    async def save(
+        self, request: Request[Any, Any, Any], store: StoreDep, principal: PrincipalDep
+    ) -> Response[ProfileSavedOut]:
+        if not principal.is_operator:
+            raise ApiError(403, "forbidden", "stability profiles are shared by every tenant: the operator saves them")
         try:
             profile, new = await use_cases.save_profile(
                 store, await request.body(), actor="admin", now=datetime.now(UTC)
@@ -105,18 +110,20 @@ class ProfileAdmin(Controller):
         return Response(saved, status_code=201 if new else 200)
 
     @get("/", summary="The latest version of every stability profile")
-    async def list_profiles(self, store: StoreDep) -> list[Profile]:
+    async def list_profiles(self, store: StoreDep, principal: PrincipalDep) -> list[Profile]:
         return await use_cases.list_profiles(store)
 
     @get("/{profile_id:str}", summary="The latest version of one stability profile")
-    async def latest(self, profile_id: FromPath[str], store: StoreDep) -> Profile:
+    async def latest(self, profile_id: FromPath[str], store: StoreDep, principal: PrincipalDep) -> Profile:
         profile = await use_cases.find_profile(store, profile_id)
         if profile is None:
             raise ApiError(404, "not_found", f"no stability profile {profile_id!r}")
         return profile
 
     @get("/{profile_id:str}/versions/{version:int}", summary="One version of a stability profile")
-    async def version(self, profile_id: FromPath[str], version: FromPath[int], store: StoreDep) -> Profile:
+    async def version(
+        self, profile_id: FromPath[str], version: FromPath[int], store: StoreDep, principal: PrincipalDep
+    ) -> Profile:
         profile = await use_cases.find_profile(store, profile_id, version)
         if profile is None:
             raise ApiError(404, "not_found", f"no version {version} of stability profile {profile_id!r}")
@@ -124,59 +131,51 @@ class ProfileAdmin(Controller):
 
 
 class ProductAdmin(Controller):
+    """Products and lots of the caller's organisation (the operator: of any)."""
+
     path = "/v1/products"
-    guards = [require_admin]  # noqa: RUF012 (Litestar reads it as a class attribute)
-    tags = ["admin"]  # noqa: RUF012
+    tags = ["products"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create a product, naming its stability profile")
-    async def create(self, data: JSONBody[ProductIn], store: StoreDep) -> ProductOut:
+    async def create(self, data: JSONBody[ProductIn], store: StoreDep, principal: PrincipalDep) -> ProductOut:
         try:
             product = await use_cases.create_product(
                 store,
+                principal,
                 organisation_id=data.organisation_id,
                 name=data.name,
                 gtin=data.gtin,
                 profile_id=data.profile_id,
-                actor="admin",
                 now=datetime.now(UTC),
             )
-        except AlreadyExists as exc:
-            raise ApiError(409, "conflict", str(exc)) from None
         except (UnknownOrganisation, use_cases.UnknownProfile) as exc:
             raise ApiError(422, "invalid", str(exc)) from None
         return _product_out(product)
 
-    @get("/", summary="Products, of one organisation or of all")
-    async def list_products(self, store: StoreDep, organisation_id: FromQuery[int | None] = None) -> list[ProductOut]:
-        return [_product_out(p) for p in await use_cases.list_products(store, organisation_id)]
+    @get("/", summary="Products of the caller's organisation (the operator: of one organisation, or all)")
+    async def list_products(
+        self, store: StoreDep, principal: PrincipalDep, organisation_id: FromQuery[int | None] = None
+    ) -> list[ProductOut]:
+        return [_product_out(p) for p in await use_cases.list_products(store, principal, organisation_id)]
 
     @get("/{product_id:int}", summary="One product")
-    async def show(self, product_id: FromPath[int], store: StoreDep) -> ProductOut:
-        product = await use_cases.find_product(store, product_id)
-        if product is None:
-            raise ApiError(404, "not_found", f"no product with id {product_id}")
-        return _product_out(product)
+    async def show(self, product_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ProductOut:
+        return _product_out(await use_cases.find_product(store, principal, product_id))
 
     @post("/{product_id:int}/lots", status_code=201, summary="Create a lot of a product")
-    async def create_lot(self, product_id: FromPath[int], data: JSONBody[LotIn], store: StoreDep) -> LotOut:
-        try:
-            lot = await use_cases.create_lot(
-                store,
-                product_id=product_id,
-                lot_number=data.lot_number,
-                expires_on=data.expires_on,
-                actor="admin",
-                now=datetime.now(UTC),
-            )
-        except use_cases.UnknownProduct as exc:
-            raise ApiError(404, "not_found", str(exc)) from None
-        except AlreadyExists as exc:
-            raise ApiError(409, "conflict", str(exc)) from None
+    async def create_lot(
+        self, product_id: FromPath[int], data: JSONBody[LotIn], store: StoreDep, principal: PrincipalDep
+    ) -> LotOut:
+        lot = await use_cases.create_lot(
+            store,
+            principal,
+            product_id=product_id,
+            lot_number=data.lot_number,
+            expires_on=data.expires_on,
+            now=datetime.now(UTC),
+        )
         return _lot_out(lot)
 
     @get("/{product_id:int}/lots", summary="The lots of a product")
-    async def lots(self, product_id: FromPath[int], store: StoreDep) -> list[LotOut]:
-        lots = await use_cases.list_lots(store, product_id)
-        if lots is None:
-            raise ApiError(404, "not_found", f"no product with id {product_id}")
-        return [_lot_out(lot) for lot in lots]
+    async def lots(self, product_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> list[LotOut]:
+        return [_lot_out(lot) for lot in await use_cases.list_lots(store, principal, product_id)]

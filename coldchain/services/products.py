@@ -12,8 +12,11 @@ from datetime import date, datetime
 
 import msgspec
 
+from coldchain.domain.access import Principal
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile, load_profile, load_profiles
+from coldchain.services.access import require
+from coldchain.services.errors import Forbidden, Invalid, NotFound
 from coldchain.services.trackers import UnknownOrganisation
 from coldchain.storage import Store, Transaction
 
@@ -97,17 +100,38 @@ async def list_profiles(store: Store) -> list[Profile]:
         return await tx.list_profiles()
 
 
+def _owner(principal: Principal, organisation_id: int | None) -> int:
+    """The organisation a new product belongs to: the caller's own (the operator names it)."""
+    require(principal, "setup")
+    if principal.organisation_id is not None:
+        if organisation_id not in (None, principal.organisation_id):
+            raise Forbidden("a token creates products of its own organisation only")
+        return principal.organisation_id
+    if organisation_id is None:
+        raise Invalid("organisation_id: the operator names the organisation of the product")
+    return organisation_id
+
+
+async def _own_product(tx: Transaction, principal: Principal, product_id: int) -> Product:
+    product = await tx.get_product(product_id)
+    if product is None or not principal.acts_for(product.organisation_id):
+        raise NotFound(f"no product with id {product_id}")
+    return product
+
+
 async def create_product(
     store: Store,
+    principal: Principal,
     *,
-    organisation_id: int,
+    organisation_id: int | None,
     name: str,
     gtin: str | None,
     profile_id: str | None,
-    actor: str,
     now: datetime,
 ) -> Product:
     """Raises ``UnknownOrganisation``, ``UnknownProfile``, or ``AlreadyExists`` for a name taken."""
+    organisation_id = _owner(principal, organisation_id)
+    actor = principal.actor
     async with store.transaction() as tx:
         if await tx.get_organisation(organisation_id) is None:
             raise UnknownOrganisation(f"no organisation with id {organisation_id}")
@@ -126,23 +150,28 @@ async def create_product(
     return product
 
 
-async def find_product(store: Store, product_id: int) -> Product | None:
+async def find_product(store: Store, principal: Principal, product_id: int) -> Product:
+    """A product of the caller's organisation; :class:`NotFound` otherwise."""
     async with store.transaction() as tx:
-        return await tx.get_product(product_id)
+        return await _own_product(tx, principal, product_id)
 
 
-async def list_products(store: Store, organisation_id: int | None = None) -> list[Product]:
+async def list_products(store: Store, principal: Principal, organisation_id: int | None = None) -> list[Product]:
+    """The caller's organisation's products (the operator: one organisation's, or all)."""
+    if principal.organisation_id is not None:
+        organisation_id = principal.organisation_id
     async with store.transaction() as tx:
         return await tx.list_products(organisation_id)
 
 
 async def create_lot(
-    store: Store, *, product_id: int, lot_number: str, expires_on: date | None, actor: str, now: datetime
+    store: Store, principal: Principal, *, product_id: int, lot_number: str, expires_on: date | None, now: datetime
 ) -> Lot:
-    """Raises ``UnknownProduct``, or ``AlreadyExists`` when the product already has that lot number."""
+    """Raises :class:`NotFound` for a product not of the caller, ``AlreadyExists`` for a lot number taken."""
+    require(principal, "setup")
+    actor = principal.actor
     async with store.transaction() as tx:
-        if await tx.get_product(product_id) is None:
-            raise UnknownProduct(f"no product with id {product_id}")
+        await _own_product(tx, principal, product_id)
         lot = await tx.create_lot(product_id=product_id, lot_number=lot_number, expires_on=expires_on, now=now)
         await tx.append_audit(
             actor=actor,
@@ -154,9 +183,8 @@ async def create_lot(
     return lot
 
 
-async def list_lots(store: Store, product_id: int) -> list[Lot] | None:
-    """A product's lots, or ``None`` for an unknown product."""
+async def list_lots(store: Store, principal: Principal, product_id: int) -> list[Lot]:
+    """A product's lots; :class:`NotFound` for a product not of the caller."""
     async with store.transaction() as tx:
-        if await tx.get_product(product_id) is None:
-            return None
+        await _own_product(tx, principal, product_id)
         return await tx.list_lots(product_id)

@@ -9,8 +9,11 @@ from datetime import datetime
 
 import msgspec
 
+from coldchain.domain.access import Principal
 from coldchain.domain.parties import Tracker
 from coldchain.domain.sync import SyncState
+from coldchain.services.access import require
+from coldchain.services.errors import Forbidden, NotFound
 from coldchain.storage import Store
 
 __all__ = ["TrackerCache", "UnknownOrganisation", "find_tracker", "register_tracker", "sync_overview", "tracker_status"]
@@ -21,12 +24,19 @@ class UnknownOrganisation(LookupError):
 
 
 async def register_tracker(
-    store: Store, *, serial: str, model: str | None, organisation_id: int | None, actor: str, now: datetime
+    store: Store, principal: Principal, *, serial: str, model: str | None, organisation_id: int | None, now: datetime
 ) -> tuple[Tracker, str]:
-    """Create a tracker and its secret; the secret is returned here once and never shown again.
+    """Create a tracker of the caller's organisation and its secret; the secret is returned here once and never
+    shown again. The operator may register a tracker of any organisation, or of none yet (stock).
 
     Raises ``AlreadyExists`` when the serial is taken.
     """
+    require(principal, "setup")
+    if principal.organisation_id is not None:
+        if organisation_id not in (None, principal.organisation_id):
+            raise Forbidden("a token registers trackers of its own organisation only")
+        organisation_id = principal.organisation_id
+    actor = principal.actor
     secret = secrets.token_urlsafe(32)
     async with store.transaction() as tx:
         if organisation_id is not None and await tx.get_organisation(organisation_id) is None:
@@ -46,17 +56,20 @@ async def find_tracker(store: Store, serial: str) -> Tracker | None:
         return await tx.get_tracker(serial)
 
 
-async def sync_overview(store: Store) -> list[tuple[str, SyncState]]:
-    """Every tracker's serial with what the service holds of its log."""
+async def sync_overview(store: Store, principal: Principal) -> list[tuple[str, SyncState]]:
+    """The serial of every tracker of the caller's organisation (all for the operator) with what the service
+    holds of its log."""
     async with store.transaction() as tx:
-        return await tx.sync_states()
+        return await tx.sync_states(principal.organisation_id)
 
 
-async def tracker_status(store: Store, serial: str) -> SyncState | None:
-    """What the service holds of one tracker's log, or ``None`` for an unknown serial."""
+async def tracker_status(store: Store, principal: Principal, serial: str) -> SyncState:
+    """What the service holds of one tracker's log; :class:`NotFound` for a serial the caller does not own."""
     async with store.transaction() as tx:
         tracker = await tx.get_tracker(serial)
-        return None if tracker is None else await tx.sync_state(tracker.id)
+        if tracker is None or (principal.organisation_id not in (None, tracker.organisation_id)):
+            raise NotFound(f"no tracker {serial!r}")
+        return await tx.sync_state(tracker.id)
 
 
 class TrackerCache:

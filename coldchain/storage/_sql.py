@@ -401,8 +401,8 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             clock_flagged=state.clock_flagged,
         )
 
-    async def sync_states(self) -> list[tuple[str, SyncState]]:
-        rows = self._q.sync_states(self._conn)
+    async def sync_states(self, organisation_id: int | None = None) -> list[tuple[str, SyncState]]:
+        rows = self._q.sync_states(self._conn, organisation_id=organisation_id)
         return [(row["serial"], self._sync_state(row)) async for row in rows]
 
     async def append_audit(self, *, actor: str, action: str, subject: str, detail: str, now: datetime) -> AuditEntry:

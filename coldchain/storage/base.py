@@ -154,8 +154,8 @@ class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protoc
 
     async def save_sync_state(self, state: SyncState) -> None: ...
 
-    async def sync_states(self) -> list[tuple[str, SyncState]]:
-        """Every tracker's serial and sync state, by serial."""
+    async def sync_states(self, organisation_id: int | None = None) -> list[tuple[str, SyncState]]:
+        """Every tracker's serial and sync state (of one organisation's trackers, when given), by serial."""
         ...
 
     async def readings_between(self, tracker_id: int, start: datetime, end: datetime) -> list[Reading]:

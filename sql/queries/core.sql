@@ -50,10 +50,11 @@ SELECT tracker_id, acked_through, max_seq, readings_new, readings_duplicate, rea
        last_sync_at, clock_offset_s, clock_flagged
 FROM tracker_sync_state WHERE tracker_id = :tracker_id;
 
--- name: sync_states()
+-- name: sync_states(organisation_id)
 SELECT t.serial, s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate,
        s.readings_quarantined, s.batches, s.last_sync_at, s.clock_offset_s, s.clock_flagged
 FROM tracker_sync_state s JOIN trackers t ON t.id = s.tracker_id
+WHERE CAST(:organisation_id AS BIGINT) IS NULL OR t.organisation_id = :organisation_id
 ORDER BY t.serial;
 
 -- name: save_sync_state(tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, batches, last_sync_at, clock_offset_s, clock_flagged)!
