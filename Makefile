@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_bulk_insert.py
 	$(BIN)/python tests/benchmarks/bench_engine.py
 	$(BIN)/python tests/benchmarks/bench_sync.py
+	$(BIN)/python tests/benchmarks/bench_ingest_evaluation.py
 	$(BIN)/python tests/benchmarks/bench_eta.py
 
 clean:

@@ -1,4 +1,4 @@
-"""The ``coldchain`` command: ``serve``, ``migrate``, ``load-profiles``, ``demo`` and ``--version``."""
+"""The ``coldchain`` command: ``serve``, ``migrate``, ``load-profiles``, ``import-logger``, ``demo``, ``--version``."""
 
 from __future__ import annotations
 
@@ -9,14 +9,21 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from coldchain import __version__
+from coldchain.domain.access import OPERATOR
 from coldchain.domain.profiles import ProfileError
+from coldchain.services.errors import ServiceError
+from coldchain.services.loggers import import_logger_file
 from coldchain.services.products import load_example_profiles
 from coldchain.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from coldchain.storage import StorageError, open_store
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from litestar import Litestar
+
+__all__ = ["main", "service_app"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,6 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     load = commands.add_parser("load-profiles", help="store the stability profiles of a profiles.json file")
     load.add_argument("file", type=Path, help='a JSON document {"profiles": [...]}')
 
+    logger = commands.add_parser("import-logger", help="import a logger export (Berlinger) into a shipment's evidence")
+    logger.add_argument("file", type=Path, help="the text file the logger wrote over USB")
+    logger.add_argument("--shipment", type=int, required=True, help="the shipment's id")
+    logger.add_argument(
+        "--utc-offset-min", type=int, default=0, help="the offset of the logger's clock from UTC in minutes (default 0)"
+    )
+
     demo = commands.add_parser("demo", help="run the service on SQLite with simulated trackers")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
@@ -49,7 +63,7 @@ def _serve(settings: Settings) -> None:
     asyncio.run(_migrate(settings))
     print(f"coldchain {__version__} on {settings.engine}: http://{settings.host}:{settings.port}", flush=True)
     uvicorn.run(
-        "coldchain.http.app:app_from_environment",
+        "coldchain.cli:service_app",
         factory=True,
         host=settings.host,
         port=settings.port,
@@ -57,6 +71,18 @@ def _serve(settings: Settings) -> None:
         log_level=settings.log_level,
         proxy_headers=False,
     )
+
+
+def service_app() -> Litestar:
+    """What each ``coldchain serve`` worker runs: the HTTP service, and the background jobs unless
+    ``COLDCHAIN_JOBS_ENABLED=false``. Composed here: the HTTP edge and the jobs may not import each other."""
+    from coldchain.http.app import create_app
+    from coldchain.jobs import running_jobs
+
+    settings = load_settings()
+    if not settings.jobs_enabled:
+        return create_app(settings)
+    return create_app(settings, background=[lambda store: running_jobs(store, settings)])
 
 
 async def _migrate(settings: Settings) -> list[str]:
@@ -75,6 +101,30 @@ async def _load_profiles(settings: Settings, document: bytes) -> list[str]:
     finally:
         await store.close()
     return [f"{p.id} v{p.version} {'stored' if new else 'unchanged'}" for p, new in saved]
+
+
+async def _import_logger(settings: Settings, path: Path, content: bytes, shipment_id: int, utc_offset_min: int) -> str:
+    """Import the file as the operator; one line saying what was stored."""
+    store = await open_store(settings.database_url, pool_size=1)
+    try:
+        result = await import_logger_file(
+            store,
+            OPERATOR,
+            shipment_id,
+            content,
+            file_name=path.name,
+            utc_offset_min=utc_offset_min,
+            now=datetime.now(UTC),
+        )
+    finally:
+        await store.close()
+    held = result.logger_file
+    if not result.new:
+        return f"shipment {shipment_id} already holds this file (logger file {held.id}); nothing changed"
+    return (
+        f"logger file {held.id}: {held.model} {held.serial}, {held.readings} readings"
+        f" ({result.readings_new} new), {len(result.days)} days of summaries, into shipment {shipment_id}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +153,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"coldchain: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
                 return 1
             print("\n".join(asyncio.run(_load_profiles(settings, document))))
+        elif args.command == "import-logger":
+            try:
+                content = args.file.read_bytes()
+            except OSError as exc:
+                print(f"coldchain: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+                return 1
+            try:
+                print(asyncio.run(_import_logger(settings, args.file, content, args.shipment, args.utc_offset_min)))
+            except ServiceError as exc:
+                print(f"coldchain: {args.file}: {exc}", file=sys.stderr)
+                return 1
         elif args.command == "serve":
             _serve(settings)
         elif args.command == "demo":

@@ -54,6 +54,31 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """A reading whose device time is further ahead of the service's clock than this is quarantined."""
     osmand_timezone: str = "UTC"
     """The zone of OsmAnd timestamps sent as local 'yyyy-MM-dd HH:mm:ss' (an IANA name)."""
+    jobs_enabled: bool = True
+    """Run the background jobs (silent trackers, ETA refresh, alarm escalation, webhook delivery) in every service
+    process; each tick of a job runs in one process only."""
+    job_interval_s: PositiveSeconds = 60.0
+    """How often the silent-tracker, ETA-refresh and alarm-escalation jobs run."""
+    silent_tracker_s: PositiveSeconds = 3600.0
+    """A tracker on duty that has not synced for this long is reported silent (once per silence)."""
+    escalate_after_s: PositiveSeconds = 1800.0
+    """An alarm still unacknowledged this long after it was raised is escalated."""
+    webhook_interval_s: PositiveSeconds = 5.0
+    """How often due webhook deliveries are sent."""
+    webhook_timeout_s: PositiveSeconds = 10.0
+    """How long one webhook attempt may take (connect, send, answer)."""
+    webhook_max_attempts: Positive = 8
+    """Attempts per delivery before it is given up as failed."""
+    webhook_retry_s: PositiveSeconds = 30.0
+    """Delay before the first retry; it doubles with each failed attempt (with jitter), up to the next setting."""
+    webhook_retry_max_s: PositiveSeconds = 3600.0
+    events_poll_s: PositiveSeconds = 1.0
+    """How often an open event stream (GET /v1/events) looks for new notifications."""
+    events_keepalive_s: PositiveSeconds = 15.0
+    """An idle event stream sends a comment this often, so proxies keep it open."""
+    events_stream_max_s: PositiveSeconds = 20.0
+    """An event stream ends after this long and the client resumes from its last event id (a graceful shutdown
+    waits for open streams, so keep this below the service manager's stop timeout)."""
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
@@ -66,6 +91,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(
                 f"{ENV_PREFIX}OSMAND_TIMEZONE: unknown time zone {self.osmand_timezone!r} (use an IANA name)"
             ) from None
+        if self.webhook_retry_max_s < self.webhook_retry_s:
+            raise SettingsError(
+                f"{ENV_PREFIX}WEBHOOK_RETRY_MAX_S: must be at least"
+                f" {ENV_PREFIX}WEBHOOK_RETRY_S ({self.webhook_retry_s:g})"
+            )
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 

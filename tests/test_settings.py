@@ -30,6 +30,13 @@ def test_numbers_are_read_from_their_text() -> None:
         ({"COLDCHAIN_DATABASE_URL": "mysql://x"}, "COLDCHAIN_DATABASE_URL: expected sqlite:///PATH or postgresql://"),
         ({"COLDCHAIN_LOG_LEVEL": "loud"}, "COLDCHAIN_LOG_LEVEL: expected one of"),
         ({"COLDCHAIN_DATABSE_URL": "sqlite:///x.db"}, "unknown setting COLDCHAIN_DATABSE_URL"),
+        ({"COLDCHAIN_JOBS_ENABLED": "maybe"}, "COLDCHAIN_JOBS_ENABLED: Expected `bool`, got `str`"),
+        ({"COLDCHAIN_JOB_INTERVAL_S": "0"}, "COLDCHAIN_JOB_INTERVAL_S: Expected `float` > 0"),
+        ({"COLDCHAIN_WEBHOOK_MAX_ATTEMPTS": "0"}, "COLDCHAIN_WEBHOOK_MAX_ATTEMPTS: Expected `int` >= 1"),
+        (
+            {"COLDCHAIN_WEBHOOK_RETRY_S": "60", "COLDCHAIN_WEBHOOK_RETRY_MAX_S": "30"},
+            "COLDCHAIN_WEBHOOK_RETRY_MAX_S: must be at least COLDCHAIN_WEBHOOK_RETRY_S (60)",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:
@@ -40,3 +47,9 @@ def test_a_bad_value_is_refused_with_the_variable_named(environ: dict[str, str],
 
 def test_test_suite_variables_are_not_settings() -> None:
     assert load_settings({"COLDCHAIN_TEST_POSTGRES_URL": "postgresql://x"}).engine == "sqlite"
+
+
+def test_jobs_run_by_default_and_can_be_switched_off() -> None:
+    assert load_settings({}).jobs_enabled
+    settings = load_settings({"COLDCHAIN_JOBS_ENABLED": "false", "COLDCHAIN_WEBHOOK_INTERVAL_S": "0.5"})
+    assert (settings.jobs_enabled, settings.webhook_interval_s) == (False, 0.5)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
 from litestar import Litestar
@@ -15,31 +15,42 @@ from litestar.openapi import OpenAPIConfig
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
 from coldchain.http.auth import provide_principal
+from coldchain.http.custody import CustodyApi
 from coldchain.http.deps import provide_policy, provide_settings, provide_store, provide_trackers
 from coldchain.http.errors import exception_handlers
+from coldchain.http.evaluation import EvaluationApi, shipment_status
+from coldchain.http.events import events
 from coldchain.http.health import health
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
+from coldchain.http.webhooks import WebhookApi
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings, load_settings
-from coldchain.storage import open_store
+from coldchain.storage import Store, open_store
 
-__all__ = ["app_from_environment", "create_app"]
+__all__ = ["Background", "app_from_environment", "create_app"]
+
+Background = Callable[[Store], AbstractAsyncContextManager[object]]
+"""Work that runs beside the HTTP service while the app runs, given the open store (the jobs: see ``coldchain.cli``)."""
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The Litestar application for ``settings``; its lifespan opens the store (migrating it) and closes it."""
+def create_app(settings: Settings, *, background: Sequence[Background] = ()) -> Litestar:
+    """The Litestar application for ``settings``; its lifespan opens the store (migrating it), runs ``background``
+    beside the service, and stops it before closing the store."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = await open_store(settings.database_url, pool_size=settings.db_pool_size)
         app.state.store = store
         try:
-            yield
+            async with AsyncExitStack() as running:
+                for start in background:
+                    await running.enter_async_context(start(store))
+                yield
         finally:
             await store.close()
 
@@ -50,9 +61,14 @@ def create_app(settings: Settings) -> Litestar:
             osmand,
             OrganisationApi,
             ShipmentApi,
+            shipment_status,  # after ShipmentApi, which holds POST on the same path
+            EvaluationApi,
+            CustodyApi,
             TrackerAdmin,
             ProfileAdmin,
             ProductAdmin,
+            WebhookApi,
+            events,
         ],
         lifespan=[lifespan],
         dependencies={

@@ -17,6 +17,7 @@ from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, S
 from coldchain.http.deps import PrincipalDep, StoreDep
 from coldchain.services import shipments as use_cases
 from coldchain.services.errors import Invalid
+from coldchain.services.eta import ShipmentEta, shipment_eta
 
 __all__ = ["ShipmentApi"]
 
@@ -241,3 +242,7 @@ class ShipmentApi(Controller):
         listed = await use_cases.list_assignments(store, principal, shipment_id)
         serial = next((s for a, s in listed if a.id == assignment.id), "")
         return _assignment_out(assignment, serial)
+
+    @get("/{shipment_id:int}/eta", summary="Arrival estimate now: remaining route, robust speed, bounds, at-risk")
+    async def eta(self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ShipmentEta:
+        return await shipment_eta(store, principal, shipment_id, now=datetime.now(UTC))

@@ -327,6 +327,21 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
         rows = self._q.assignments_of_shipment(self._conn, shipment_id=shipment_id)
         return [self._assignment(row) async for row in rows]
 
+    async def saved_eta(self, shipment_id: int) -> tuple[datetime, bool, bytes] | None:
+        row = await self._q.get_eta(self._conn, shipment_id=shipment_id)
+        if row is None:
+            return None
+        return self._time_out(row["computed_at"]), bool(row["at_risk"]), row["estimate"].encode()
+
+    async def save_eta(self, shipment_id: int, *, computed_at: datetime, at_risk: bool, estimate: bytes) -> None:
+        await self._q.upsert_eta(
+            self._conn,
+            shipment_id=shipment_id,
+            computed_at=self._time_in(computed_at),
+            at_risk=at_risk,
+            estimate=estimate.decode(),
+        )
+
     async def count_readings(self, tracker_id: int | None = None) -> int:
         if tracker_id is None:
             count = await self._q.count_readings(self._conn)

@@ -120,6 +120,12 @@ class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protoc
 
     async def assignments_of_shipment(self, shipment_id: int) -> list[Assignment]: ...
 
+    async def saved_eta(self, shipment_id: int) -> tuple[datetime, bool, bytes] | None:
+        """The last stored estimate: when it was computed, whether it was at risk, and its JSON."""
+        ...
+
+    async def save_eta(self, shipment_id: int, *, computed_at: datetime, at_risk: bool, estimate: bytes) -> None: ...
+
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
     ) -> list[int]:

@@ -1,17 +1,624 @@
-"""Records of the evaluation area: the EvaluationRecords contract and its SQL (shared by both engines)."""
+"""Records of the evaluation area: the EvaluationRecords contract and its SQL (shared by both engines).
+
+A shipment is judged as streams, one per tracker assignment: the readings of that tracker inside the assignment's
+time range. Each stream keeps the engine's state as opaque bytes (:func:`coldchain.domain.evaluation.encode_state`)
+next to the profile version it was made for. What a stream finds is stored by the stable ``key`` of each finding:
+excursions and alarms are upserted (the same condition is one row, however often it is judged), and a finding
+that late data took back is marked withdrawn, never deleted. Logger files imported into a shipment's evidence keep
+their original bytes and, for summary-only devices, their per-day figures.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
 
+import msgspec
+
+from coldchain.domain.evaluation import ReadingKey
+from coldchain.domain.excursions import Excursion
+from coldchain.domain.profiles import Direction, Profile
+from coldchain.domain.readings import Reading
+from coldchain.domain.rules import Alarm
+from coldchain.domain.shipments import Assignment
 from coldchain.storage._sqlbase import SqlBase
 
-__all__ = ["EvaluationRecords", "EvaluationSql"]
+__all__ = [
+    "DayLimit",
+    "EvaluationRecords",
+    "EvaluationSql",
+    "EvaluationStream",
+    "LoggerDay",
+    "LoggerFile",
+    "StoredAlarm",
+    "StoredExcursion",
+]
+
+#: Stands for "no end" of an open assignment in range queries (both engines hold it exactly).
+_END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
+
+_json = msgspec.json.Encoder(order="sorted")
+
+
+class EvaluationStream(msgspec.Struct, frozen=True, kw_only=True):
+    """The evaluation of one tracker assignment so far: the engine's ``state`` bytes, made for ``profile`` (the
+    shipment's pinned version), and how many readings it has judged."""
+
+    assignment_id: int
+    shipment_id: int
+    tracker_id: int
+    profile: Profile
+    state: bytes
+    readings: int
+    updated_at: datetime
+
+
+class StoredExcursion(msgspec.Struct, frozen=True, kw_only=True):
+    """An excursion as stored: the finding, the party that held the shipment when it began, and its history."""
+
+    id: int
+    assignment_id: int
+    shipment_id: int
+    excursion: Excursion
+    custodian_id: int | None
+    detected_at: datetime
+    updated_at: datetime
+    withdrawn_at: datetime | None
+
+
+class StoredAlarm(msgspec.Struct, frozen=True, kw_only=True):
+    """An alarm as stored: the condition (device times), when the service detected it (``late`` when that came
+    long after the condition was met), and what people did about it."""
+
+    id: int
+    assignment_id: int
+    shipment_id: int
+    alarm: Alarm
+    detected_at: datetime
+    late: bool
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    acknowledgement: str | None
+    escalated_at: datetime | None
+    withdrawn_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def key(self) -> str:
+        return self.alarm.key
+
+
+class DayLimit(msgspec.Struct, frozen=True, kw_only=True):
+    """One alarm limit of a logger on one day: minutes beyond it, and when its alarm was met that day."""
+
+    limit: str
+    direction: Direction
+    threshold_c: float
+    delay_min: float
+    minutes: float
+    alarm_met_at: datetime | None = None
+
+
+class LoggerDay(msgspec.Struct, frozen=True, kw_only=True):
+    """One local day as a logger summarised it (min, max, mean, time beyond each alarm limit)."""
+
+    day: date
+    min_c: float | None
+    min_at: datetime | None
+    max_c: float | None
+    max_at: datetime | None
+    mean_c: float | None
+    beyond: list[DayLimit]
+    events: int | None = None
+    sensor_timeout_min: int | None = None
+
+
+class LoggerFile(msgspec.Struct, frozen=True, kw_only=True):
+    """A logger export held as evidence of a shipment (the bytes themselves are kept, not repeated here)."""
+
+    id: int
+    shipment_id: int
+    tracker_id: int | None
+    vendor: str
+    model: str
+    serial: str
+    file_name: str | None
+    file_sha256: str
+    utc_offset_min: int
+    readings: int
+    first_reading_at: datetime | None
+    last_reading_at: datetime | None
+    imported_by: str
+    imported_at: datetime
 
 
 class EvaluationRecords(Protocol):
     """What a transaction offers for evaluation."""
 
+    async def assignments_with_streams(
+        self, tracker_id: int, *, earliest: datetime, latest: datetime
+    ) -> list[tuple[Assignment, EvaluationStream | None]]:
+        """The tracker's assignments that overlap ``[earliest, latest]``, by start, each with its stream (``None``
+        before the stream's first judged reading). Locks nothing: ingest holds the tracker's sync-state lock."""
+        ...
+
+    async def evaluation_stream(self, assignment_id: int) -> EvaluationStream | None: ...
+
+    async def evaluation_streams(self, shipment_id: int) -> list[EvaluationStream]:
+        """The shipment's streams, by assignment id."""
+        ...
+
+    async def save_evaluation_stream(self, stream: EvaluationStream) -> None:
+        """Insert or replace the stream's state (its profile pin is kept from the first save)."""
+        ...
+
+    async def readings_after(
+        self, tracker_id: int, after: ReadingKey | None, *, starts_at: datetime, ends_at: datetime | None
+    ) -> list[Reading]:
+        """The tracker's readings with ``starts_at <= device_time < ends_at`` (no end when ``None``) whose
+        (device_time, seq) comes after ``after`` (all of them when ``None``), in that order."""
+        ...
+
+    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
+        """The minutes the stream spent beyond each lifetime rule's threshold so far."""
+        ...
+
+    async def lot_budget_spent(self, lot_id: int, *, excluding_shipment_id: int) -> dict[str, float]:
+        """Per lifetime rule, the minutes the lot's other shipments spent (summed over their streams)."""
+        ...
+
+    async def shipment_budget_spent(self, shipment_id: int) -> dict[str, float]:
+        """Per lifetime rule, the minutes the shipment spent (summed over its streams)."""
+        ...
+
+    async def upsert_excursions(
+        self,
+        assignment_id: int,
+        shipment_id: int,
+        found: Sequence[tuple[Excursion, int | None]],
+        *,
+        now: datetime,
+    ) -> None:
+        """Store each excursion (with its custodian's id) under its key: new, or an update of the same
+        excursion (restored if it was withdrawn; a custodian of ``None`` keeps the one stored)."""
+        ...
+
+    async def withdraw_excursion(self, assignment_id: int, key: str, *, now: datetime) -> None: ...
+
+    async def excursions_of_shipment(self, shipment_id: int, *, withdrawn: bool = False) -> list[StoredExcursion]:
+        """The shipment's excursions by start; withdrawn ones too when ``withdrawn``."""
+        ...
+
+    async def alarm_by_key(self, assignment_id: int, key: str) -> StoredAlarm | None: ...
+
+    async def get_alarm(self, alarm_id: int) -> StoredAlarm | None: ...
+
+    async def insert_alarm(
+        self, assignment_id: int, shipment_id: int, alarm: Alarm, *, detected_at: datetime, late: bool
+    ) -> StoredAlarm | None:
+        """Store a newly raised alarm; ``None`` (and nothing changes) when the stream holds its key already."""
+        ...
+
+    async def restore_alarm(self, alarm_id: int, alarm: Alarm, *, now: datetime) -> StoredAlarm:
+        """The same condition judged again: its ``met_at`` follows the data, it is no longer withdrawn, and
+        everything else (first detection, acknowledgement, escalation) stays."""
+        ...
+
+    async def withdraw_alarm(self, assignment_id: int, key: str, *, now: datetime) -> StoredAlarm | None:
+        """Mark the alarm withdrawn (late data took its condition back); ``None`` when none was standing."""
+        ...
+
+    async def alarms_of_shipment(self, shipment_id: int, *, withdrawn: bool = False) -> list[StoredAlarm]:
+        """The shipment's alarms by the time their condition began; withdrawn ones too when ``withdrawn``."""
+        ...
+
+    async def acknowledge_alarm(self, alarm_id: int, *, by: str, comment: str, now: datetime) -> StoredAlarm | None:
+        """Acknowledge once; ``None`` when the alarm was already acknowledged (nothing changes then)."""
+        ...
+
+    async def escalate_alarms(self, *, detected_before: datetime, now: datetime) -> list[StoredAlarm]:
+        """Mark standing alarms detected before ``detected_before`` and still unacknowledged as escalated, each
+        once; returns those marked by this call."""
+        ...
+
+    async def insert_logger_file(
+        self,
+        *,
+        shipment_id: int,
+        tracker_id: int | None,
+        vendor: str,
+        model: str,
+        serial: str,
+        file_name: str | None,
+        file_sha256: str,
+        content: bytes,
+        utc_offset_min: int,
+        readings: Sequence[Reading],
+        document: Mapping[str, Any],
+        days: Sequence[LoggerDay],
+        imported_by: str,
+        now: datetime,
+    ) -> LoggerFile | None:
+        """Keep a logger export and its days as evidence; ``None`` when the shipment already holds this file."""
+        ...
+
+    async def logger_file_by_digest(self, shipment_id: int, file_sha256: str) -> LoggerFile | None: ...
+
+    async def logger_files(self, shipment_id: int) -> list[LoggerFile]: ...
+
+    async def logger_days(self, logger_file_id: int) -> list[LoggerDay]: ...
+
 
 class EvaluationSql(SqlBase):
     """:class:`EvaluationRecords` in SQL."""
+
+    def _optional_time(self, value: Any) -> datetime | None:
+        return None if value is None else self._time_out(value)
+
+    def _stream(self, row: Any, assignment_id: int) -> EvaluationStream:
+        profile = msgspec.json.decode(row["profile_document"], type=Profile)
+        return EvaluationStream(
+            assignment_id=assignment_id,
+            shipment_id=row["shipment_id"],
+            tracker_id=row["tracker_id"],
+            profile=msgspec.structs.replace(profile, version=row["profile_version"]),
+            state=bytes(row["state"]),
+            readings=row["readings"],
+            updated_at=self._time_out(row["updated_at"]),
+        )
+
+    async def assignments_with_streams(
+        self, tracker_id: int, *, earliest: datetime, latest: datetime
+    ) -> list[tuple[Assignment, EvaluationStream | None]]:
+        rows = self._q.assignments_with_streams(
+            self._conn, tracker_id=tracker_id, earliest=self._time_in(earliest), latest=self._time_in(latest)
+        )
+        found: list[tuple[Assignment, EvaluationStream | None]] = []
+        async for row in rows:
+            assignment = Assignment(
+                id=row["id"],
+                shipment_id=row["shipment_id"],
+                tracker_id=row["tracker_id"],
+                starts_at=self._time_out(row["starts_at"]),
+                ends_at=self._optional_time(row["ends_at"]),
+                created_at=self._time_out(row["created_at"]),
+            )
+            stream = None if row["state"] is None else self._stream(row, assignment.id)
+            found.append((assignment, stream))
+        return found
+
+    async def evaluation_stream(self, assignment_id: int) -> EvaluationStream | None:
+        row = await self._q.evaluation_stream(self._conn, assignment_id=assignment_id)
+        return None if row is None else self._stream(row, row["assignment_id"])
+
+    async def evaluation_streams(self, shipment_id: int) -> list[EvaluationStream]:
+        rows = self._q.evaluation_streams_of_shipment(self._conn, shipment_id=shipment_id)
+        return [self._stream(row, row["assignment_id"]) async for row in rows]
+
+    async def save_evaluation_stream(self, stream: EvaluationStream) -> None:
+        await self._q.save_evaluation_stream(
+            self._conn,
+            assignment_id=stream.assignment_id,
+            shipment_id=stream.shipment_id,
+            tracker_id=stream.tracker_id,
+            profile_id=stream.profile.id,
+            profile_version=stream.profile.version,
+            state=stream.state,
+            readings=stream.readings,
+            updated_at=self._time_in(stream.updated_at),
+        )
+
+    async def readings_after(
+        self, tracker_id: int, after: ReadingKey | None, *, starts_at: datetime, ends_at: datetime | None
+    ) -> list[Reading]:
+        if after is None or after.device_time < starts_at:
+            after_time, after_seq = starts_at, 0  # every reading of the range comes after the key
+        else:
+            after_time, after_seq = after.device_time, after.seq
+        rows = self._q.readings_of_tracker_after(
+            self._conn,
+            tracker_id=tracker_id,
+            starts_at=self._time_in(starts_at),
+            ends_at=self._time_in(_END_OF_TIME if ends_at is None else ends_at),
+            after_time=self._time_in(after_time),
+            after_seq=after_seq,
+        )
+        return [
+            Reading(
+                seq=row["seq"],
+                device_time=self._time_out(row["device_time"]),
+                utc_offset_min=row["utc_offset_min"],
+                temperature_c=row["temperature_c"],
+                humidity_pct=row["humidity_pct"],
+                pressure_kpa=row["pressure_kpa"],
+                latitude=row["latitude"],
+                longitude=row["longitude"],
+                battery_pct=row["battery_pct"],
+            )
+            async for row in rows
+        ]
+
+    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
+        for rule, minutes in sorted(spent_min.items()):
+            await self._q.save_budget_spent(
+                self._conn, assignment_id=assignment_id, rule=rule, shipment_id=shipment_id, spent_min=minutes
+            )
+
+    async def lot_budget_spent(self, lot_id: int, *, excluding_shipment_id: int) -> dict[str, float]:
+        rows = self._q.lot_budget_spent(self._conn, lot_id=lot_id, shipment_id=excluding_shipment_id)
+        return {row["rule"]: float(row["spent_min"]) async for row in rows}
+
+    async def shipment_budget_spent(self, shipment_id: int) -> dict[str, float]:
+        rows = self._q.shipment_budget_spent(self._conn, shipment_id=shipment_id)
+        return {row["rule"]: float(row["spent_min"]) async for row in rows}
+
+    # -- excursions ------------------------------------------------------------------------------------------
+
+    async def upsert_excursions(
+        self,
+        assignment_id: int,
+        shipment_id: int,
+        found: Sequence[tuple[Excursion, int | None]],
+        *,
+        now: datetime,
+    ) -> None:
+        if not found:
+            return
+        at = self._time_in(now)
+        await self._q.upsert_excursions(
+            self._conn,
+            [
+                {
+                    "assignment_id": assignment_id,
+                    "shipment_id": shipment_id,
+                    "event_key": excursion.key,
+                    "rule": excursion.rule,
+                    "metric": excursion.metric,
+                    "direction": excursion.direction,
+                    "threshold": excursion.threshold,
+                    "started_at": self._time_in(excursion.start),
+                    "start_seq": excursion.start_seq,
+                    "ended_at": None if excursion.end is None else self._time_in(excursion.end),
+                    "duration_min": excursion.duration_min,
+                    "uncredited_min": excursion.uncredited_min,
+                    "peak": excursion.peak,
+                    "degree_min": excursion.degree_min,
+                    "custodian_id": custodian_id,
+                    "now": at,
+                }
+                for excursion, custodian_id in found
+            ],
+        )
+
+    async def withdraw_excursion(self, assignment_id: int, key: str, *, now: datetime) -> None:
+        await self._q.withdraw_excursion(self._conn, assignment_id=assignment_id, event_key=key, now=self._time_in(now))
+
+    def _stored_excursion(self, row: Any) -> StoredExcursion:
+        excursion = msgspec.convert(
+            {
+                "rule": row["rule"],
+                "metric": row["metric"],
+                "direction": row["direction"],
+                "threshold": row["threshold"],
+                "start": self._time_out(row["started_at"]),
+                "start_seq": row["start_seq"],
+                "end": self._optional_time(row["ended_at"]),
+                "duration_min": row["duration_min"],
+                "uncredited_min": row["uncredited_min"],
+                "peak": row["peak"],
+                "degree_min": row["degree_min"],
+            },
+            Excursion,
+        )
+        return StoredExcursion(
+            id=row["id"],
+            assignment_id=row["assignment_id"],
+            shipment_id=row["shipment_id"],
+            excursion=excursion,
+            custodian_id=row["custodian_id"],
+            detected_at=self._time_out(row["detected_at"]),
+            updated_at=self._time_out(row["updated_at"]),
+            withdrawn_at=self._optional_time(row["withdrawn_at"]),
+        )
+
+    async def excursions_of_shipment(self, shipment_id: int, *, withdrawn: bool = False) -> list[StoredExcursion]:
+        rows = self._q.excursions_of_shipment(self._conn, shipment_id=shipment_id, withdrawn=withdrawn)
+        return [self._stored_excursion(row) async for row in rows]
+
+    # -- alarms ----------------------------------------------------------------------------------------------
+
+    def _stored_alarm(self, row: Any) -> StoredAlarm:
+        alarm = msgspec.convert(
+            {
+                "rule": row["rule"],
+                "action": row["action"],
+                "metric": row["metric"],
+                "direction": row["direction"],
+                "threshold": row["threshold"],
+                "mode": row["mode"],
+                "scope": row["scope"],
+                "delay_min": row["delay_min"],
+                "began_at": self._time_out(row["began_at"]),
+                "began_seq": row["began_seq"],
+                "met_at": self._time_out(row["met_at"]),
+            },
+            Alarm,
+        )
+        return StoredAlarm(
+            id=row["id"],
+            assignment_id=row["assignment_id"],
+            shipment_id=row["shipment_id"],
+            alarm=alarm,
+            detected_at=self._time_out(row["detected_at"]),
+            late=bool(row["late"]),
+            acknowledged_at=self._optional_time(row["acknowledged_at"]),
+            acknowledged_by=row["acknowledged_by"],
+            acknowledgement=row["acknowledgement"],
+            escalated_at=self._optional_time(row["escalated_at"]),
+            withdrawn_at=self._optional_time(row["withdrawn_at"]),
+            updated_at=self._time_out(row["updated_at"]),
+        )
+
+    async def alarm_by_key(self, assignment_id: int, key: str) -> StoredAlarm | None:
+        row = await self._q.alarm_by_key(self._conn, assignment_id=assignment_id, event_key=key)
+        return None if row is None else self._stored_alarm(row)
+
+    async def get_alarm(self, alarm_id: int) -> StoredAlarm | None:
+        row = await self._q.get_alarm(self._conn, id=alarm_id)
+        return None if row is None else self._stored_alarm(row)
+
+    async def insert_alarm(
+        self, assignment_id: int, shipment_id: int, alarm: Alarm, *, detected_at: datetime, late: bool
+    ) -> StoredAlarm | None:
+        row = await self._q.insert_alarm(
+            self._conn,
+            assignment_id=assignment_id,
+            shipment_id=shipment_id,
+            event_key=alarm.key,
+            rule=alarm.rule,
+            action=alarm.action,
+            metric=alarm.metric,
+            direction=alarm.direction,
+            threshold=alarm.threshold,
+            mode=alarm.mode,
+            scope=alarm.scope,
+            delay_min=alarm.delay_min,
+            began_at=self._time_in(alarm.began_at),
+            began_seq=alarm.began_seq,
+            met_at=self._time_in(alarm.met_at),
+            detected_at=self._time_in(detected_at),
+            late=late,
+        )
+        return None if row is None else self._stored_alarm(row)
+
+    async def restore_alarm(self, alarm_id: int, alarm: Alarm, *, now: datetime) -> StoredAlarm:
+        row = await self._q.restore_alarm(
+            self._conn, id=alarm_id, met_at=self._time_in(alarm.met_at), now=self._time_in(now)
+        )
+        return self._stored_alarm(row)
+
+    async def withdraw_alarm(self, assignment_id: int, key: str, *, now: datetime) -> StoredAlarm | None:
+        row = await self._q.withdraw_alarm(
+            self._conn, assignment_id=assignment_id, event_key=key, now=self._time_in(now)
+        )
+        return None if row is None else self._stored_alarm(row)
+
+    async def alarms_of_shipment(self, shipment_id: int, *, withdrawn: bool = False) -> list[StoredAlarm]:
+        rows = self._q.alarms_of_shipment(self._conn, shipment_id=shipment_id, withdrawn=withdrawn)
+        return [self._stored_alarm(row) async for row in rows]
+
+    async def acknowledge_alarm(self, alarm_id: int, *, by: str, comment: str, now: datetime) -> StoredAlarm | None:
+        row = await self._q.acknowledge_alarm(
+            self._conn, id=alarm_id, acknowledged_by=by, acknowledgement=comment, now=self._time_in(now)
+        )
+        return None if row is None else self._stored_alarm(row)
+
+    async def escalate_alarms(self, *, detected_before: datetime, now: datetime) -> list[StoredAlarm]:
+        rows = self._q.escalate_alarms(
+            self._conn, detected_before=self._time_in(detected_before), now=self._time_in(now)
+        )
+        escalated = [self._stored_alarm(row) async for row in rows]
+        return sorted(escalated, key=lambda stored: stored.id)
+
+    # -- logger files ----------------------------------------------------------------------------------------
+
+    def _logger_file(self, row: Any) -> LoggerFile:
+        return LoggerFile(
+            id=row["id"],
+            shipment_id=row["shipment_id"],
+            tracker_id=row["tracker_id"],
+            vendor=row["vendor"],
+            model=row["model"],
+            serial=row["serial"],
+            file_name=row["file_name"],
+            file_sha256=row["file_sha256"],
+            utc_offset_min=row["utc_offset_min"],
+            readings=row["readings"],
+            first_reading_at=self._optional_time(row["first_reading_at"]),
+            last_reading_at=self._optional_time(row["last_reading_at"]),
+            imported_by=row["imported_by"],
+            imported_at=self._time_out(row["imported_at"]),
+        )
+
+    async def insert_logger_file(
+        self,
+        *,
+        shipment_id: int,
+        tracker_id: int | None,
+        vendor: str,
+        model: str,
+        serial: str,
+        file_name: str | None,
+        file_sha256: str,
+        content: bytes,
+        utc_offset_min: int,
+        readings: Sequence[Reading],
+        document: Mapping[str, Any],
+        days: Sequence[LoggerDay],
+        imported_by: str,
+        now: datetime,
+    ) -> LoggerFile | None:
+        times = [reading.device_time for reading in readings]
+        row = await self._q.insert_logger_file(
+            self._conn,
+            shipment_id=shipment_id,
+            tracker_id=tracker_id,
+            vendor=vendor,
+            model=model,
+            serial=serial,
+            file_name=file_name,
+            file_sha256=file_sha256,
+            content=content,
+            utc_offset_min=utc_offset_min,
+            readings=len(readings),
+            first_reading_at=self._time_in(min(times)) if times else None,
+            last_reading_at=self._time_in(max(times)) if times else None,
+            document=_json.encode(document).decode(),
+            imported_by=imported_by,
+            imported_at=self._time_in(now),
+        )
+        if row is None:
+            return None
+        logger_file = self._logger_file(row)
+        for number, day in enumerate(days, start=1):
+            await self._q.insert_logger_day(
+                self._conn,
+                logger_file_id=logger_file.id,
+                day_no=number,
+                day=self._date_in(day.day),
+                min_c=day.min_c,
+                min_at=None if day.min_at is None else self._time_in(day.min_at),
+                max_c=day.max_c,
+                max_at=None if day.max_at is None else self._time_in(day.max_at),
+                mean_c=day.mean_c,
+                beyond=_json.encode(day.beyond).decode(),
+                events=day.events,
+                sensor_timeout_min=day.sensor_timeout_min,
+            )
+        return logger_file
+
+    async def logger_file_by_digest(self, shipment_id: int, file_sha256: str) -> LoggerFile | None:
+        row = await self._q.logger_file_by_digest(self._conn, shipment_id=shipment_id, file_sha256=file_sha256)
+        return None if row is None else self._logger_file(row)
+
+    async def logger_files(self, shipment_id: int) -> list[LoggerFile]:
+        rows = self._q.logger_files_of_shipment(self._conn, shipment_id=shipment_id)
+        return [self._logger_file(row) async for row in rows]
+
+    async def logger_days(self, logger_file_id: int) -> list[LoggerDay]:
+        rows = self._q.logger_days_of_file(self._conn, logger_file_id=logger_file_id)
+        return [
+            LoggerDay(
+                day=self._date_out(row["day"]),
+                min_c=row["min_c"],
+                min_at=self._optional_time(row["min_at"]),
+                max_c=row["max_c"],
+                max_at=self._optional_time(row["max_at"]),
+                mean_c=row["mean_c"],
+                beyond=msgspec.json.decode(row["beyond"], type=list[DayLimit]),
+                events=row["events"],
+                sensor_timeout_min=row["sensor_timeout_min"],
+            )
+            async for row in rows
+        ]

@@ -47,3 +47,12 @@ FROM tracker_assignments WHERE tracker_id = :tracker_id ORDER BY starts_at;
 -- name: assignments_of_shipment(shipment_id)
 SELECT id, shipment_id, tracker_id, starts_at, ends_at, created_at
 FROM tracker_assignments WHERE shipment_id = :shipment_id ORDER BY starts_at, id;
+
+-- name: get_eta(shipment_id)^
+SELECT shipment_id, computed_at, at_risk, estimate FROM shipment_etas WHERE shipment_id = :shipment_id;
+
+-- name: upsert_eta(shipment_id, computed_at, at_risk, estimate)!
+INSERT INTO shipment_etas (shipment_id, computed_at, at_risk, estimate)
+VALUES (:shipment_id, :computed_at, :at_risk, :estimate)
+ON CONFLICT (shipment_id) DO UPDATE
+SET computed_at = excluded.computed_at, at_risk = excluded.at_risk, estimate = excluded.estimate;

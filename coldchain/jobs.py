@@ -1,0 +1,193 @@
+"""Background jobs: APScheduler inside every service process, each job a call of a service.
+
+=================  ==========================  ====================================================================
+job                every                       does
+=================  ==========================  ====================================================================
+tracker-silence    ``job_interval_s``          reports trackers on duty silent for ``silent_tracker_s`` (once each)
+alarm-escalation   ``job_interval_s``          escalates alarms unacknowledged for ``escalate_after_s``
+eta-refresh        ``job_interval_s``          recomputes the ETA of shipments in transit
+webhook-delivery   ``webhook_interval_s``      sends due webhook deliveries, retries included
+=================  ==========================  ====================================================================
+
+Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it
+at the same instants and names each tick alike (:func:`tick_of`). Before running a tick, a process claims
+``(job, tick)`` in a transaction (:func:`coldchain.services.jobs.claim_tick`: a try-lock on the job's name, then
+a row keyed by job and tick); only the process that claims it runs it, and the row says which process that was.
+The jobs are idempotent besides, so a tick begun by a process that died repeats no notification and no attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import msgspec
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from coldchain.services import alarms, eta, silence, webhooks
+from coldchain.services.jobs import claim_tick, finish_tick
+from coldchain.settings import Settings
+from coldchain.storage import Store
+
+__all__ = ["Job", "JobScheduler", "running_jobs", "service_jobs", "tick_of", "worker_name"]
+
+log = logging.getLogger("coldchain.jobs")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_STOP_GRACE_S = 5.0
+"""How long stopping waits for ticks under way before cancelling them (what they were doing is retried later)."""
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_name() -> str:
+    """How job runs and webhook attempts name this process: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def tick_of(moment: datetime, interval_s: float) -> datetime:
+    """The tick ``moment`` falls in: the start of its ``interval_s`` slot, counted from the Unix epoch."""
+    step = max(1, round(interval_s * 1_000_000))
+    elapsed = (moment - _EPOCH) // timedelta(microseconds=1)
+    return _EPOCH + timedelta(microseconds=elapsed - elapsed % step)
+
+
+class Job(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    interval_s: float
+    run: Callable[[datetime], Awaitable[object]]
+    """Called with the time the tick began to run."""
+
+
+def service_jobs(store: Store, settings: Settings, *, client: httpx.AsyncClient) -> list[Job]:
+    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client``."""
+    worker = worker_name()
+    policy = webhooks.DeliveryPolicy(
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        retry_s=settings.webhook_retry_s,
+        retry_max_s=settings.webhook_retry_max_s,
+    )
+
+    async def notice_silent_trackers(now: datetime) -> object:
+        return await silence.notice_silent_trackers(store, now=now, after=timedelta(seconds=settings.silent_tracker_s))
+
+    async def escalate_alarms(now: datetime) -> object:
+        return await alarms.escalate_unacknowledged(store, now=now, after=timedelta(seconds=settings.escalate_after_s))
+
+    async def refresh_etas(now: datetime) -> object:
+        return await eta.refresh_etas(store, now=now)
+
+    async def deliver_webhooks(now: datetime) -> object:
+        return await webhooks.deliver_due(store, client, clock=_utcnow, worker=worker, policy=policy)
+
+    return [
+        Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
+        Job(name="alarm-escalation", interval_s=settings.job_interval_s, run=escalate_alarms),
+        Job(name="eta-refresh", interval_s=settings.job_interval_s, run=refresh_etas),
+        Job(name="webhook-delivery", interval_s=settings.webhook_interval_s, run=deliver_webhooks),
+    ]
+
+
+class JobScheduler:
+    """Fires ``jobs`` on their grids in this process, and runs the ticks this process claims."""
+
+    def __init__(
+        self,
+        store: Store,
+        jobs: Sequence[Job],
+        *,
+        worker: str | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._store = store
+        self._jobs = list(jobs)
+        self.worker = worker or worker_name()
+        self._clock = clock
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task[object]] = set()
+        self._stopping = False
+
+    async def run_tick(self, job: Job) -> bool:
+        """Run ``job`` for the current tick if this process claims it; whether it did. A failing job is logged
+        and its error recorded with the run; it never stops the scheduler."""
+        now = self._clock()
+        tick = tick_of(now, job.interval_s)
+        if not await claim_tick(self._store, job.name, tick, worker=self.worker, now=now):
+            return False
+        log.debug("job %s runs tick %s in %s", job.name, tick.isoformat(), self.worker)
+        error = None
+        try:
+            await job.run(now)
+        except Exception as exc:
+            log.exception("job %s failed at tick %s", job.name, tick.isoformat())
+            error = f"{type(exc).__name__}: {exc}"[:500]
+        await finish_tick(self._store, job.name, tick, now=self._clock(), error=error)
+        return True
+
+    async def _fire(self, job: Job) -> None:
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._running.add(task)
+        try:
+            await self.run_tick(job)
+        except Exception:  # the claim or the bookkeeping failed (database away): the next tick tries again
+            log.exception("job %s could not run", job.name)
+        finally:
+            self._running.discard(task)
+
+    def start(self) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for job in self._jobs:
+            scheduler.add_job(
+                self._fire,
+                IntervalTrigger(seconds=job.interval_s, start_date=_EPOCH, timezone=UTC),
+                args=(job,),
+                id=job.name,
+                name=job.name,
+                max_instances=1,  # a tick still running in this process makes it skip the next
+                coalesce=True,
+                misfire_grace_time=max(1, int(job.interval_s)),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self) -> None:
+        """Fire nothing more, let the ticks under way finish (cancel them after a grace period), then stop."""
+        if self._scheduler is None:
+            return
+        self._stopping = True
+        self._scheduler.pause()
+        await asyncio.sleep(0)  # a tick submitted just before starts now: it registers as running, or sees the flag
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=_STOP_GRACE_S)
+        for task in set(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(set(self._running))
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+        await asyncio.sleep(0)  # the shutdown runs on the event loop
+
+
+@asynccontextmanager
+async def running_jobs(store: Store, settings: Settings) -> AsyncIterator[JobScheduler]:
+    """The service's jobs running in this process while the context is open."""
+    async with httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s) as client:
+        scheduler = JobScheduler(store, service_jobs(store, settings, client=client))
+        scheduler.start()
+        try:
+            yield scheduler
+        finally:
+            await scheduler.stop()

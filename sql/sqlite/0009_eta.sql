@@ -1,0 +1,9 @@
+-- The latest arrival estimate of each shipment, refreshed by a job; at_risk remembers the last verdict so an
+-- "at risk" notification goes out when a shipment becomes at risk, not on every refresh.
+
+CREATE TABLE shipment_etas (
+    shipment_id INTEGER PRIMARY KEY REFERENCES shipments (id),
+    computed_at TEXT NOT NULL,
+    at_risk     INTEGER NOT NULL,
+    estimate    TEXT NOT NULL  -- JSON of the estimate as the API shows it
+);

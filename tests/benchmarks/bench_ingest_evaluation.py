@@ -1,0 +1,289 @@
+"""What judging readings at ingest costs: ingest throughput with evaluation on and off, measured in one run.
+
+    python tests/benchmarks/bench_ingest_evaluation.py [--engines sqlite,postgresql] [--trackers 20]
+        [--readings-per-tracker 5000] [--batch-size 1000] [--concurrency 4] [--rounds 2] [--postgres-url URL]
+
+For each engine, on a scratch database (a temporary SQLite file; a PostgreSQL database created on the server
+``--postgres-url`` names, default ``COLDCHAIN_TEST_POSTGRES_URL``, else the local server, and dropped
+afterwards), ``--trackers`` trackers, each assigned to a shipment of its own with the profile of
+``bench_engine.py`` (five temperature rules, 24 h MKT), push logs of one reading a minute, ``--concurrency`` at a
+time, in batches of ``--batch-size``. Two logs:
+
+- eventful: the log of ``bench_engine.py`` (a warm excursion every 10 h, a longer one every three days, a freeze
+  dip a day, a spike above 25 °C a week, a few gaps): about four excursions and one alarm per 1,000 readings,
+  each stored, each alarm told to the shipment's parties;
+- quiet: 2–8 °C throughout (what most batches of most shipments look like): nothing to store but the state.
+
+Two paths:
+
+- transaction: ``record_batch``, the ingest use case, called in this process: the ingest transaction's own
+  cost, so the stricter ratio;
+- request: ``POST /v1/trackers/{serial}/sync`` with signed JSON bodies into the real app (``create_app``) over
+  ASGI in this process: everything the service does for a batch, without a network or a load generator.
+
+Each combination runs with ``SyncPolicy(evaluate=False)`` (off) and with evaluation (on), each on fresh
+trackers, alternating for ``--rounds`` rounds; bodies and readings are built before the clock starts. Printed
+per engine: readings/s off and on (best round of each) and their ratio, against the target that evaluation
+costs at most 30 % of ingest throughput (ratio >= 0.70). Not collected by pytest (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import msgspec
+from litestar.testing import AsyncTestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from coldchain.domain.readings import Reading
+from coldchain.domain.shipments import Leg, Place
+from coldchain.http.app import create_app
+from coldchain.services.sync import SyncPolicy, record_batch
+from coldchain.settings import load_settings
+from coldchain.storage import Store, open_store
+from tests.benchmarks.bench_engine import PROFILE
+from tests.benchmarks.bench_engine import make_readings as eventful_readings
+
+ENGINES = ("sqlite", "postgresql")
+TARGET_RATIO = 0.70
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+SECRET = "bench-secret"
+ON = SyncPolicy(max_future=timedelta(days=3650))
+OFF = SyncPolicy(max_future=timedelta(days=3650), evaluate=False)
+
+
+def quiet_readings(count: int, *, seed: int = 11) -> list[Reading]:
+    randomness = random.Random(seed)
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    return [
+        Reading(
+            seq=seq,
+            device_time=start + timedelta(minutes=seq),
+            temperature_c=round(5.0 + randomness.uniform(-1.5, 1.5), 1),
+        )
+        for seq in range(1, count + 1)
+    ]
+
+
+LOGS: dict[str, Callable[[int], list[Reading]]] = {"eventful": eventful_readings, "quiet": quiet_readings}
+
+
+@dataclass
+class Figure:
+    path: str
+    log: str
+    off: float = 0.0
+    on: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.on / self.off if self.off else 0.0
+
+    def record(self, evaluate: bool, readings: int, seconds: float) -> None:
+        """Keep the best rate of each way."""
+        rate = readings / seconds
+        if evaluate:
+            self.on = max(self.on, rate)
+        else:
+            self.off = max(self.off, rate)
+
+
+def _with_database(url: str, database: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{database}"
+
+
+@asynccontextmanager
+async def scratch_url(engine: str, server_url: str, folder: Path) -> AsyncIterator[str]:
+    if engine == "sqlite":
+        yield f"sqlite:///{folder / 'bench.db'}"
+        return
+    name = f"coldchain_bench_evaluation_{os.getpid()}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield _with_database(server_url, name)
+        finally:
+            await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+async def trackers_on_shipments(store: Store, label: str, count: int) -> list[tuple[int, str]]:
+    """``count`` trackers, each assigned to a new shipment of the benchmark profile: (tracker id, serial)."""
+    async with store.transaction() as tx:
+        profile, _ = await tx.save_profile_version(PROFILE, now=NOW)
+        shipper = await tx.create_organisation(name=f"Shipper {label}", kind="shipper", now=NOW)
+        carrier = await tx.create_organisation(name=f"Carrier {label}", kind="carrier", now=NOW)
+        product = await tx.create_product(
+            organisation_id=shipper.id, name=f"Product {label}", gtin=None, profile_id=profile.id, now=NOW
+        )
+        lot = await tx.create_lot(product_id=product.id, lot_number="L-1", expires_on=None, now=NOW)
+        trackers = []
+        for number in range(count):
+            shipment = await tx.create_shipment(
+                organisation_id=shipper.id,
+                reference=f"{label}-{number}",
+                product_id=product.id,
+                lot_id=lot.id,
+                quantity=1,
+                profile=profile,
+                origin=Place(name="A", lat=52.5, lon=13.4),
+                destination=Place(name="B", lat=48.1, lon=11.6),
+                waypoints=[],
+                geofence_m=500.0,
+                legs=[Leg(leg_no=1, carrier_id=carrier.id, mode="road")],
+                receiver_id=None,
+                promised_at=None,
+                priority="standard",
+                now=NOW,
+            )
+            tracker = await tx.create_tracker(
+                serial=f"{label}-{number}", secret=SECRET, organisation_id=carrier.id, model=None, now=NOW
+            )
+            await tx.assign_tracker(
+                shipment_id=shipment.id,
+                tracker_id=tracker.id,
+                starts_at=datetime(2024, 1, 1, tzinfo=UTC),
+                ends_at=None,
+                now=NOW,
+            )
+            trackers.append((tracker.id, tracker.serial))
+    return trackers
+
+
+async def each_tracker(
+    trackers: list[tuple[int, str]], concurrency: int, push: Callable[[int, str], Awaitable[None]]
+) -> float:
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(tracker_id: int, serial: str) -> None:
+        async with gate:
+            await push(tracker_id, serial)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(tracker_id, serial) for tracker_id, serial in trackers))
+    return time.perf_counter() - started
+
+
+def _body(batch: list[Reading]) -> tuple[bytes, str]:
+    wire = {
+        "readings": [
+            {"seq": r.seq, "device_time": r.device_time.isoformat(), "temperature_c": r.temperature_c} for r in batch
+        ]
+    }
+    body = msgspec.json.encode(wire)
+    return body, "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def measure_transactions(url: str, args: argparse.Namespace, log: str, readings: list[Reading]) -> Figure:
+    batches = [readings[start : start + args.batch_size] for start in range(0, len(readings), args.batch_size)]
+    figure = Figure(path="transaction", log=log)
+    store = await open_store(url, pool_size=max(args.concurrency, 2))
+    try:
+        for round_no in range(args.rounds):
+            for evaluate in (False, True):
+                trackers = await trackers_on_shipments(
+                    store, _label("transaction", log, round_no, evaluate), args.trackers
+                )
+                policy = ON if evaluate else OFF
+
+                async def push(tracker_id: int, serial: str, policy: SyncPolicy = policy) -> None:
+                    for batch in batches:
+                        await record_batch(store, tracker_id, batch, now=NOW, policy=policy)
+
+                figure.record(
+                    evaluate, args.trackers * len(readings), await each_tracker(trackers, args.concurrency, push)
+                )
+    finally:
+        await store.close()
+    return figure
+
+
+async def measure_requests(url: str, args: argparse.Namespace, log: str, readings: list[Reading]) -> Figure:
+    bodies = [_body(readings[start : start + args.batch_size]) for start in range(0, len(readings), args.batch_size)]
+    figure = Figure(path="request", log=log)
+    app = create_app(load_settings({}, database_url=url, db_pool_size=max(args.concurrency, 2)))
+    async with AsyncTestClient(app) as client:
+        for round_no in range(args.rounds):
+            for evaluate in (False, True):
+                label = _label("request", log, round_no, evaluate)
+                trackers: list[tuple[int, str]] = client.blocking_portal.call(
+                    trackers_on_shipments, app.state.store, label, args.trackers
+                )
+                app.state.sync_policy = ON if evaluate else OFF
+
+                async def push(tracker_id: int, serial: str) -> None:
+                    for body, signature in bodies:
+                        response = await client.post(
+                            f"/v1/trackers/{serial}/sync",
+                            content=body,
+                            headers={"Content-Type": "application/json", "X-Signature": signature},
+                        )
+                        assert response.status_code == 200, response.text
+
+                figure.record(
+                    evaluate, args.trackers * len(readings), await each_tracker(trackers, args.concurrency, push)
+                )
+    return figure
+
+
+def _label(path: str, log: str, round_no: int, evaluate: bool) -> str:
+    return f"{path}-{log}-{round_no}-{'on' if evaluate else 'off'}"
+
+
+async def main(args: argparse.Namespace) -> None:
+    print(
+        f"{args.trackers} trackers x {args.readings_per_tracker:,} readings, batches of {args.batch_size},"
+        f" {args.concurrency} at a time, best of {args.rounds} rounds"
+    )
+    for engine in args.engines:
+        print(f"{engine}:")
+        print(f"  {'path':<12} {'log':<9} {'off':>13} {'on':>13} {'ratio':>6}")
+        with tempfile.TemporaryDirectory() as folder:
+            async with scratch_url(engine, args.postgres_url, Path(folder)) as url:
+                for measure in (measure_transactions, measure_requests):
+                    for log, make in LOGS.items():
+                        figure = await measure(url, args, log, make(args.readings_per_tracker))
+                        verdict = "meets the target" if figure.ratio >= TARGET_RATIO else "below the target"
+                        print(
+                            f"  {figure.path:<12} {log:<9} {figure.off:>11,.0f}/s {figure.on:>11,.0f}/s"
+                            f" {figure.ratio:>6.2f}  {verdict} ({TARGET_RATIO:.2f})",
+                            flush=True,
+                        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--engines", type=lambda text: text.split(","), default=list(ENGINES))
+    parser.add_argument("--trackers", type=int, default=20)
+    parser.add_argument("--readings-per-tracker", type=int, default=5000)
+    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("COLDCHAIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    asyncio.run(main(_parser().parse_args()))

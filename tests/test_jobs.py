@@ -1,0 +1,251 @@
+"""The background jobs on each engine: ticks on a shared grid, one claim per tick, the silent-tracker job, and the
+scheduler firing real ticks. Two real processes on one PostgreSQL are in ``test_jobs_processes.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coldchain.jobs import Job, JobScheduler, tick_of
+from coldchain.services.jobs import claim_tick, job_runs
+from coldchain.services.silence import notice_silent_trackers
+from coldchain.storage import Store, open_store
+from coldchain.storage.notifications import Notification
+from tests.factories import assign, make_org, make_shipment, make_tracker
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+@given(
+    # hypothesis takes naive bounds and attaches the zone itself
+    moment=st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=st.just(UTC)),  # noqa: DTZ001
+    interval_s=st.sampled_from([0.25, 0.5, 1.0, 5.0, 60.0, 3600.0, 86_400.0]),
+)
+def test_a_tick_is_the_start_of_the_interval_slot_its_moment_falls_in(moment: datetime, interval_s: float) -> None:
+    tick = tick_of(moment, interval_s)
+    assert tick <= moment < tick + timedelta(seconds=interval_s)
+    assert tick_of(tick, interval_s) == tick
+    # Aligned to the epoch: every process names the slot alike, whenever it started.
+    assert (tick - datetime(1970, 1, 1, tzinfo=UTC)) % timedelta(seconds=interval_s) == timedelta(0)
+
+
+async def test_a_tick_is_claimed_by_one_of_two_concurrent_claimants(database_url: str) -> None:
+    first, second = await open_store(database_url, pool_size=2), await open_store(database_url, pool_size=2)
+    ticks = [T0 + timedelta(seconds=n) for n in range(20)]
+    winners = []
+    try:
+        for tick in ticks:
+            claimed = await asyncio.gather(
+                claim_tick(first, "job", tick, worker="a", now=T0), claim_tick(second, "job", tick, worker="b", now=T0)
+            )
+            winners.append(claimed)
+        runs = await job_runs(first, "job")
+    finally:
+        await first.close()
+        await second.close()
+    # A claimant that finds the job's lock taken gives up; the holder claims the tick: never both, never neither.
+    assert all(sorted(claimed) == [False, True] for claimed in winners)
+    assert [run.tick for run in runs] == ticks
+    assert [run.worker for run in runs] == ["a" if a else "b" for a, _ in winners]
+
+
+async def test_a_tick_claimed_before_is_not_claimed_again(store: Store) -> None:
+    assert await claim_tick(store, "job", T0, worker="a", now=T0)
+    assert not await claim_tick(store, "job", T0, worker="b", now=T0 + HOUR)
+    assert await claim_tick(store, "other-job", T0, worker="b", now=T0)
+    assert [(r.job, r.worker) for r in await job_runs(store)] == [("job", "a"), ("other-job", "b")]
+
+
+async def test_runs_older_than_a_week_are_forgotten_when_a_new_tick_is_claimed(store: Store) -> None:
+    await claim_tick(store, "job", T0, worker="a", now=T0)
+    await claim_tick(store, "job", T0 + timedelta(days=3), worker="a", now=T0)
+    await claim_tick(store, "job", T0 + timedelta(days=8), worker="a", now=T0)
+    assert [r.tick for r in await job_runs(store, "job")] == [T0 + timedelta(days=3), T0 + timedelta(days=8)]
+
+
+async def test_a_scheduler_runs_a_tick_once_and_a_second_scheduler_not_at_all(store: Store) -> None:
+    calls: list[datetime] = []
+
+    async def count(now: datetime) -> None:
+        calls.append(now)
+
+    job = Job(name="count", interval_s=60.0, run=count)
+    clock = iter([T0 + timedelta(seconds=5), T0 + timedelta(seconds=6), T0 + timedelta(seconds=7)])
+    first = JobScheduler(store, [job], worker="first", clock=lambda: next(clock))
+    second = JobScheduler(store, [job], worker="second", clock=lambda: T0 + timedelta(seconds=30))
+
+    assert await first.run_tick(job)
+    assert not await second.run_tick(job)
+
+    assert calls == [T0 + timedelta(seconds=5)]
+    [run] = await job_runs(store, "count")
+    assert (run.tick, run.worker, run.finished_at, run.error) == (T0, "first", T0 + timedelta(seconds=6), None)
+
+
+async def test_a_failing_job_records_its_error_and_the_next_tick_runs(store: Store) -> None:
+    ticks = iter([T0, T0, T0 + timedelta(minutes=1), T0 + timedelta(minutes=1)])
+    outcomes = iter([RuntimeError("receiver exploded"), None])
+
+    async def flaky(now: datetime) -> None:
+        error = next(outcomes)
+        if error is not None:
+            raise error
+
+    job = Job(name="flaky", interval_s=60.0, run=flaky)
+    scheduler = JobScheduler(store, [job], worker="w", clock=lambda: next(ticks))
+    assert await scheduler.run_tick(job)
+    assert await scheduler.run_tick(job)
+    assert [r.error for r in await job_runs(store, "flaky")] == ["RuntimeError: receiver exploded", None]
+
+
+async def test_the_scheduler_fires_every_tick_once_with_two_schedulers_on_one_database(database_url: str) -> None:
+    """Two schedulers in one process, each with its own store (its own connections): a real interval grid."""
+    stores = [await open_store(database_url, pool_size=2) for _ in range(2)]
+    ran: Counter[datetime] = Counter()
+
+    async def tally(now: datetime) -> None:
+        ran[tick_of(now, 0.2)] += 1
+
+    job = Job(name="tally", interval_s=0.2, run=tally)
+    schedulers = [JobScheduler(store, [job], worker=f"w{n}") for n, store in enumerate(stores)]
+    try:
+        for scheduler in schedulers:
+            scheduler.start()
+        await asyncio.sleep(2.1)
+        for scheduler in schedulers:
+            await scheduler.stop()
+        runs = await job_runs(stores[0], "tally")
+    finally:
+        for store in stores:
+            await store.close()
+    ticks = [run.tick for run in runs]
+    assert len(ticks) >= 6
+    assert set(ran.values()) == {1}
+    assert sorted(ran) == ticks
+    # Consecutive: no tick was left to the other scheduler and then dropped by both.
+    assert all(b - a == timedelta(seconds=0.2) for a, b in itertools.pairwise(ticks))
+    assert all(run.finished_at is not None for run in runs)
+
+
+async def test_stopping_the_scheduler_lets_a_tick_under_way_finish(store: Store) -> None:
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow(now: datetime) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.set()
+
+    scheduler = JobScheduler(store, [Job(name="slow", interval_s=0.1, run=slow)], worker="w")
+    scheduler.start()
+    await asyncio.wait_for(started.wait(), timeout=5)
+    await scheduler.stop()
+    assert finished.is_set()
+    [run] = await job_runs(store, "slow")
+    assert run.finished_at is not None
+
+
+# --- silent trackers -------------------------------------------------------------------------------------------
+
+
+async def _synced(store: Store, tracker_id: int, at: datetime) -> None:
+    async with store.transaction() as tx:
+        state = await tx.sync_state(tracker_id)
+        state.last_sync_at = at
+        await tx.save_sync_state(state)
+
+
+async def _silent_notices(store: Store, *organisation_ids: int) -> list[Notification]:
+    async with store.transaction() as tx:
+        found = [n for org in organisation_ids for n in await tx.notifications(org)]
+    return [n for n in found if n.kind == "tracker.silent"]
+
+
+async def test_a_tracker_on_duty_is_reported_silent_once_per_silence_to_its_owner_and_the_shipper(
+    store: Store,
+) -> None:
+    shipper = await make_org(store, kind="shipper")
+    carrier = await make_org(store, kind="carrier")
+    tracker = await make_tracker(store, carrier.id, "SIL-1")
+    shipment = await make_shipment(store, owner=shipper.id, carriers=[carrier.id])
+    await assign(store, shipment.id, tracker.id, starts_at=T0 - HOUR)
+    await _synced(store, tracker.id, T0)
+
+    assert await notice_silent_trackers(store, now=T0 + HOUR, after=HOUR) == []  # silent exactly as long as allowed
+    first = await notice_silent_trackers(store, now=T0 + HOUR + timedelta(seconds=1), after=HOUR)
+    again = await notice_silent_trackers(store, now=T0 + 5 * HOUR, after=HOUR)
+
+    assert len(first) == 2 and again == []
+    notices = await _silent_notices(store, shipper.id, carrier.id)
+    assert sorted(n.organisation_id for n in notices) == sorted([shipper.id, carrier.id])
+    assert {n.subject for n in notices} == {"tracker:SIL-1"}
+    assert {n.shipment_id for n in notices} == {shipment.id}
+    assert notices[0].payload["silent_since"] == T0.isoformat()
+    assert notices[0].payload["silent_s"] == 3601
+
+    # It syncs again, then falls silent again: a new silence, reported once more.
+    await _synced(store, tracker.id, T0 + 6 * HOUR)
+    assert await notice_silent_trackers(store, now=T0 + 6 * HOUR + timedelta(minutes=5), after=HOUR) == []
+    assert len(await notice_silent_trackers(store, now=T0 + 8 * HOUR, after=HOUR)) == 2
+    assert len(await _silent_notices(store, shipper.id, carrier.id)) == 4
+
+
+async def test_a_tracker_that_never_synced_is_silent_from_the_start_of_its_assignment(store: Store) -> None:
+    shipper = await make_org(store)
+    tracker = await make_tracker(store, None)  # registered by the operator: no organisation of its own
+    shipment = await make_shipment(store, owner=shipper.id)
+    await assign(store, shipment.id, tracker.id, starts_at=T0)
+
+    assert await notice_silent_trackers(store, now=T0 + HOUR / 2, after=HOUR) == []
+    [notice_id] = await notice_silent_trackers(store, now=T0 + 2 * HOUR, after=HOUR)
+
+    [notice] = await _silent_notices(store, shipper.id)
+    assert notice.id == notice_id
+    assert notice.payload["last_sync_at"] is None
+    assert notice.payload["silent_since"] == T0.isoformat()
+
+
+async def test_trackers_off_duty_are_never_reported_silent(store: Store) -> None:
+    shipper = await make_org(store)
+    idle = await make_tracker(store, shipper.id)  # never assigned
+    await _synced(store, idle.id, T0 - 10 * HOUR)
+    ended = await make_tracker(store, shipper.id)  # its assignment is over
+    first = await make_shipment(store, owner=shipper.id)
+    await assign(store, first.id, ended.id, starts_at=T0 - 10 * HOUR, ends_at=T0 - 5 * HOUR)
+    await _synced(store, ended.id, T0 - 9 * HOUR)
+    arrived = await make_tracker(store, shipper.id)  # its shipment was delivered
+    second = await make_shipment(store, owner=shipper.id)
+    await assign(store, second.id, arrived.id, starts_at=T0 - 10 * HOUR)
+    await _synced(store, arrived.id, T0 - 9 * HOUR)
+    async with store.transaction() as tx:
+        await tx.set_shipment_status(second.id, "delivered", now=T0 - 8 * HOUR)
+    future = await make_tracker(store, shipper.id)  # its assignment has not begun
+    third = await make_shipment(store, owner=shipper.id)
+    await assign(store, third.id, future.id, starts_at=T0 + HOUR)
+
+    assert await notice_silent_trackers(store, now=T0, after=HOUR) == []
+
+
+async def test_two_processes_noticing_the_same_silence_at_once_report_it_once(database_url: str) -> None:
+    stores = [await open_store(database_url, pool_size=2) for _ in range(3)]
+    try:
+        shipper = await make_org(stores[0])
+        for n in range(5):
+            tracker = await make_tracker(stores[0], shipper.id)
+            shipment = await make_shipment(stores[0], owner=shipper.id)
+            await assign(stores[0], shipment.id, tracker.id, starts_at=T0 - n * HOUR)
+        published = await asyncio.gather(
+            *(notice_silent_trackers(store, now=T0 + 10 * HOUR, after=HOUR) for store in stores)
+        )
+        notices = await _silent_notices(stores[0], shipper.id)
+    finally:
+        for store in stores:
+            await store.close()
+    assert sum(len(ids) for ids in published) == 5
+    assert len(notices) == 5
+    assert len({n.subject for n in notices}) == 5
