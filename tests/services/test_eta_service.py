@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 
 from coldchain.domain.access import OPERATOR, Principal
@@ -13,6 +14,7 @@ from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Place
 from coldchain.services.errors import NotFound
 from coldchain.services.eta import refresh_etas, shipment_eta
+from coldchain.services.evaluation import budgets_left
 from coldchain.services.sync import SyncPolicy, record_batch
 from coldchain.storage import Store
 from tests.factories import assign, make_org, make_shipment, make_tracker
@@ -116,3 +118,42 @@ async def test_refresh_skips_shipments_not_in_transit(store: Store) -> None:
         await tx.set_shipment_status(shipment_id, "delivered", now=START)
 
     assert await refresh_etas(store, now=START) == 0
+
+
+async def test_an_urgent_shipment_warming_beyond_its_budget_before_arrival_is_at_risk(store: Store) -> None:
+    shipper = await make_org(store, kind="shipper")
+    shipment = await make_shipment(
+        store, owner=shipper.id, profile_id="biologic-air-freight", origin=ORIGIN, destination=DESTINATION,
+        waypoints=(), priority="urgent",
+    )  # fmt: skip
+    tracker = await make_tracker(store, shipper.id)
+    await assign(store, shipment.id, tracker.id, START - timedelta(hours=1))
+    async with store.transaction() as tx:
+        await tx.set_shipment_status(shipment.id, "in_transit", now=START)
+    # Crawling north (about 4 km/h) while the load warms from 6 °C by 0.2 °C a minute: beyond 8 °C after 10 min.
+    readings = [
+        msgspec.structs.replace(r, temperature_c=6.0 + 0.2 * i) for i, r in enumerate(drive(31, lat_per_min=0.0006))
+    ]
+    await record_batch(store, tracker.id, readings, now=START + timedelta(minutes=31))  # judged: budget spent
+    now = readings[-1].device_time
+
+    eta = await shipment_eta(store, OPERATOR, shipment.id, now=now)
+
+    async with store.transaction() as tx:
+        [(rule, remaining_min)] = await budgets_left(tx, shipment)
+    assert rule.delay_min == 240 and 215 < remaining_min < 225, "about 20 of the 240 minutes are spent"
+    assert eta.budget_runs_out_at == now + timedelta(minutes=remaining_min)
+    assert eta.estimate is not None and eta.estimate.eta is not None
+    assert eta.budget_runs_out_at < eta.estimate.eta
+    assert eta.at_risk
+    assert any("budget" in reason for reason in eta.reasons)
+
+
+async def test_a_standard_shipment_has_no_budget_forecast(store: Store) -> None:
+    shipment_id, tracker_id, _ = await shipment_on_the_road(store, promised_at=None)
+    warming = [msgspec.structs.replace(r, temperature_c=6.0 + 0.2 * i) for i, r in enumerate(drive(31))]
+    await record_batch(store, tracker_id, warming, now=START + timedelta(minutes=31))
+
+    eta = await shipment_eta(store, OPERATOR, shipment_id, now=warming[-1].device_time)
+
+    assert eta.budget_runs_out_at is None
