@@ -74,19 +74,6 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             created_at=self._time_out(row["created_at"]),
         )
 
-    def _reading(self, row: Any) -> Reading:
-        return Reading(
-            seq=row["seq"],
-            device_time=self._time_out(row["device_time"]),
-            utc_offset_min=row["utc_offset_min"],
-            temperature_c=row["temperature_c"],
-            humidity_pct=row["humidity_pct"],
-            pressure_kpa=row["pressure_kpa"],
-            latitude=row["latitude"],
-            longitude=row["longitude"],
-            battery_pct=row["battery_pct"],
-        )
-
     def _audit_entry(self, row: Any) -> AuditEntry:
         return AuditEntry(
             id=row["id"],

@@ -6,6 +6,8 @@ import abc
 from datetime import date, datetime
 from typing import Any
 
+from coldchain.domain.readings import Reading
+
 __all__ = ["SqlBase"]
 
 
@@ -45,3 +47,16 @@ class SqlBase(abc.ABC):
 
     @abc.abstractmethod
     async def _lock_sync_state(self, tracker_id: int) -> None: ...
+
+    def _reading(self, row: Any) -> Reading:
+        return Reading(
+            seq=row["seq"],
+            device_time=self._time_out(row["device_time"]),
+            utc_offset_min=row["utc_offset_min"],
+            temperature_c=row["temperature_c"],
+            humidity_pct=row["humidity_pct"],
+            pressure_kpa=row["pressure_kpa"],
+            latitude=row["latitude"],
+            longitude=row["longitude"],
+            battery_pct=row["battery_pct"],
+        )

@@ -324,20 +324,7 @@ class EvaluationSql(SqlBase):
             after_time=self._time_in(after_time),
             after_seq=after_seq,
         )
-        return [
-            Reading(
-                seq=row["seq"],
-                device_time=self._time_out(row["device_time"]),
-                utc_offset_min=row["utc_offset_min"],
-                temperature_c=row["temperature_c"],
-                humidity_pct=row["humidity_pct"],
-                pressure_kpa=row["pressure_kpa"],
-                latitude=row["latitude"],
-                longitude=row["longitude"],
-                battery_pct=row["battery_pct"],
-            )
-            async for row in rows
-        ]
+        return [self._reading(row) async for row in rows]
 
     async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
         for rule, minutes in sorted(spent_min.items()):
