@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from coldchain.domain.access import Principal
-from coldchain.domain.eta import EtaEstimate, Fix, budget_runs_out_at, estimate_eta
+from coldchain.domain.eta import DEFAULT_SPEED_WINDOW, EtaEstimate, Fix, budget_runs_out_at, estimate_eta
 from coldchain.domain.geo import Point
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Shipment
@@ -28,7 +28,7 @@ from coldchain.storage import Store, Transaction
 __all__ = ["FIX_LOOKBACK", "ShipmentEta", "refresh_etas", "shipment_eta"]
 
 FIX_LOOKBACK = timedelta(hours=24)
-TREND_WINDOW = timedelta(hours=2)
+TREND_WINDOW = DEFAULT_SPEED_WINDOW
 
 _json = msgspec.json.Encoder()
 
@@ -59,9 +59,10 @@ def _route(shipment: Shipment) -> list[Point]:
     ]
 
 
-async def _recent_readings(tx: Transaction, shipment_id: int, now: datetime) -> list[Reading]:
-    """Readings of the shipment's trackers over the look-back, each within its assignment, in time order."""
-    start = now - FIX_LOOKBACK
+async def _recent_readings(tx: Transaction, shipment_id: int, now: datetime, lookback: timedelta) -> list[Reading]:
+    """Readings of the shipment's trackers over ``lookback`` before ``now``, each within its assignment, in time
+    order."""
+    start = now - lookback
     readings: list[Reading] = []
     for assignment in await tx.assignments_of_shipment(shipment_id):
         lower = max(start, assignment.starts_at)
@@ -81,15 +82,15 @@ def _fixes(readings: Sequence[Reading]) -> list[Fix]:
 
 
 async def _compute(tx: Transaction, shipment: Shipment, now: datetime) -> ShipmentEta:
-    readings = await _recent_readings(tx, shipment.id, now)
+    # The speed and the temperature trend need the last TREND_WINDOW only; an older fix serves as the position
+    # when there is no recent one, so the whole look-back is read only then.
+    readings = await _recent_readings(tx, shipment.id, now, TREND_WINDOW)
     fixes = _fixes(readings)
+    if not fixes:
+        fixes = _fixes(await _recent_readings(tx, shipment.id, now, FIX_LOOKBACK))
     runs_out: datetime | None = None
     if shipment.priority == "urgent":
-        recent = [
-            (r.device_time, r.temperature_c)
-            for r in readings
-            if r.temperature_c is not None and r.device_time >= now - TREND_WINDOW
-        ]
+        recent = [(r.device_time, r.temperature_c) for r in readings if r.temperature_c is not None]
         if recent:
             for rule, remaining_min in await budgets_left(tx, shipment):
                 if rule.metric != "temperature":
