@@ -13,9 +13,14 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from coldchain.storage import Store, open_store
 from tests.postgres_server import postgres_server_url
+
+# Properties check behaviour, not speed: on a loaded 2-core machine a slow draw or a slow example is no failure.
+settings.register_profile("coldchain", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("coldchain")
 
 # Named per process, so that two test runs against one server never share a database.
 _TEMPLATE = f"coldchain_test_template_{os.getpid()}"
