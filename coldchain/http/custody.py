@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from coldchain.domain.custody import ChainVerdict, CustodyEvent, CustodyKind, Handover, Location, Signer, SignerKind
 from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.wire import AwareDatetime
 from coldchain.services import custody as use_cases
 
 __all__ = ["CustodyApi"]
@@ -27,7 +28,6 @@ Longitude = Annotated[float, Meta(ge=-180, le=180)]
 PlaceName = Annotated[str, Meta(min_length=1, max_length=200)]
 Note = Annotated[str, Meta(max_length=2000)]
 Id = Annotated[int, Meta(ge=1)]
-AwareDatetime = Annotated[datetime, Meta(tz=True)]
 
 
 class PlaceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

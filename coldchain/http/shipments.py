@@ -15,8 +15,8 @@ from msgspec import Meta
 
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
 from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.wire import AwareDatetime
 from coldchain.services import shipments as use_cases
-from coldchain.services.errors import Invalid
 from coldchain.services.eta import ShipmentEta, shipment_eta
 
 __all__ = ["ShipmentApi"]
@@ -49,7 +49,7 @@ class ShipmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     waypoints: Annotated[list[tuple[Latitude, Longitude]], Meta(max_length=500)] = []
     legs: Annotated[list[LegIn], Meta(max_length=20)] = []
     receiver_id: Id | None = None
-    promised_at: datetime | None = None
+    promised_at: AwareDatetime | None = None
     priority: Priority = "standard"
     geofence_m: Annotated[float, Meta(gt=0, le=100_000)] = 500.0
     organisation_id: Id | None = None
@@ -96,13 +96,13 @@ class StatusIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 class AssignmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     serial: Annotated[str, Meta(min_length=1, max_length=64)]
-    starts_at: datetime | None = None
+    starts_at: AwareDatetime | None = None
     """Default: now."""
-    ends_at: datetime | None = None
+    ends_at: AwareDatetime | None = None
 
 
 class AssignmentEndIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    ends_at: datetime | None = None
+    ends_at: AwareDatetime | None = None
     """Default: now."""
 
 
@@ -152,12 +152,8 @@ def _assignment_out(assignment: Assignment, serial: str) -> AssignmentOut:
     )
 
 
-def _aware(value: datetime | None, default: datetime, where: str) -> datetime:
-    if value is None:
-        return default
-    if value.tzinfo is None:
-        raise Invalid(f"{where}: give a time with its UTC offset (e.g. 2026-05-01T08:00:00Z)")
-    return value.astimezone(UTC)
+def _or_now(value: datetime | None, now: datetime) -> datetime:
+    return now if value is None else value.astimezone(UTC)
 
 
 class ShipmentApi(Controller):
@@ -177,7 +173,7 @@ class ShipmentApi(Controller):
             waypoints=list(data.waypoints),
             legs=[Leg(leg_no=n, carrier_id=leg.carrier_id, mode=leg.mode) for n, leg in enumerate(data.legs, 1)],
             receiver_id=data.receiver_id,
-            promised_at=None if data.promised_at is None else _aware(data.promised_at, now, "promised_at"),
+            promised_at=None if data.promised_at is None else data.promised_at.astimezone(UTC),
             priority=data.priority,
             geofence_m=data.geofence_m,
         )
@@ -213,8 +209,8 @@ class ShipmentApi(Controller):
             principal,
             shipment_id,
             serial=data.serial,
-            starts_at=_aware(data.starts_at, now, "starts_at"),
-            ends_at=None if data.ends_at is None else _aware(data.ends_at, now, "ends_at"),
+            starts_at=_or_now(data.starts_at, now),
+            ends_at=None if data.ends_at is None else data.ends_at.astimezone(UTC),
             now=now,
         )
         return _assignment_out(assignment, data.serial)
@@ -237,7 +233,7 @@ class ShipmentApi(Controller):
     ) -> AssignmentOut:
         now = datetime.now(UTC)
         assignment = await use_cases.end_assignment(
-            store, principal, shipment_id, assignment_id, ends_at=_aware(data.ends_at, now, "ends_at"), now=now
+            store, principal, shipment_id, assignment_id, ends_at=_or_now(data.ends_at, now), now=now
         )
         listed = await use_cases.list_assignments(store, principal, shipment_id)
         serial = next((s for a, s in listed if a.id == assignment.id), "")
