@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 from coldchain.domain.access import OPERATOR, Role
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
@@ -13,6 +12,7 @@ from coldchain.domain.profiles import Profile, load_profiles
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment
 from coldchain.services.access import issue_token
 from coldchain.storage import Store
+from tests.paths import EXAMPLE_PROFILES
 
 __all__ = [
     "OPERATOR_HEADERS",
@@ -29,7 +29,7 @@ __all__ = [
 
 OPERATOR_TOKEN = "admin-token-for-tests"
 OPERATOR_HEADERS = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
-PROFILES_JSON = Path(__file__).resolve().parents[2] / "shared" / "domain" / "profiles.json"
+PROFILES_JSON = EXAMPLE_PROFILES
 FRIDGE_PROFILE = "who-e006-tr06-fridge"  # 2-8 °C, the first of profiles.json
 
 _names = itertools.count(1)

@@ -1,4 +1,4 @@
-"""The shared OsmAnd test vectors (``shared/fixtures/osmand/vectors.json`` beside the repository), typed, loaded once.
+"""The shared OsmAnd test vectors (``tests/fixtures/osmand/vectors.json``), typed, loaded once.
 
 Used by the decoder's tests (tests/domain/test_osmand.py) and the end-to-end ones (tests/http/test_osmand_api.py).
 """
@@ -6,13 +6,14 @@ Used by the decoder's tests (tests/domain/test_osmand.py) and the end-to-end one
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import msgspec
 
+from tests.paths import OSMAND_VECTORS
+
 __all__ = ["ALL_VECTORS", "VECTORS", "VECTORS_PATH", "VECTOR_IDS", "Vector", "Vectors"]
 
-VECTORS_PATH = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "osmand" / "vectors.json"
+VECTORS_PATH = OSMAND_VECTORS
 
 
 class Vector(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

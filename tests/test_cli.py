@@ -11,6 +11,7 @@ import pytest
 from coldchain import __version__
 from coldchain.cli import main
 from coldchain.storage.migrations import discover_migrations
+from tests.paths import EXAMPLE_PROFILES
 from tests.served import free_port, served
 
 
@@ -43,7 +44,7 @@ def test_migrate_on_a_fresh_sqlite_file_names_the_migrations_it_applied(
 def test_load_profiles_stores_each_profile_once_and_reports_unchanged_ones_after(
     database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    profiles_json = Path(__file__).resolve().parents[2] / "shared" / "domain" / "profiles.json"
+    profiles_json = EXAMPLE_PROFILES
     monkeypatch.setenv("COLDCHAIN_DATABASE_URL", database_url)
 
     assert main(["load-profiles", str(profiles_json)]) == 0

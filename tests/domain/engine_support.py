@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile, load_profiles
 from coldchain.domain.readings import Reading
+from tests.paths import BERLINGER, EXAMPLE_PROFILES, FIXTURES
 
 __all__ = [
     "BERLINGER",
-    "SHARED",
+    "EXAMPLE_PROFILES",
+    "FIXTURES",
     "T0",
     "at",
     "profile",
@@ -21,8 +22,6 @@ __all__ = [
     "shared_profile",
 ]
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-BERLINGER = SHARED / "fixtures" / "loggers" / "berlinger"
 T0 = datetime(2025, 3, 1, tzinfo=UTC)
 
 
@@ -67,7 +66,7 @@ def profile(*rules: AlarmRule, mkt: MktSettings | None = None, max_gap_min: floa
 
 def shared_profile(profile_id: str) -> Profile:
     """One of the example profiles in shared/domain/profiles.json."""
-    for candidate in load_profiles((SHARED / "domain" / "profiles.json").read_bytes()):
+    for candidate in load_profiles(EXAMPLE_PROFILES.read_bytes()):
         if candidate.id == profile_id:
             return candidate
     raise KeyError(profile_id)

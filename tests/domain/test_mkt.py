@@ -11,9 +11,9 @@ from coldchain.domain.mkt import (
     mean_kinetic_temperature,
     mean_kinetic_temperature_equal_intervals,
 )
-from tests.domain.engine_support import SHARED, at, readings
+from tests.domain.engine_support import FIXTURES, at, readings
 
-VECTORS: dict[str, Any] = json.loads((SHARED / "domain" / "mkt_vectors.json").read_text())
+VECTORS: dict[str, Any] = json.loads((FIXTURES / "domain" / "mkt_vectors.json").read_text())
 
 
 def test_the_default_activation_energy_gives_ten_thousand_kelvin() -> None:

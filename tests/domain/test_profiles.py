@@ -12,9 +12,9 @@ from coldchain.domain.profiles import (
     ProfileError,
     load_profiles,
 )
-from tests.domain.engine_support import SHARED, rule, shared_profile
+from tests.domain.engine_support import EXAMPLE_PROFILES, rule, shared_profile
 
-PROFILES_JSON = SHARED / "domain" / "profiles.json"
+PROFILES_JSON = EXAMPLE_PROFILES
 
 
 def test_all_ten_example_profiles_load_from_the_shared_file() -> None:

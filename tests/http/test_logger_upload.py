@@ -22,9 +22,9 @@ from coldchain.settings import load_settings
 from coldchain.storage import Store, open_store
 from tests.factories import OPERATOR_HEADERS, OPERATOR_TOKEN, bearer, make_org, make_token
 from tests.http.test_sync_api import assert_error
+from tests.paths import BERLINGER
 from tests.services.test_evaluation_ingest import World, make_world
 
-BERLINGER = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "loggers" / "berlinger"
 QTAG = "qtag_clm_doc_lr_RCPJ00010_03_202304201359.txt"
 FRIDGE_TAG_2L = "fridgetag2l_130500109088_202206081014.txt"
 SUMMARY_ONLY = "fridgetag2_130400191544_202304201514.txt"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,8 +17,9 @@ from coldchain.http.app import create_app
 from coldchain.settings import load_settings
 from coldchain.storage import Store
 from tests.http.test_sync_api import ADMIN, ADMIN_TOKEN, assert_error
+from tests.paths import EXAMPLE_PROFILES
 
-PROFILES_JSON = Path(__file__).resolve().parents[3] / "shared" / "domain" / "profiles.json"
+PROFILES_JSON = EXAMPLE_PROFILES
 
 Client = AsyncTestClient[Litestar]
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from tests.factories import OPERATOR_HEADERS
 from tests.http.test_shipments_api import World, create
 from tests.http.test_sync_api import assert_error, sign
+from tests.paths import BERLINGER
 
-LOGGER_FILE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "loggers" / "berlinger"
+LOGGER_FILE = BERLINGER
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 # Every shipment-scoped route, with a request that would be valid for a party of the shipment.
