@@ -133,6 +133,8 @@ class SimulatedNetworkTransport(httpx.AsyncBaseTransport):
         self._clock = clock
         self._sleep = sleep
         self.lost_responses = 0
+        self.real_failures = 0
+        """Requests the real service behind the model failed: no connection, no answer, 5xx or 429."""
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         model = self._connectivity
@@ -141,7 +143,13 @@ class SimulatedNetworkTransport(httpx.AsyncBaseTransport):
         half_trip_s = model.round_trip_s() / 2
         lost = model.response_lost()
         await self._sleep(half_trip_s + model.transfer_s(len(request.content)))
-        response = await self._inner.handle_async_request(request)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except httpx.TransportError:
+            self.real_failures += 1
+            raise
+        if response.status_code >= 500 or response.status_code == 429:
+            self.real_failures += 1
         # Read the raw bytes off the transport's stream (still compressed if the service compressed them),
         # since some transports (MockTransport) have already read the response through its own reader.
         stream = response.stream

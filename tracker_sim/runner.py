@@ -8,10 +8,15 @@ altitude); lost answers, latency and narrow links come from
 
 A run can be stopped at any moment (even ``kill -9``) and started again with the same logbook: it resumes
 after the last reading logged, and the sync protocol sorts out whatever was in flight.
+
+Simulated time cannot pace a real service: when the service itself fails (no connection, 5xx, 429) while
+the trip runs in virtual time, the runner waits the client's backoff in real seconds before trying again, so
+an unreachable service never meets a tight loop of retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -80,6 +85,7 @@ async def run_tracker(
     transport: httpx.AsyncBaseTransport | None = None,
     http: httpx.AsyncClient | None = None,
     speed: float | None = 3600.0,
+    world: Callable[[], datetime] | None = None,
     settings: SyncSettings | None = None,
     seed: int = 0,
     start: datetime | None = None,
@@ -92,7 +98,9 @@ async def run_tracker(
 
     Requests finally go through ``transport``, or through the client ``http`` (an app's test client, say;
     ``url`` may then stay "" to use its base URL), or over real HTTP; the simulated network sits in front.
-    ``speed`` is simulated seconds per real second, None for as fast as possible. The run ends when the trip
+    ``speed`` is simulated seconds per real second, None for as fast as possible. With a ``world`` clock
+    (running at ``speed``) the part of the trip before the world's now is logged at once without syncing
+    (it happened before anyone watched), and the rest unfolds on the world clock. The run ends when the trip
     is over and the service holds every reading, when the service refuses the tracker for good, or
     ``give_up_after`` past the end of the trip.
     """
@@ -108,7 +116,7 @@ async def run_tracker(
         elif recorded != identity:
             report.error = f"logbook {logbook_path} belongs to another trip ({recorded})"
             return report
-        device = _Device(trip, logbook, logged=(await logbook.status()).last_seq, speed=speed)
+        device = _Device(trip, logbook, logged=(await logbook.status()).last_seq, speed=speed, world=world)
         connectivity = Connectivity(
             scenario.network, start=trip.start, seed=seed, extra_offline=trip.airborne_windows()
         )
@@ -136,7 +144,8 @@ async def run_tracker(
                 if now >= deadline:
                     report.error = f"gave up {give_up_after} after the end of the trip with readings pending"
                     break
-                if connectivity.is_online(now) and status.pending:
+                if connectivity.is_online(now) and status.pending and (world is None or device.clock.caught_up):
+                    real_failures = network.real_failures
                     try:
                         result = await client.sync(max_failures=3)
                     except (SyncError, LogbookError) as exc:
@@ -144,6 +153,8 @@ async def run_tracker(
                         say(f"{credentials.tracker_id}: stopped: {exc}")
                         break
                     _add(report, result)
+                    if result.gave_up and network.real_failures > real_failures and not device.clock.caught_up:
+                        await asyncio.sleep(client.backoff_s(client.consecutive_failures))
                     if result.batches:
                         await logbook.prune(now=device.device_time(), retention=retention)
                         say(
@@ -182,14 +193,22 @@ def _add(report: RunReport, result: SyncReport) -> None:
 class _Device:
     """The tracker's own side: its clock, and logging each reading of the trip when it falls due."""
 
-    def __init__(self, trip: Trip, logbook: Logbook, *, logged: int, speed: float | None) -> None:
+    def __init__(
+        self,
+        trip: Trip,
+        logbook: Logbook,
+        *,
+        logged: int,
+        speed: float | None,
+        world: Callable[[], datetime] | None = None,
+    ) -> None:
         self._trip = trip
         self._logbook = logbook
         self._samples = list(trip.samples())
         # Resume after the last reading logged (the device was off in between, so its clock resumes there).
         self._next = logged
         resume_at = self._samples[min(logged, len(self._samples)) - 1].true_time if logged else trip.start
-        self.clock = SimulatedClock(resume_at, speed=speed)
+        self.clock = SimulatedClock(resume_at, speed=speed, world=world)
 
     @property
     def trip_over(self) -> bool:

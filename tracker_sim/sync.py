@@ -67,6 +67,7 @@ Positive = Annotated[float, Meta(gt=0)]
 _TRANSIENT_4XX = frozenset({408})
 _STALLS_BEFORE_GIVING_UP = 3
 _MAX_RETRY_AFTER_S = 3600.0
+_MAX_DOUBLINGS = 64
 _ack_decoder = msgspec.json.Decoder(AckIn)
 _error_decoder = msgspec.json.Decoder(ErrorIn)
 
@@ -233,7 +234,10 @@ class SyncClient:
 
     def backoff_s(self, failures: int) -> float:
         """Full-jitter delay before the next attempt after ``failures`` consecutive failures."""
-        ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2.0 ** (failures - 1))
+        # The exponent stops growing long before the cap stops mattering: a tracker out of reach for weeks
+        # (thousands of failures in a row) waits the cap, and 2.0 ** n never overflows.
+        doublings = min(max(failures - 1, 0), _MAX_DOUBLINGS)
+        ceiling = min(self.settings.backoff_cap_s, self.settings.backoff_base_s * 2.0**doublings)
         return self._rng.uniform(0.0, ceiling)
 
     def encode(self, readings: list[LoggedReading], sent_at: datetime) -> bytes:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tracker_sim.clock import SimulatedClock
+from tracker_sim.clock import AcceleratedClock, SimulatedClock
 
 START = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -43,3 +43,37 @@ def test_a_clock_needs_an_aware_start_and_a_positive_speed() -> None:
         SimulatedClock(datetime(2026, 3, 2), speed=None)  # noqa: DTZ001
     with pytest.raises(ValueError, match="positive"):
         SimulatedClock(START, speed=0)
+
+
+async def test_a_trip_in_the_worlds_past_catches_up_at_once_then_lives_on_the_world_clock() -> None:
+    real_now = [0.0]
+    real_waits: list[float] = []
+
+    async def real_sleep(seconds: float) -> None:
+        real_waits.append(seconds)
+        real_now[0] += seconds
+
+    world = AcceleratedClock(START + timedelta(hours=5), speed=60.0, monotonic=lambda: real_now[0])
+    clock = SimulatedClock(START, speed=60.0, world=world.now, real_sleep=real_sleep)
+    assert not clock.caught_up
+    await clock.sleep(4 * 3600)  # still in the world's past: no real wait
+    assert clock.now() == START + timedelta(hours=4)
+    assert real_waits == [0]
+    await clock.sleep(2 * 3600)  # one hour of it lies in the world's future: 60 real seconds at 60x
+    assert clock.caught_up
+    assert real_waits == [0, 60.0]
+    assert clock.now() == START + timedelta(hours=6) == world.now()
+    await clock.sleep(600)
+    assert real_waits[-1] == 10.0
+    assert clock.now() == world.now() == START + timedelta(hours=6, minutes=10)
+
+
+def test_a_world_clock_needs_a_speed_and_runs_that_much_faster_than_real_time() -> None:
+    real_now = [10.0]
+    world = AcceleratedClock(START, speed=60.0, monotonic=lambda: real_now[0])
+    real_now[0] += 2.5
+    assert world.now() == START + timedelta(minutes=2.5)
+    with pytest.raises(ValueError, match="speed"):
+        SimulatedClock(START, speed=None, world=world.now)
+    with pytest.raises(ValueError, match="positive"):
+        AcceleratedClock(START, speed=-1.0)

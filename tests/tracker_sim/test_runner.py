@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.tracker_sim.fake_service import FakeService
+from tracker_sim.clock import AcceleratedClock
 from tracker_sim.logbook import open_logbook
 from tracker_sim.network import Connectivity, NetworkConditions
 from tracker_sim.route import Waypoint
@@ -234,3 +237,65 @@ async def test_a_tracker_can_talk_through_an_existing_client_such_as_an_apps_tes
         assert not app_client.is_closed
     assert report.complete
     assert len(fake.held(TRACKER.tracker_id)) == report.readings_logged > 0
+
+
+class Unreachable(httpx.AsyncBaseTransport):
+    """A service nobody answers for: every request fails to connect; counts the tries and when they came."""
+
+    def __init__(self) -> None:
+        self.tries: list[float] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.tries.append(time.monotonic())
+        raise httpx.ConnectError("connection refused", request=request)
+
+
+async def test_a_trip_in_virtual_time_paces_its_retries_of_an_unreachable_service_in_real_time(
+    tmp_path: Path,
+) -> None:
+    unreachable = Unreachable()
+    run = asyncio.create_task(
+        run_tracker(
+            BUILTIN_SCENARIOS["compressor-failure"],
+            TRACKER,
+            logbook_path=tmp_path / "log.db",
+            url="http://service.test",
+            transport=unreachable,
+            speed=None,
+            settings=SyncSettings(backoff_base_s=0.5, backoff_cap_s=30.0),
+            progress=quiet,
+        )
+    )
+    await asyncio.sleep(3.0)
+    assert not run.done()
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    # Unpaced, virtual time let the tracker retry hundreds of times a second; paced, a few calls of three tries.
+    assert 3 <= len(unreachable.tries) <= 30
+
+
+async def test_a_trip_on_a_world_clock_logs_its_past_at_once_and_syncs_only_from_the_worlds_now(
+    tmp_path: Path,
+) -> None:
+    fake = service()
+    scenario = BUILTIN_SCENARIOS["compressor-failure"]
+    world = AcceleratedClock(scenario.start + timedelta(hours=3), speed=3600.0)
+    report = await run_tracker(
+        scenario,
+        TRACKER,
+        logbook_path=tmp_path / "log.db",
+        url="http://service.test",
+        transport=fake.transport(),
+        speed=3600.0,
+        world=world.now,
+        sync_interval_min=30,
+        settings=SyncSettings(batch_size=1000),
+        progress=quiet,
+    )
+    assert report.complete, report.error
+    first, *later = fake.batches
+    # Nothing went out for the three hours before the world's now; the first batch carries all of them.
+    assert first.sent_at >= scenario.start + timedelta(hours=3) - timedelta(seconds=60)
+    assert len(first.seqs) >= 3 * 12
+    assert later, "the rest of the trip synced as it was logged"

@@ -190,6 +190,25 @@ async def test_server_errors_back_off_exponentially_with_full_jitter(rig: Rig) -
     assert rig.sleeps.seconds == [expected.uniform(0, c) for c in ceilings]
 
 
+async def test_the_backoff_stays_bounded_by_the_cap_after_ten_thousand_failures_in_a_row(rig: Rig) -> None:
+    client = rig.client(backoff_base_s=1.0, backoff_cap_s=300.0)
+    delays = [client.backoff_s(failures) for failures in range(1, 10_001)]
+    assert all(0.0 <= d <= 300.0 for d in delays)
+    assert max(delays[-1000:]) > 150.0  # still spread over the whole capped range, not collapsed to zero
+
+
+async def test_a_service_out_of_reach_for_thousands_of_calls_keeps_the_client_waiting_the_cap(rig: Rig) -> None:
+    await logged(rig, 3)
+    rig.service.faults.extend(["503"] * 10_000)
+    client = rig.client(backoff_base_s=1.0, backoff_cap_s=60.0)
+    for _ in range(5_000):
+        report = await client.sync(max_failures=2)
+        assert report.gave_up
+    assert client.consecutive_failures == 10_000
+    assert all(0.0 <= s <= 60.0 for s in rig.sleeps.seconds)
+    assert len(rig.sleeps.seconds) == 5_000  # one backoff wait between the two attempts of every call
+
+
 async def test_the_client_gives_up_for_now_after_max_failures_and_keeps_everything(rig: Rig) -> None:
     await logged(rig, 5)
     rig.service.faults.extend(["503"] * 5)
