@@ -1,22 +1,33 @@
 # Two commands do everything on a fresh clone: `make demo` and `make test`.
-# The virtual environment lives in .venv and is (re)built whenever pyproject.toml changes.
+# The virtual environment lives in .venv and is (re)built whenever pyproject.toml changes, with the newest
+# Python 3.11 or later found on the PATH that can make one (set PYTHON=... to choose another).
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
+	p=$$(command -v python$$v) && $$p -c 'import venv, ensurepip' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+PORT ?=
+DEMO_ARGS := $(if $(PORT),--port $(PORT))
 
 .PHONY: demo serve migrate test lint bench clean
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "coldchain needs Python 3.11")'
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "coldchain needs Python 3.11 or later with venv support, and none was found on the PATH." >&2; \
+		echo "  Debian/Ubuntu: apt-get install python3 python3-venv   (Debian 12 ships 3.11)" >&2; \
+		echo "  or run: make PYTHON=/path/to/python3.x ..." >&2; \
+		exit 1; \
+	fi
+	@echo "==> creating the virtual environment in $(VENV) with $$($(PYTHON) --version)"
+	@$(PYTHON) -m venv $(VENV)
+	@echo "==> installing coldchain and its development tools (a minute or two the first time)"
+	@$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/coldchain demo
+	@$(BIN)/coldchain demo $(DEMO_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/coldchain serve
@@ -25,6 +36,7 @@ migrate: $(STAMP)
 	$(BIN)/coldchain migrate
 
 test: $(STAMP)
+	@if [ -z "$$COLDCHAIN_TEST_POSTGRES_URL" ]; then ops/require-packages postgresql; fi
 	$(BIN)/pytest
 
 lint: $(STAMP)

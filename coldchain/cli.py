@@ -50,9 +50,30 @@ def _parser() -> argparse.ArgumentParser:
         "--utc-offset-min", type=int, default=0, help="the offset of the logger's clock from UTC in minutes (default 0)"
     )
 
-    demo = commands.add_parser("demo", help="run the service on SQLite with simulated trackers")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8000)
+    demo = commands.add_parser(
+        "demo",
+        help="run the live service on a demo SQLite file with simulated trackers",
+        description=(
+            "Set up a distributor's world through the service's own API (profiles, three organisations, a token per"
+            " role, two products, five shipments placed around now) and let simulated trackers log and sync on a"
+            " demo clock that runs faster than real time, until Ctrl-C. The demo only ever creates, uses or"
+            " deletes its own database file; COLDCHAIN_DATABASE_URL is not used."
+        ),
+    )
+    demo.add_argument("--host", help=f"address to listen on (default {ENV_PREFIX}HOST or 127.0.0.1)")
+    demo.add_argument("--port", type=int, help=f"port to listen on (default {ENV_PREFIX}PORT or 8000)")
+    demo.add_argument(
+        "--database",
+        type=Path,
+        default=None,
+        help="the demo's SQLite file: a new file, or one an earlier demo created (default coldchain-demo.db)",
+    )
+    demo.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="demo seconds per real second (default 60: one demo minute per second)",
+    )
     return parser
 
 
@@ -133,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         name: value for name in ("host", "port", "workers") if (value := getattr(args, name, None)) is not None
     }
     if args.command == "demo":
-        overrides["database_url"] = os.environ.get(f"{ENV_PREFIX}DATABASE_URL", "sqlite:///coldchain-demo.db")
+        # The demo never uses the configured database: it works on a file of its own (see coldchain.demo).
+        overrides["database_url"] = "sqlite:///coldchain-demo.db"
     try:
         settings = load_settings(**overrides)
     except SettingsError as exc:
@@ -167,9 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "serve":
             _serve(settings)
         elif args.command == "demo":
-            from coldchain.demo import run_demo
-
-            asyncio.run(run_demo(settings))
+            return _demo(settings, args)
     except KeyboardInterrupt:
         return 0
     except ProfileError as exc:
@@ -182,6 +202,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from coldchain.demo import DEFAULT_DATABASE, DEFAULT_SPEED, DemoOptions, run_demo
+
+    if args.speed is not None and not args.speed > 0:
+        print("coldchain demo: --speed must be a positive number", file=sys.stderr)
+        return 2
+    options = DemoOptions(
+        host=settings.host,
+        port=settings.port,
+        database=args.database or DEFAULT_DATABASE,
+        speed=args.speed or DEFAULT_SPEED,
+    )
+    return asyncio.run(run_demo(settings, options))
 
 
 def _redacted(url: str) -> str:

@@ -1,72 +1,256 @@
-"""``coldchain demo`` as a user runs it: a real process on a real port, set up through its own API, judging five
-simulated shipments."""
+"""``coldchain demo`` as a user runs it: a real process on a real port, live on a demo clock, that stops cleanly
+and never touches a database it did not create."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
+from coldchain.demo import DemoError, own_database
 from tests.served import free_port
 
-DEMO_TIMEOUT_S = 300
+SUMMARY_TIMEOUT_S = 240
+STOP_TIMEOUT_S = 10
 
 
-def _run_until_summary(tmp_path: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COLDCHAIN_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "coldchain", "demo", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + DEMO_TIMEOUT_S
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if "Press Ctrl-C to stop" in line:
-            return process, lines
-    process.kill()
-    process.wait(timeout=30)
-    process.stdout.close()
-    raise AssertionError("the demo printed no summary:\n" + "\n".join(lines))
+class Demo:
+    """A running ``coldchain demo`` process and every line it printed so far (read by a thread)."""
 
-
-def test_the_demo_judges_five_shipments_and_keeps_serving(tmp_path: Path) -> None:
-    port = free_port()
-    process, lines = _run_until_summary(tmp_path, port)
-    try:
-        rows = {line.split()[1]: line.split() for line in lines if re.match(r"DEMO-\d-\d+ ", line)}
-        shipper_token = next(line.split(": ")[1] for line in lines if line.startswith("shipper (logistics) token"))
-        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-        listed = httpx.get(
-            f"http://127.0.0.1:{port}/v1/shipments", headers={"Authorization": f"Bearer {shipper_token}"}, timeout=5
+    def __init__(self, cwd: Path, *args: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLDCHAIN_")}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "coldchain", "demo", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
-        assert process.stdout is not None
-        process.stdout.close()
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
 
-    assert set(rows) == {"reefer-road", "air-freight", "multi-day-offline", "compressor-failure", "freeze"}
-    for scenario, row in rows.items():
-        logged, judged = int(row[2]), int(row[3])
-        assert judged > 0.9 * logged, f"{scenario}: every valid reading synced and judged"
-    assert rows["reefer-road"][-1] == "release"
-    assert int(rows["compressor-failure"][4]) >= 1, "the compressor failure shows as an excursion"
-    assert rows["freeze"][-1] == "reject", "a freezing episode rejects a 2-8 °C vaccine"
-    assert health.status_code == 200
-    assert len(listed.json()) == 5
-    assert (tmp_path / "coldchain-demo.db").exists()
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, text: str, timeout_s: float = SUMMARY_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"the demo never printed {text!r}:\n{self.output}")
+
+    def stop(self, sig: signal.Signals = signal.SIGINT) -> tuple[int, float]:
+        """Send ``sig``; the exit status and how long the demo took to end."""
+        sent = time.monotonic()
+        self.process.send_signal(sig)
+        try:
+            status = self.process.wait(timeout=STOP_TIMEOUT_S + 5)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(timeout=5)
+        return status, time.monotonic() - sent
+
+    def close(self) -> None:
+        self._reader.join(timeout=5)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+    def token(self, role: str) -> str:
+        line = next(line for line in self.lines if line.strip().startswith(role + " "))
+        return line.split()[-1]
+
+
+@contextmanager
+def running_demo(cwd: Path, *args: str) -> Iterator[Demo]:
+    demo = Demo(cwd, *args)
+    try:
+        yield demo
+    finally:
+        if demo.process.poll() is None:
+            demo.process.kill()
+            demo.process.wait()
+        demo.close()
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def poll(get: Any, until_s: float, check: Any) -> Any:
+    """Call ``get`` until ``check`` holds on its answer, for at most ``until_s`` seconds; the last answer."""
+    deadline = time.monotonic() + until_s
+    while True:
+        answer = get()
+        if check(answer) or time.monotonic() > deadline:
+            return answer
+        time.sleep(1.0)
+
+
+@pytest.mark.slow
+def test_the_live_demo_raises_a_live_alarm_and_an_at_risk_eta_soon_after_its_summary(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running_demo(tmp_path, "--port", str(port)) as demo:
+        demo.wait_for("Press Ctrl-C to stop")
+        summary_at = time.monotonic()
+        references = {line.split()[1]: line.split()[0] for line in demo.lines if re.match(r"DEMO-\d-\d+ ", line)}
+        assert set(references) == {"delivered", "live-alarm", "at-risk", "silent", "in-flight"}, demo.output
+        logistics = {"Authorization": f"Bearer {demo.token('shipper logistics')}"}
+        shipments = {s["reference"]: s for s in httpx.get(f"{url}/v1/shipments", headers=logistics).json()}
+        by_story = {story: shipments[reference]["id"] for story, reference in references.items()}
+
+        # The shipment delivered before the demo began holds a complete, intact custody chain.
+        auditor = {"Authorization": f"Bearer {demo.token('auditor')}"}
+        chain = httpx.get(f"{url}/v1/shipments/{by_story['delivered']}/custody", headers=auditor).json()
+        kinds = [e["kind"] for e in chain["events"]]
+        assert kinds == ["packed", "picked_up", "arrived", "delivered", "received"]
+        verified = httpx.get(f"{url}/v1/shipments/{by_story['delivered']}/custody/verify", headers=auditor).json()
+        assert verified["intact"] is True
+
+        # Within a minute of the summary, the freeze alarm is raised live (not late), and the urgent shipment's
+        # ETA is at risk.
+        def live_alarms() -> list[dict[str, Any]]:
+            answer = httpx.get(f"{url}/v1/shipments/{by_story['live-alarm']}/alarms", headers=logistics).json()
+            return [a for a in answer if not a["late"] and a["withdrawn_at"] is None]
+
+        raised = poll(live_alarms, until_s=60 - (time.monotonic() - summary_at), check=bool)
+        assert raised, "no live alarm within a minute of the summary"
+        assert raised[0]["rule"] == "freeze alarm"
+        carrier = {"Authorization": f"Bearer {demo.token('carrier')}"}
+
+        def eta() -> dict[str, Any]:
+            answer: dict[str, Any] = httpx.get(f"{url}/v1/shipments/{by_story['at-risk']}/eta", headers=carrier).json()
+            return answer
+
+        forecast = poll(eta, until_s=60 - (time.monotonic() - summary_at), check=lambda e: e.get("at_risk"))
+        assert forecast.get("at_risk") is True, forecast
+
+        # A second demo in the same folder refuses, and the first one's database and service are untouched.
+        second_port = free_port()
+        with running_demo(tmp_path, "--port", str(second_port)) as second:
+            assert second.process.wait(timeout=60) != 0
+        assert "another demo is running" in second.output
+        assert httpx.get(f"{url}/health").status_code == 200
+        assert len(httpx.get(f"{url}/v1/shipments", headers=logistics).json()) == 5
+
+        status, took_s = demo.stop(signal.SIGINT)
+    assert status == 0, demo.output
+    assert took_s < STOP_TIMEOUT_S
+    assert "Traceback" not in demo.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "moment",
+    ["setting up organisations", "playing the trips", "Press Ctrl-C to stop"],
+    ids=["during-set-up", "during-playback", "while-serving"],
+)
+def test_a_signal_at_any_moment_stops_the_demo_within_ten_seconds_without_a_traceback(
+    tmp_path: Path, sig: signal.Signals, moment: str
+) -> None:
+    with running_demo(tmp_path, "--port", str(free_port())) as demo:
+        demo.wait_for(moment)
+        status, took_s = demo.stop(sig)
+    assert took_s < STOP_TIMEOUT_S, demo.output
+    assert status == 0, demo.output
+    assert "Traceback" not in demo.output
+    assert "stopping the service" in demo.output
+
+
+def test_the_demo_refuses_a_database_it_did_not_create_and_leaves_it_unchanged(tmp_path: Path) -> None:
+    foreign = tmp_path / "prod.db"
+    with closing(sqlite3.connect(foreign)) as db:
+        db.execute("CREATE TABLE precious (id INTEGER)")
+        db.execute("INSERT INTO precious VALUES (42)")
+        db.commit()
+    before = sha256(foreign)
+    with running_demo(tmp_path, "--database", str(foreign), "--port", str(free_port())) as demo:
+        status = demo.process.wait(timeout=60)
+    assert status != 0
+    assert "is not a demo database" in demo.output
+    assert sha256(foreign) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prod.db"]
+
+
+def test_a_taken_port_exits_naming_the_port_and_deletes_nothing(tmp_path: Path) -> None:
+    earlier = tmp_path / "coldchain-demo.db"
+    with own_database(earlier):  # a database an earlier demo left behind
+        pass
+    before = sha256(earlier)
+    with closing(socket.socket()) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with running_demo(tmp_path, "--port", str(port)) as demo:
+            status = demo.process.wait(timeout=60)
+    assert status != 0
+    assert f"port {port}" in demo.output
+    assert f"make demo PORT={port + 10}" in demo.output
+    assert "Traceback" not in demo.output
+    assert sha256(earlier) == before
+
+
+def test_the_demo_honours_coldchain_port_and_host(tmp_path: Path) -> None:
+    with closing(socket.socket()) as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COLDCHAIN_")}
+        env |= {"COLDCHAIN_PORT": str(port), "COLDCHAIN_HOST": "127.0.0.1"}
+        done = subprocess.run(
+            [sys.executable, "-m", "coldchain", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert done.returncode != 0
+    assert f"127.0.0.1:{port}" in done.stdout + done.stderr
+
+
+def test_a_database_file_is_reused_only_when_a_demo_created_it_and_no_demo_holds_it(tmp_path: Path) -> None:
+    path = tmp_path / "demo.db"
+    with own_database(path) as url:
+        assert url == f"sqlite:///{path}"
+        with pytest.raises(DemoError, match="another demo is running"), own_database(path):
+            pass
+    with own_database(path):  # the stamp says a demo made it, and nobody holds it now: replaced
+        pass
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database")
+    with pytest.raises(DemoError, match="not a demo database"), own_database(other):
+        pass
+    assert other.read_text() == "not a database"
+
+
+def test_demo_help_explains_every_option() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "coldchain", "demo", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    for option in ("--host", "--port", "--database", "--speed"):
+        assert option in done.stdout
