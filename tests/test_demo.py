@@ -225,9 +225,8 @@ def test_the_demo_honours_coldchain_port_and_host(tmp_path: Path) -> None:
         port = holder.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith("COLDCHAIN_")}
         env |= {"COLDCHAIN_PORT": str(port), "COLDCHAIN_HOST": "127.0.0.1"}
-        done = subprocess.run(
-            [sys.executable, "-m", "coldchain", "demo"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
-        )
+        command = [sys.executable, "-m", "coldchain", "demo"]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert f"127.0.0.1:{port}" in done.stdout + done.stderr
 
