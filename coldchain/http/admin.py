@@ -3,13 +3,11 @@ organisation (the operator sees all)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 
 from coldchain.domain.sync import SyncState
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.http.wire import TrackerCreatedOut, TrackerIn, TrackerOut, TrackerStatusOut
 from coldchain.services.trackers import UnknownOrganisation, register_tracker, sync_overview, tracker_status
@@ -36,7 +34,9 @@ class TrackerAdmin(Controller):
     tags = ["trackers"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Register a tracker; its secret is returned once")
-    async def register(self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep) -> TrackerCreatedOut:
+    async def register(
+        self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> TrackerCreatedOut:
         try:
             tracker, secret = await register_tracker(
                 store,
@@ -44,7 +44,7 @@ class TrackerAdmin(Controller):
                 serial=data.serial,
                 model=data.model,
                 organisation_id=data.organisation_id,
-                now=datetime.now(UTC),
+                now=now,
             )
         except UnknownOrganisation as exc:
             raise ApiError(422, "invalid", str(exc)) from None

@@ -8,7 +8,7 @@ shipment's parties 422, each naming the rule.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -17,7 +17,7 @@ from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from coldchain.domain.custody import ChainVerdict, CustodyEvent, CustodyKind, Handover, Location, Signer, SignerKind
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.wire import AwareDatetime
 from coldchain.services import custody as use_cases
 
@@ -166,7 +166,12 @@ class CustodyApi(Controller):
 
     @post("/", status_code=201, summary="Record a custody event (packed, picked_up, arrived, delivered, received)")
     async def record(
-        self, shipment_id: FromPath[int], data: JSONBody[CustodyEventIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: FromPath[int],
+        data: JSONBody[CustodyEventIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> CustodyEventOut:
         event = await use_cases.record_event(
             store,
@@ -177,7 +182,7 @@ class CustodyApi(Controller):
             occurred_at=data.occurred_at,
             note=data.note,
             party_id=data.party_id,
-            now=datetime.now(UTC),
+            now=now,
         )
         return _event_out(event)
 
@@ -193,7 +198,12 @@ class CustodyApi(Controller):
 
     @post("/handovers", status_code=201, summary="Propose handing the shipment over (the custodian)")
     async def propose(
-        self, shipment_id: FromPath[int], data: JSONBody[HandoverIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: FromPath[int],
+        data: JSONBody[HandoverIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> HandoverOut:
         handover = await use_cases.propose_handover(
             store,
@@ -203,7 +213,7 @@ class CustodyApi(Controller):
             place=_location(data.place),
             occurred_at=data.occurred_at,
             note=data.note,
-            now=datetime.now(UTC),
+            now=now,
         )
         return _handover_out(handover)
 
@@ -213,9 +223,14 @@ class CustodyApi(Controller):
         summary="Accept a hand-over (the receiving organisation); it joins the chain signed by both sides",
     )
     async def accept(
-        self, shipment_id: FromPath[int], handover_id: FromPath[int], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: FromPath[int],
+        handover_id: FromPath[int],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> CustodyEventOut:
-        event = await use_cases.accept_handover(store, principal, shipment_id, handover_id, now=datetime.now(UTC))
+        event = await use_cases.accept_handover(store, principal, shipment_id, handover_id, now=now)
         return _event_out(event)
 
     @get("/verify", summary="Recompute the hash chain: intact, or where it breaks")

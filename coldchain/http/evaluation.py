@@ -8,7 +8,7 @@ number of the problem in ``detail``.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -23,7 +23,7 @@ from coldchain.domain.excursions import FaultReason
 from coldchain.domain.profiles import Action, Direction, Metric, MktWindow, Mode, Profile, Scope
 from coldchain.domain.rules import RuleStatus
 from coldchain.domain.shipments import ShipmentStatus
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
@@ -464,9 +464,10 @@ class EvaluationApi(Controller):
         data: JSONBody[AcknowledgeIn],
         store: StoreDep,
         principal: PrincipalDep,
+        now: NowDep,
     ) -> AlarmOut:
         stored = await alarm_cases.acknowledge_alarm(
-            store, principal, shipment_id, alarm_id, comment=data.comment, now=datetime.now(UTC)
+            store, principal, shipment_id, alarm_id, comment=data.comment, now=now
         )
         return _alarm_out(stored)
 
@@ -477,6 +478,7 @@ class EvaluationApi(Controller):
         shipment_id: FromPath[int],
         store: StoreDep,
         principal: PrincipalDep,
+        now: NowDep,
         utc_offset_min: FromQuery[int] = 0,
         file_name: FromQuery[str | None] = None,
     ) -> Response[LoggerImportOut]:
@@ -488,6 +490,6 @@ class EvaluationApi(Controller):
             content,
             file_name=file_name or uploaded_name,
             utc_offset_min=utc_offset_min,
-            now=datetime.now(UTC),
+            now=now,
         )
         return Response(_import_out(result), status_code=201 if result.new else 200)

@@ -6,7 +6,7 @@ organisation's other tokens. A token's text is in the answer to its creation onl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -16,7 +16,7 @@ from msgspec import Meta
 
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.parties import Organisation, OrganisationKind
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.services import access
 
 __all__ = ["OrganisationApi"]
@@ -81,10 +81,10 @@ class OrganisationApi(Controller):
     tags = ["organisations"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create an organisation (operator only)")
-    async def create(self, data: JSONBody[OrganisationIn], store: StoreDep, principal: PrincipalDep) -> OrganisationOut:
-        organisation = await access.create_organisation(
-            store, principal, name=data.name, kind=data.kind, now=datetime.now(UTC)
-        )
+    async def create(
+        self, data: JSONBody[OrganisationIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> OrganisationOut:
+        organisation = await access.create_organisation(store, principal, name=data.name, kind=data.kind, now=now)
         return _organisation_out(organisation)
 
     @get("/", summary="Organisations the caller may see (all for the operator, its own otherwise)")
@@ -93,10 +93,15 @@ class OrganisationApi(Controller):
 
     @post("/{organisation_id:int}/tokens", status_code=201, summary="Issue an API token; its text is shown once")
     async def issue_token(
-        self, organisation_id: FromPath[int], data: JSONBody[TokenIn], store: StoreDep, principal: PrincipalDep
+        self,
+        organisation_id: FromPath[int],
+        data: JSONBody[TokenIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> TokenCreatedOut:
         token, text = await access.issue_token(
-            store, principal, organisation_id=organisation_id, role=data.role, name=data.name, now=datetime.now(UTC)
+            store, principal, organisation_id=organisation_id, role=data.role, name=data.name, now=now
         )
         return TokenCreatedOut(
             id=token.id, organisation_id=token.organisation_id, role=token.role, name=token.name, token=text
@@ -110,9 +115,12 @@ class OrganisationApi(Controller):
 
     @delete("/{organisation_id:int}/tokens/{token_id:int}", status_code=200, summary="Revoke a token")
     async def revoke_token(
-        self, organisation_id: FromPath[int], token_id: FromPath[int], store: StoreDep, principal: PrincipalDep
+        self,
+        organisation_id: FromPath[int],
+        token_id: FromPath[int],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> TokenOut:
-        token = await access.revoke_token(
-            store, principal, organisation_id=organisation_id, token_id=token_id, now=datetime.now(UTC)
-        )
+        token = await access.revoke_token(store, principal, organisation_id=organisation_id, token_id=token_id, now=now)
         return _token_out(token)

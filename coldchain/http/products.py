@@ -7,7 +7,7 @@ the domain (:func:`~coldchain.domain.profiles.load_profile`) so a 422 names the 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -17,7 +17,7 @@ from msgspec import Meta
 
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile, ProfileError
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.services import products as use_cases
 from coldchain.services.trackers import UnknownOrganisation
@@ -94,14 +94,12 @@ class ProfileAdmin(Controller):
 
     @post("/", summary="Save a stability profile (operator); a changed profile becomes its next version")
     async def save(
-        self, request: Request[Any, Any, Any], store: StoreDep, principal: PrincipalDep
+        self, request: Request[Any, Any, Any], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> Response[ProfileSavedOut]:
         if not principal.is_operator:
             raise ApiError(403, "forbidden", "stability profiles are shared by every tenant: the operator saves them")
         try:
-            profile, new = await use_cases.save_profile(
-                store, await request.body(), actor="admin", now=datetime.now(UTC)
-            )
+            profile, new = await use_cases.save_profile(store, await request.body(), actor="admin", now=now)
         except ProfileError as exc:
             raise ApiError(422, "invalid", str(exc)) from None
         except AlreadyExists as exc:
@@ -137,7 +135,9 @@ class ProductAdmin(Controller):
     tags = ["products"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create a product, naming its stability profile")
-    async def create(self, data: JSONBody[ProductIn], store: StoreDep, principal: PrincipalDep) -> ProductOut:
+    async def create(
+        self, data: JSONBody[ProductIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> ProductOut:
         try:
             product = await use_cases.create_product(
                 store,
@@ -146,7 +146,7 @@ class ProductAdmin(Controller):
                 name=data.name,
                 gtin=data.gtin,
                 profile_id=data.profile_id,
-                now=datetime.now(UTC),
+                now=now,
             )
         except (UnknownOrganisation, use_cases.UnknownProfile) as exc:
             raise ApiError(422, "invalid", str(exc)) from None
@@ -164,7 +164,7 @@ class ProductAdmin(Controller):
 
     @post("/{product_id:int}/lots", status_code=201, summary="Create a lot of a product")
     async def create_lot(
-        self, product_id: FromPath[int], data: JSONBody[LotIn], store: StoreDep, principal: PrincipalDep
+        self, product_id: FromPath[int], data: JSONBody[LotIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> LotOut:
         lot = await use_cases.create_lot(
             store,
@@ -172,7 +172,7 @@ class ProductAdmin(Controller):
             product_id=product_id,
             lot_number=data.lot_number,
             expires_on=data.expires_on,
-            now=datetime.now(UTC),
+            now=now,
         )
         return _lot_out(lot)
 

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from msgspec import Meta
 
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.wire import AwareDatetime
 from coldchain.services import shipments as use_cases
 from coldchain.services.eta import ShipmentEta, shipment_eta
@@ -161,8 +161,9 @@ class ShipmentApi(Controller):
     tags = ["shipments"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create a planned shipment (pins the product's current profile version)")
-    async def create(self, data: JSONBody[ShipmentIn], store: StoreDep, principal: PrincipalDep) -> ShipmentOut:
-        now = datetime.now(UTC)
+    async def create(
+        self, data: JSONBody[ShipmentIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> ShipmentOut:
         draft = use_cases.ShipmentDraft(
             reference=data.reference,
             product_id=data.product_id,
@@ -194,16 +195,25 @@ class ShipmentApi(Controller):
 
     @post("/{shipment_id:int}/status", status_code=200, summary="Move the shipment through its lifecycle")
     async def change_status(
-        self, shipment_id: FromPath[int], data: JSONBody[StatusIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: FromPath[int],
+        data: JSONBody[StatusIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> ShipmentOut:
-        shipment = await use_cases.change_status(store, principal, shipment_id, data.status, now=datetime.now(UTC))
+        shipment = await use_cases.change_status(store, principal, shipment_id, data.status, now=now)
         return shipment_out(shipment)
 
     @post("/{shipment_id:int}/trackers", status_code=201, summary="Assign a tracker for a time range")
     async def assign(
-        self, shipment_id: FromPath[int], data: JSONBody[AssignmentIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: FromPath[int],
+        data: JSONBody[AssignmentIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> AssignmentOut:
-        now = datetime.now(UTC)
         assignment = await use_cases.assign_tracker(
             store,
             principal,
@@ -230,8 +240,8 @@ class ShipmentApi(Controller):
         data: JSONBody[AssignmentEndIn],
         store: StoreDep,
         principal: PrincipalDep,
+        now: NowDep,
     ) -> AssignmentOut:
-        now = datetime.now(UTC)
         assignment = await use_cases.end_assignment(
             store, principal, shipment_id, assignment_id, ends_at=_or_now(data.ends_at, now), now=now
         )
@@ -240,5 +250,7 @@ class ShipmentApi(Controller):
         return _assignment_out(assignment, serial)
 
     @get("/{shipment_id:int}/eta", summary="Arrival estimate now: remaining route, robust speed, bounds, at-risk")
-    async def eta(self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ShipmentEta:
-        return await shipment_eta(store, principal, shipment_id, now=datetime.now(UTC))
+    async def eta(
+        self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> ShipmentEta:
+        return await shipment_eta(store, principal, shipment_id, now=now)

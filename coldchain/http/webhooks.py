@@ -7,7 +7,7 @@ described in :mod:`coldchain.services.webhooks`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
@@ -15,7 +15,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.services import webhooks as use_cases
 from coldchain.storage.notifications import (
     NOTIFICATION_KINDS,
@@ -126,14 +126,16 @@ class WebhookApi(Controller):
     tags = ["webhooks"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Subscribe a URL to kinds of notifications; the secret is shown once")
-    async def create(self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep) -> WebhookCreatedOut:
+    async def create(
+        self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> WebhookCreatedOut:
         webhook, secret = await use_cases.create_webhook(
             store,
             principal,
             organisation_id=data.organisation_id,
             url=data.url,
             kinds=data.kinds,
-            now=datetime.now(UTC),
+            now=now,
         )
         return WebhookCreatedOut(
             id=webhook.id,
@@ -151,8 +153,10 @@ class WebhookApi(Controller):
         return [_webhook_out(w) for w in await use_cases.list_webhooks(store, principal, organisation_id)]
 
     @delete("/{webhook_id:int}", status_code=200, summary="Delete a webhook: nothing more is sent, its log stays")
-    async def remove(self, webhook_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> WebhookOut:
-        return _webhook_out(await use_cases.delete_webhook(store, principal, webhook_id, now=datetime.now(UTC)))
+    async def remove(
+        self, webhook_id: FromPath[int], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> WebhookOut:
+        return _webhook_out(await use_cases.delete_webhook(store, principal, webhook_id, now=now))
 
     @get("/{webhook_id:int}/deliveries", summary="The delivery log, newest first, with every attempt")
     async def deliveries(
