@@ -8,9 +8,8 @@ from litestar.params import FromPath, JSONBody
 
 from coldchain.domain.sync import SyncState
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
-from coldchain.http.errors import ApiError
 from coldchain.http.wire import TrackerCreatedOut, TrackerIn, TrackerOut, TrackerStatusOut
-from coldchain.services.trackers import UnknownOrganisation, register_tracker, sync_overview, tracker_status
+from coldchain.services.trackers import register_tracker, sync_overview, tracker_status
 
 __all__ = ["TrackerAdmin"]
 
@@ -37,17 +36,14 @@ class TrackerAdmin(Controller):
     async def register(
         self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> TrackerCreatedOut:
-        try:
-            tracker, secret = await register_tracker(
-                store,
-                principal,
-                serial=data.serial,
-                model=data.model,
-                organisation_id=data.organisation_id,
-                now=now,
-            )
-        except UnknownOrganisation as exc:
-            raise ApiError(422, "invalid", str(exc)) from None
+        tracker, secret = await register_tracker(
+            store,
+            principal,
+            serial=data.serial,
+            model=data.model,
+            organisation_id=data.organisation_id,
+            now=now,
+        )
         return TrackerCreatedOut(tracker_id=tracker.serial, secret=secret)
 
     @get("/", summary="Every tracker with its sync state")

@@ -25,7 +25,7 @@ from coldchain.http.deps import (
     provide_trackers,
     system_clock,
 )
-from coldchain.http.errors import exception_handlers
+from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
 from coldchain.http.health import health
@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             "now": Provide(provide_now, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        request_class=ServiceRequest,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
         state=State(

@@ -11,12 +11,13 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.parties import Organisation, OrganisationKind
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import access
 
 __all__ = ["OrganisationApi"]
@@ -24,7 +25,7 @@ __all__ = ["OrganisationApi"]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
-class OrganisationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class OrganisationIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name
     kind: OrganisationKind
 
@@ -36,7 +37,7 @@ class OrganisationOut(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-class TokenIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TokenIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     role: Role
     name: Name
 
@@ -94,7 +95,7 @@ class OrganisationApi(Controller):
     @post("/{organisation_id:int}/tokens", status_code=201, summary="Issue an API token; its text is shown once")
     async def issue_token(
         self,
-        organisation_id: FromPath[int],
+        organisation_id: PathId,
         data: JSONBody[TokenIn],
         store: StoreDep,
         principal: PrincipalDep,
@@ -108,16 +109,14 @@ class OrganisationApi(Controller):
         )
 
     @get("/{organisation_id:int}/tokens", summary="The organisation's tokens (never their text)")
-    async def list_tokens(
-        self, organisation_id: FromPath[int], store: StoreDep, principal: PrincipalDep
-    ) -> list[TokenOut]:
+    async def list_tokens(self, organisation_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[TokenOut]:
         return [_token_out(t) for t in await access.list_tokens(store, principal, organisation_id)]
 
     @delete("/{organisation_id:int}/tokens/{token_id:int}", status_code=200, summary="Revoke a token")
     async def revoke_token(
         self,
-        organisation_id: FromPath[int],
-        token_id: FromPath[int],
+        organisation_id: PathId,
+        token_id: PathId,
         store: StoreDep,
         principal: PrincipalDep,
         now: NowDep,
