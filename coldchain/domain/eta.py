@@ -34,6 +34,8 @@ __all__ = [
     "SpeedEstimate",
     "budget_runs_out_at",
     "estimate_eta",
+    "no_position_reason",
+    "overdue_reason",
     "robust_speed",
 ]
 
@@ -201,7 +203,8 @@ def estimate_eta(
 
     At risk (DESIGN, "Shipments, custody, ETA"), each cause with its reason:
 
-    - the ETA is after ``promised_at``, or ``promised_at`` has passed and the shipment has not arrived;
+    - the ETA is after ``promised_at``, or ``promised_at`` has passed and the shipment has not arrived
+      ("overdue by 3 h", see :func:`overdue_reason`);
     - the budget runs out before the ETA, or has run out already and the shipment has not arrived.
 
     With no ETA (no speed) only the causes that need none can be known. An arrived shipment is never at risk:
@@ -237,10 +240,11 @@ def estimate_eta(
 
     reasons: list[str] = []
     if promised_at is not None:
-        if eta is not None and eta > promised_at:
+        overdue = overdue_reason(now=now, promised_at=promised_at)
+        if overdue is not None:
+            reasons.append(overdue)
+        elif eta is not None and eta > promised_at:
             reasons.append(f"ETA {_clock(eta, now)} after the promised {_clock(promised_at, now)}")
-        elif eta is None and promised_at < now:
-            reasons.append(f"the promised {_clock(promised_at, now)} has passed before arrival")
     if budget is not None:
         if budget <= now:
             reasons.append(f"stability budget ran out at {_clock(budget, now)} before arrival")
@@ -378,6 +382,43 @@ def _fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
         return mean_y, 0.0
     slope = math.fsum((x - mean_x) * (y - mean_y) for x, y in points) / sxx
     return mean_y - slope * mean_x, slope
+
+
+def overdue_reason(*, now: datetime, promised_at: datetime) -> str | None:
+    """``"overdue by 3 h (promised 09:00 UTC)"`` when ``promised_at`` has passed (a shipment not yet arrived),
+    ``None`` before it."""
+    _require_aware(now, "now")
+    _require_aware(promised_at, "promised_at")
+    if promised_at >= now:
+        return None
+    return f"overdue by {_span(now - promised_at)} (promised {_clock(promised_at, now)})"
+
+
+def no_position_reason(*, now: datetime, lookback: timedelta, tracked_since: datetime | None) -> str:
+    """Why a shipment in transit without a GPS fix in the last ``lookback`` is at risk: nobody knows where it is.
+
+    ``tracked_since`` is the start of its earliest tracker assignment (``None``: no tracker assigned). The silence
+    is said as long as it is known: since tracking began when that is within the look-back, "more than" the
+    look-back otherwise (older fixes are not read).
+    """
+    _require_aware(now, "now")
+    if tracked_since is None:
+        return "no position: no tracker is assigned"
+    _require_aware(tracked_since, "tracked_since")
+    if tracked_since > now - lookback:
+        return f"no position for {_span(max(now - tracked_since, timedelta(0)))} (since tracking began)"
+    return f"no position for more than {_span(lookback)}"
+
+
+def _span(length: timedelta) -> str:
+    """A duration in the largest whole unit that reads well: ``45 min``, ``26 h``, ``4 d``."""
+    minutes = int(length.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    if hours < 72:
+        return f"{hours} h"
+    return f"{hours // 24} d"
 
 
 def _after(now: datetime, metres: float, speed_mps: float) -> datetime | None:

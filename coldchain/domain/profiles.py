@@ -28,6 +28,7 @@ __all__ = [
     "Mode",
     "Profile",
     "ProfileError",
+    "ProfileSyntaxError",
     "Scope",
     "load_profile",
     "load_profiles",
@@ -53,6 +54,10 @@ ROLLING_WINDOW_MIN = 24 * 60.0
 
 class ProfileError(ValueError):
     """A stability profile (or a document of profiles) is not valid."""
+
+
+class ProfileSyntaxError(ProfileError):
+    """The document is not JSON at all: not UTF-8, malformed, or nested deeper than the decoder goes."""
 
 
 class AlarmRule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -197,6 +202,15 @@ class _ProfileDocument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
     profiles: tuple[Profile, ...]
 
 
+def _require_json(document: str | bytes, what: str) -> None:
+    """A typed decode stops at the first value of the wrong type: ``[[[[...`` fails as "not an object" before the
+    decoder sees that it never closes. A document that is not JSON at all is a syntax error, whatever it holds."""
+    try:
+        msgspec.json.decode(document)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ProfileSyntaxError(f"{what} is not valid JSON: {error}") from error
+
+
 def load_profile(document: str | bytes) -> Profile:
     """One profile from a JSON object shaped like an entry of ``profiles.json``'s ``profiles`` list.
 
@@ -205,9 +219,10 @@ def load_profile(document: str | bytes) -> Profile:
     try:
         return msgspec.json.decode(document, type=Profile)
     except msgspec.ValidationError as error:
+        _require_json(document, "profile")
         raise ProfileError(f"invalid profile: {error}") from error
-    except msgspec.DecodeError as error:
-        raise ProfileError(f"profile is not valid JSON: {error}") from error
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ProfileSyntaxError(f"profile is not valid JSON: {error}") from error
 
 
 def load_profiles(document: str | bytes) -> list[Profile]:
@@ -218,9 +233,10 @@ def load_profiles(document: str | bytes) -> list[Profile]:
     try:
         parsed = msgspec.json.decode(document, type=_ProfileDocument)
     except msgspec.ValidationError as error:
+        _require_json(document, "profile document")
         raise ProfileError(f"invalid profile document: {error}") from error
-    except msgspec.DecodeError as error:
-        raise ProfileError(f"profile document is not valid JSON: {error}") from error
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as error:
+        raise ProfileSyntaxError(f"profile document is not valid JSON: {error}") from error
     ids = [(profile.id, profile.version) for profile in parsed.profiles]
     repeated = sorted({f"{pid} v{version}" for pid, version in ids if ids.count((pid, version)) > 1})
     if repeated:

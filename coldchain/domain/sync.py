@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 
@@ -94,9 +94,14 @@ def extend_acknowledgement(acked_through: int, max_seq: int, seqs: Iterable[int]
 def quarantine_reason(reading: Reading, *, now: datetime, max_future: timedelta) -> str | None:
     """Why ``reading`` cannot be accepted as a measurement, or ``None`` when it can.
 
-    Refused: NaN or infinite values, values outside what the quantity can physically be, a position with only
-    one of latitude and longitude, and a device time further than ``max_future`` ahead of the service's clock.
+    Refused: a device time with no UTC form (its offset pushes it before year 1 or past 9999), NaN or infinite
+    values, values outside what the quantity can physically be, a position with only one of latitude and
+    longitude, and a device time further than ``max_future`` ahead of the service's clock.
     """
+    try:
+        reading.device_time.astimezone(UTC)
+    except OverflowError:
+        return f"device_time {reading.device_time.isoformat()} falls outside years 1 to 9999 in UTC"
     for name, (low, high) in PHYSICAL_RANGES.items():
         value = getattr(reading, name)
         if value is None:

@@ -3,16 +3,13 @@ organisation (the operator sees all)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody
 
 from coldchain.domain.sync import SyncState
-from coldchain.http.deps import PrincipalDep, StoreDep
-from coldchain.http.errors import ApiError
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.wire import TrackerCreatedOut, TrackerIn, TrackerOut, TrackerStatusOut
-from coldchain.services.trackers import UnknownOrganisation, register_tracker, sync_overview, tracker_status
+from coldchain.services.trackers import register_tracker, sync_overview, tracker_status
 
 __all__ = ["TrackerAdmin"]
 
@@ -36,18 +33,17 @@ class TrackerAdmin(Controller):
     tags = ["trackers"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Register a tracker; its secret is returned once")
-    async def register(self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep) -> TrackerCreatedOut:
-        try:
-            tracker, secret = await register_tracker(
-                store,
-                principal,
-                serial=data.serial,
-                model=data.model,
-                organisation_id=data.organisation_id,
-                now=datetime.now(UTC),
-            )
-        except UnknownOrganisation as exc:
-            raise ApiError(422, "invalid", str(exc)) from None
+    async def register(
+        self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> TrackerCreatedOut:
+        tracker, secret = await register_tracker(
+            store,
+            principal,
+            serial=data.serial,
+            model=data.model,
+            organisation_id=data.organisation_id,
+            now=now,
+        )
         return TrackerCreatedOut(tracker_id=tracker.serial, secret=secret)
 
     @get("/", summary="Every tracker with its sync state")

@@ -1,4 +1,4 @@
-"""The composition root: ``create_app(settings)`` builds the whole service."""
+"""The composition root: ``create_app(settings, clock=...)`` builds the whole service."""
 
 from __future__ import annotations
 
@@ -16,8 +16,16 @@ from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
 from coldchain.http.auth import provide_principal
 from coldchain.http.custody import CustodyApi
-from coldchain.http.deps import provide_policy, provide_settings, provide_store, provide_trackers
-from coldchain.http.errors import exception_handlers
+from coldchain.http.deps import (
+    Clock,
+    provide_now,
+    provide_policy,
+    provide_settings,
+    provide_store,
+    provide_trackers,
+    system_clock,
+)
+from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
 from coldchain.http.health import health
@@ -38,9 +46,10 @@ Background = Callable[[Store], AbstractAsyncContextManager[object]]
 """Work that runs beside the HTTP service while the app runs, given the open store (the jobs: see ``coldchain.cli``)."""
 
 
-def create_app(settings: Settings, *, background: Sequence[Background] = ()) -> Litestar:
+def create_app(settings: Settings, *, clock: Clock = system_clock, background: Sequence[Background] = ()) -> Litestar:
     """The Litestar application for ``settings``; its lifespan opens the store (migrating it), runs ``background``
-    beside the service, and stops it before closing the store."""
+    beside the service, and stops it before closing the store. Every route takes the time from ``clock`` (an aware
+    UTC datetime per call), so tests can set the service's "now"."""
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -77,13 +86,16 @@ def create_app(settings: Settings, *, background: Sequence[Background] = ()) -> 
             "trackers": Provide(provide_trackers, sync_to_thread=False),
             "policy": Provide(provide_policy, sync_to_thread=False),
             "principal": Provide(provide_principal),
+            "now": Provide(provide_now, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        request_class=ServiceRequest,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
         state=State(
             {
                 "settings": settings,
+                "clock": clock,
                 "ingest_gate": IngestGate(settings.max_inflight_batches),
                 "trackers": TrackerCache(settings.tracker_cache_s),
                 "sync_policy": SyncPolicy(

@@ -8,35 +8,32 @@ shipment's parties 422, each naming the rule.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from coldchain.domain.custody import ChainVerdict, CustodyEvent, CustodyKind, Handover, Location, Signer, SignerKind
-from coldchain.http.deps import PrincipalDep, StoreDep
-from coldchain.http.wire import AwareDatetime
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.wire import AwareDatetime, BodyIn, Id, Latitude, Longitude, PathId
 from coldchain.services import custody as use_cases
 
 __all__ = ["CustodyApi"]
 
-Latitude = Annotated[float, Meta(ge=-90, le=90)]
-Longitude = Annotated[float, Meta(ge=-180, le=180)]
 PlaceName = Annotated[str, Meta(min_length=1, max_length=200)]
 Note = Annotated[str, Meta(max_length=2000)]
-Id = Annotated[int, Meta(ge=1)]
 
 
-class PlaceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PlaceIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     lat: Latitude
     lon: Longitude
     name: PlaceName | None = None
 
 
-class CustodyEventIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class CustodyEventIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     kind: CustodyKind
     place: PlaceIn
     occurred_at: AwareDatetime
@@ -46,7 +43,7 @@ class CustodyEventIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     """Only the operator names the party; an organisation records as itself."""
 
 
-class HandoverIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class HandoverIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     to_organisation_id: Id
     place: PlaceIn
     occurred_at: AwareDatetime
@@ -166,7 +163,12 @@ class CustodyApi(Controller):
 
     @post("/", status_code=201, summary="Record a custody event (packed, picked_up, arrived, delivered, received)")
     async def record(
-        self, shipment_id: FromPath[int], data: JSONBody[CustodyEventIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: PathId,
+        data: JSONBody[CustodyEventIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> CustodyEventOut:
         event = await use_cases.record_event(
             store,
@@ -177,12 +179,12 @@ class CustodyApi(Controller):
             occurred_at=data.occurred_at,
             note=data.note,
             party_id=data.party_id,
-            now=datetime.now(UTC),
+            now=now,
         )
         return _event_out(event)
 
     @get("/", summary="The custody chain, the current custodian and the hand-overs awaiting acceptance")
-    async def show(self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> CustodyOut:
+    async def show(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> CustodyOut:
         custody = await use_cases.list_custody(store, principal, shipment_id)
         return CustodyOut(
             shipment_id=custody.shipment_id,
@@ -193,7 +195,12 @@ class CustodyApi(Controller):
 
     @post("/handovers", status_code=201, summary="Propose handing the shipment over (the custodian)")
     async def propose(
-        self, shipment_id: FromPath[int], data: JSONBody[HandoverIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: PathId,
+        data: JSONBody[HandoverIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> HandoverOut:
         handover = await use_cases.propose_handover(
             store,
@@ -203,7 +210,7 @@ class CustodyApi(Controller):
             place=_location(data.place),
             occurred_at=data.occurred_at,
             note=data.note,
-            now=datetime.now(UTC),
+            now=now,
         )
         return _handover_out(handover)
 
@@ -213,13 +220,18 @@ class CustodyApi(Controller):
         summary="Accept a hand-over (the receiving organisation); it joins the chain signed by both sides",
     )
     async def accept(
-        self, shipment_id: FromPath[int], handover_id: FromPath[int], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: PathId,
+        handover_id: PathId,
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> CustodyEventOut:
-        event = await use_cases.accept_handover(store, principal, shipment_id, handover_id, now=datetime.now(UTC))
+        event = await use_cases.accept_handover(store, principal, shipment_id, handover_id, now=now)
         return _event_out(event)
 
     @get("/verify", summary="Recompute the hash chain: intact, or where it breaks")
-    async def verify(self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ChainVerdictOut:
+    async def verify(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> ChainVerdictOut:
         verdict: ChainVerdict = await use_cases.verify_custody(store, principal, shipment_id)
         return ChainVerdictOut(
             intact=verdict.intact,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
@@ -13,16 +16,28 @@ from coldchain.settings import Settings
 from coldchain.storage import Store
 
 __all__ = [
+    "Clock",
+    "NowDep",
     "PolicyDep",
     "PrincipalDep",
     "SettingsDep",
     "StoreDep",
     "TrackersDep",
+    "provide_now",
     "provide_policy",
     "provide_settings",
     "provide_store",
     "provide_trackers",
+    "system_clock",
 ]
+
+Clock = Callable[[], datetime]
+"""What the routes take the time from: an aware UTC datetime per call (``create_app(settings, clock=...)``)."""
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
 
 # Store is a typing.Protocol: Litestar must not try isinstance() on it.
 StoreDep = NamedDependency[SkipValidation[Store]]
@@ -31,6 +46,8 @@ TrackersDep = NamedDependency[SkipValidation[TrackerCache]]
 PolicyDep = NamedDependency[SkipValidation[SyncPolicy]]
 # The authenticated caller (coldchain.http.auth.provide_principal): 401 before the handler runs otherwise.
 PrincipalDep = NamedDependency[SkipValidation[Principal]]
+# The service's time for this request, read once from the app's clock: every route and use case takes it as ``now``.
+NowDep = NamedDependency[SkipValidation[datetime]]
 
 
 def provide_store(state: State) -> Store:
@@ -51,3 +68,8 @@ def provide_trackers(state: State) -> TrackerCache:
 def provide_policy(state: State) -> SyncPolicy:
     policy: SyncPolicy = state.sync_policy
     return policy
+
+
+def provide_now(state: State) -> datetime:
+    clock: Clock = state.clock
+    return clock()

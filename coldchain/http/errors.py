@@ -1,4 +1,10 @@
-"""One JSON shape for every error: ``{"error": code, "detail": text}``; never a stack trace on the wire."""
+"""One JSON shape for every error: ``{"error": code, "detail": text}``; never a stack trace on the wire.
+
+Every refusal is mapped here, once: :class:`ApiError` carries its own status; a service error by its kind
+(:mod:`coldchain.services.errors`); a request that breaks its schema by where: a path parameter out of range names
+nothing (404), a body, query or header value out of range is invalid (422), a body that cannot be parsed is a bad
+request (400, also for JSON nested too deep or not UTF-8: see :class:`ServiceRequest`).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +13,32 @@ from typing import Any
 
 import msgspec
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY, HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.serialization import decode_json
+from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
+    HTTP_404_NOT_FOUND,
+    HTTP_422_UNPROCESSABLE_ENTITY,
+    HTTP_500_INTERNAL_SERVER_ERROR,
+)
+from litestar.types import Empty
 
-from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from coldchain.services.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, ServiceError
 from coldchain.storage import AlreadyExists
 
-__all__ = ["ApiError", "ErrorOut", "exception_handlers"]
+__all__ = ["ApiError", "ErrorOut", "ServiceRequest", "exception_handlers"]
 
 log = logging.getLogger("coldchain.http")
 
 
 class ErrorOut(msgspec.Struct, frozen=True, kw_only=True):
+    """Every error answer."""
+
     error: str
+    """A stable machine-readable code: bad_request, unauthenticated, forbidden, not_found, method_not_allowed,
+    conflict, payload_too_large, unsupported_media_type, invalid, too_many_requests, internal_error, unavailable."""
     detail: str
+    """What was wrong, for a person."""
 
 
 class ApiError(HTTPException):
@@ -46,6 +64,27 @@ _CODES = {
 }
 
 
+class ServiceRequest(Request[Any, Any, Any]):
+    """The app's request class: a JSON body that cannot be decoded is the client's error (400), also when it is
+    nested deeper than the decoder recurses (``[[[[...``) or is not UTF-8, which Litestar lets through as
+    ``RecursionError`` and ``UnicodeDecodeError``."""
+
+    async def json(self) -> Any:
+        if self._json is Empty:
+            if (cached := self._connection_state.json) is not Empty:
+                self._json = cached
+            else:
+                body = await self.body()
+                try:
+                    decoded = decode_json(body or b"null", type_decoders=self.route_handler.resolve_type_decoders())
+                except RecursionError:
+                    raise ClientException("the JSON body is nested too deeply") from None
+                except UnicodeDecodeError:
+                    raise ClientException("the JSON body is not valid UTF-8") from None
+                self._json = self._connection_state.json = decoded
+        return self._json
+
+
 def _error(status_code: int, code: str, detail: str, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(
         content=ErrorOut(error=code, detail=detail),
@@ -66,11 +105,14 @@ def _validation_detail(exc: ValidationException) -> str:
     return "; ".join(parts) or exc.detail
 
 
-def _is_invalid_body(exc: ValidationException) -> bool:
-    """A well-formed body whose content breaks its schema (422, as the sync API answers), unlike a bad query or
-    path parameter (400). A body that cannot be parsed never gets here: Litestar raises a plain 400 for it."""
+def _sources(exc: ValidationException) -> set[str]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    return bool(extra) and all(isinstance(item, dict) and item.get("source") == "body" for item in extra)
+    # Litestar names a parameter's source with a str enum (ParamType.PATH), a body's with the plain "body"
+    return {
+        str(getattr(source, "value", source))
+        for item in extra
+        if isinstance(item, dict) and (source := item.get("source"))
+    }
 
 
 def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -78,13 +120,17 @@ def _on_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     if isinstance(exc, ApiError):
         return _error(exc.status_code, exc.code, exc.detail, headers)
     if isinstance(exc, ValidationException):
-        if _is_invalid_body(exc):
+        sources = _sources(exc)
+        if sources == {"path"}:
+            return _error(HTTP_404_NOT_FOUND, "not_found", f"nothing has this id ({_validation_detail(exc)})", headers)
+        if sources:
             return _error(HTTP_422_UNPROCESSABLE_ENTITY, "invalid", _validation_detail(exc), headers)
         return _error(HTTP_400_BAD_REQUEST, "bad_request", _validation_detail(exc), headers)
     return _error(exc.status_code, _CODES.get(exc.status_code, "error"), exc.detail, headers)
 
 
 _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
+    (Malformed, 400),
     (NotFound, 404),
     (Forbidden, 403),
     (Conflict, 409),

@@ -8,13 +8,13 @@ number of the problem in ``detail``.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
 from coldchain.domain.disposition import DispositionReason, Recommendation
@@ -23,8 +23,9 @@ from coldchain.domain.excursions import FaultReason
 from coldchain.domain.profiles import Action, Direction, Metric, MktWindow, Mode, Profile, Scope
 from coldchain.domain.rules import RuleStatus
 from coldchain.domain.shipments import ShipmentStatus
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
 from coldchain.services import loggers
@@ -32,10 +33,19 @@ from coldchain.storage.evaluation import DayLimit, LoggerDay, StoredAlarm, Store
 
 __all__ = ["EvaluationApi", "shipment_status"]
 
+UtcOffsetQuery = Annotated[
+    int,
+    QueryParameter(
+        ge=-loggers.MAX_UTC_OFFSET_MIN,
+        le=loggers.MAX_UTC_OFFSET_MIN,
+        description="the logger's UTC offset in minutes, for exports that state local times without one",
+    ),
+]
+FileNameQuery = Annotated[str | None, QueryParameter(min_length=1, max_length=255)]
 Comment = Annotated[str, Meta(min_length=1, max_length=alarm_cases.MAX_COMMENT_CHARS)]
 
 
-class AcknowledgeIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AcknowledgeIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     comment: Comment
     """What was done about the alarm (required: an acknowledgement without a reason proves nothing)."""
 
@@ -427,7 +437,7 @@ async def _uploaded(request: Request[Any, Any, Any]) -> tuple[bytes, str | None]
     summary="The shipment's judgement: rules, budgets, MKT, excursions, alarms, recommendation",
     tags=["evaluation"],
 )
-async def shipment_status(shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ShipmentStatusOut:
+async def shipment_status(shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> ShipmentStatusOut:
     """A plain handler, not a controller method: ``POST`` on the same path belongs to the shipments controller, and
     Litestar merges a handler into a path a controller already holds (register it after that controller), but
     refuses a second controller on the same path."""
@@ -440,14 +450,14 @@ class EvaluationApi(Controller):
 
     @get("/{shipment_id:int}/excursions", summary="The shipment's excursions, each with its custodian")
     async def excursions(
-        self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
+        self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
     ) -> list[ExcursionOut]:
         found = await use_cases.shipment_excursions(store, principal, shipment_id, withdrawn=withdrawn)
         return [_excursion_out(stored) for stored in found]
 
     @get("/{shipment_id:int}/alarms", summary="The shipment's alarms, with detection and acknowledgement")
     async def alarms(
-        self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
+        self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
     ) -> list[AlarmOut]:
         found = await use_cases.shipment_alarms(store, principal, shipment_id, withdrawn=withdrawn)
         return [_alarm_out(stored) for stored in found]
@@ -459,14 +469,15 @@ class EvaluationApi(Controller):
     )
     async def acknowledge(
         self,
-        shipment_id: FromPath[int],
-        alarm_id: FromPath[int],
+        shipment_id: PathId,
+        alarm_id: PathId,
         data: JSONBody[AcknowledgeIn],
         store: StoreDep,
         principal: PrincipalDep,
+        now: NowDep,
     ) -> AlarmOut:
         stored = await alarm_cases.acknowledge_alarm(
-            store, principal, shipment_id, alarm_id, comment=data.comment, now=datetime.now(UTC)
+            store, principal, shipment_id, alarm_id, comment=data.comment, now=now
         )
         return _alarm_out(stored)
 
@@ -474,11 +485,12 @@ class EvaluationApi(Controller):
     async def import_logger_file(
         self,
         request: Request[Any, Any, Any],
-        shipment_id: FromPath[int],
+        shipment_id: PathId,
         store: StoreDep,
         principal: PrincipalDep,
-        utc_offset_min: FromQuery[int] = 0,
-        file_name: FromQuery[str | None] = None,
+        now: NowDep,
+        utc_offset_min: UtcOffsetQuery = 0,
+        file_name: FileNameQuery = None,
     ) -> Response[LoggerImportOut]:
         content, uploaded_name = await _uploaded(request)
         result = await loggers.import_logger_file(
@@ -488,6 +500,6 @@ class EvaluationApi(Controller):
             content,
             file_name=file_name or uploaded_name,
             utc_offset_min=utc_offset_min,
-            now=datetime.now(UTC),
+            now=now,
         )
         return Response(_import_out(result), status_code=201 if result.new else 200)

@@ -17,10 +17,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
-from litestar.params import FromQuery, HeaderParameter, QueryParameter
+from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from coldchain.http.deps import PrincipalDep, SettingsDep, StoreDep
+from coldchain.http.wire import MAX_ID, QueryId
 from coldchain.services.events import events_after, open_stream
 from coldchain.settings import Settings
 from coldchain.storage import Store
@@ -28,8 +29,8 @@ from coldchain.storage.notifications import Notification, NotificationKind
 
 __all__ = ["EventOut", "events"]
 
-AfterQuery = Annotated[int | None, QueryParameter(ge=0, description="resume after this event id")]
-LastEventId = Annotated[int | None, HeaderParameter(name="last-event-id", ge=0)]
+AfterQuery = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, description="resume after this event id")]
+LastEventId = Annotated[int | None, HeaderParameter(name="last-event-id", ge=0, le=MAX_ID)]
 _BATCH = 100
 _RECONNECT_MS = 1000
 
@@ -90,7 +91,7 @@ async def events(
     store: StoreDep,
     principal: PrincipalDep,
     settings: SettingsDep,
-    organisation_id: FromQuery[int | None] = None,
+    organisation_id: QueryId = None,
     after: AfterQuery = None,
     last_event_id: LastEventId = None,
 ) -> ServerSentEvent:

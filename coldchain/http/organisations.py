@@ -6,17 +6,18 @@ organisation's other tokens. A token's text is in the answer to its creation onl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 from msgspec import Meta
 
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.parties import Organisation, OrganisationKind
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import access
 
 __all__ = ["OrganisationApi"]
@@ -24,7 +25,7 @@ __all__ = ["OrganisationApi"]
 Name = Annotated[str, Meta(min_length=1, max_length=200)]
 
 
-class OrganisationIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class OrganisationIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Name
     kind: OrganisationKind
 
@@ -36,7 +37,7 @@ class OrganisationOut(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-class TokenIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TokenIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     role: Role
     name: Name
 
@@ -81,10 +82,10 @@ class OrganisationApi(Controller):
     tags = ["organisations"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create an organisation (operator only)")
-    async def create(self, data: JSONBody[OrganisationIn], store: StoreDep, principal: PrincipalDep) -> OrganisationOut:
-        organisation = await access.create_organisation(
-            store, principal, name=data.name, kind=data.kind, now=datetime.now(UTC)
-        )
+    async def create(
+        self, data: JSONBody[OrganisationIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> OrganisationOut:
+        organisation = await access.create_organisation(store, principal, name=data.name, kind=data.kind, now=now)
         return _organisation_out(organisation)
 
     @get("/", summary="Organisations the caller may see (all for the operator, its own otherwise)")
@@ -93,26 +94,32 @@ class OrganisationApi(Controller):
 
     @post("/{organisation_id:int}/tokens", status_code=201, summary="Issue an API token; its text is shown once")
     async def issue_token(
-        self, organisation_id: FromPath[int], data: JSONBody[TokenIn], store: StoreDep, principal: PrincipalDep
+        self,
+        organisation_id: PathId,
+        data: JSONBody[TokenIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> TokenCreatedOut:
         token, text = await access.issue_token(
-            store, principal, organisation_id=organisation_id, role=data.role, name=data.name, now=datetime.now(UTC)
+            store, principal, organisation_id=organisation_id, role=data.role, name=data.name, now=now
         )
         return TokenCreatedOut(
             id=token.id, organisation_id=token.organisation_id, role=token.role, name=token.name, token=text
         )
 
     @get("/{organisation_id:int}/tokens", summary="The organisation's tokens (never their text)")
-    async def list_tokens(
-        self, organisation_id: FromPath[int], store: StoreDep, principal: PrincipalDep
-    ) -> list[TokenOut]:
+    async def list_tokens(self, organisation_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[TokenOut]:
         return [_token_out(t) for t in await access.list_tokens(store, principal, organisation_id)]
 
     @delete("/{organisation_id:int}/tokens/{token_id:int}", status_code=200, summary="Revoke a token")
     async def revoke_token(
-        self, organisation_id: FromPath[int], token_id: FromPath[int], store: StoreDep, principal: PrincipalDep
+        self,
+        organisation_id: PathId,
+        token_id: PathId,
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> TokenOut:
-        token = await access.revoke_token(
-            store, principal, organisation_id=organisation_id, token_id=token_id, now=datetime.now(UTC)
-        )
+        token = await access.revoke_token(store, principal, organisation_id=organisation_id, token_id=token_id, now=now)
         return _token_out(token)

@@ -8,7 +8,6 @@ in every OsmAnd-compatible server.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -17,7 +16,7 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
-from coldchain.http.deps import PolicyDep, SettingsDep, StoreDep, TrackersDep
+from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.services.sync import record_batch
 
@@ -32,9 +31,13 @@ __all__ = ["osmand"]
     tags=["sync"],
 )
 async def osmand(
-    request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, trackers: TrackersDep, policy: PolicyDep
+    request: Request[Any, Any, Any],
+    store: StoreDep,
+    settings: SettingsDep,
+    trackers: TrackersDep,
+    policy: PolicyDep,
+    now: NowDep,
 ) -> Response[str]:
-    now = datetime.now(UTC)
     zone = ZoneInfo(settings.osmand_timezone)
     body = await request.body()
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()

@@ -7,21 +7,20 @@ the domain (:func:`~coldchain.domain.profiles.load_profile`) so a 422 names the 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 from msgspec import Meta
 
 from coldchain.domain.products import Lot, Product
-from coldchain.domain.profiles import Profile, ProfileError
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.domain.profiles import Profile
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.wire import BodyIn, Id, PathId, QueryId
 from coldchain.services import products as use_cases
-from coldchain.services.trackers import UnknownOrganisation
-from coldchain.storage import AlreadyExists
 
 __all__ = ["LotIn", "LotOut", "ProductAdmin", "ProductIn", "ProductOut", "ProfileAdmin", "ProfileSavedOut"]
 
@@ -29,6 +28,8 @@ Name = Annotated[str, Meta(min_length=1, max_length=200)]
 Gtin = Annotated[str, Meta(pattern=r"^\d{8}$|^\d{12,14}$")]  # GTIN-8, -12, -13 or -14 (GS1 General Specifications)
 ProfileId = Annotated[str, Meta(min_length=1, max_length=128)]
 LotNumber = Annotated[str, Meta(min_length=1, max_length=64)]
+Version = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
+"""A profile version (a 32-bit column)."""
 
 
 class ProfileSavedOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,8 +39,8 @@ class ProfileSavedOut(msgspec.Struct, frozen=True, kw_only=True):
     """Whether this request stored a new version (false: the latest version already held this profile)."""
 
 
-class ProductIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    organisation_id: int | None = None
+class ProductIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    organisation_id: Id | None = None
     """The caller's own organisation (the operator must name it)."""
     name: Name
     gtin: Gtin | None = None
@@ -55,7 +56,7 @@ class ProductOut(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
 
 
-class LotIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LotIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     lot_number: LotNumber
     expires_on: date | None = None
 
@@ -94,18 +95,11 @@ class ProfileAdmin(Controller):
 
     @post("/", summary="Save a stability profile (operator); a changed profile becomes its next version")
     async def save(
-        self, request: Request[Any, Any, Any], store: StoreDep, principal: PrincipalDep
+        self, request: Request[Any, Any, Any], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> Response[ProfileSavedOut]:
         if not principal.is_operator:
             raise ApiError(403, "forbidden", "stability profiles are shared by every tenant: the operator saves them")
-        try:
-            profile, new = await use_cases.save_profile(
-                store, await request.body(), actor="admin", now=datetime.now(UTC)
-            )
-        except ProfileError as exc:
-            raise ApiError(422, "invalid", str(exc)) from None
-        except AlreadyExists as exc:
-            raise ApiError(409, "conflict", str(exc)) from None
+        profile, new = await use_cases.save_profile(store, await request.body(), actor="admin", now=now)
         saved = ProfileSavedOut(id=profile.id, version=profile.version, new=new)
         return Response(saved, status_code=201 if new else 200)
 
@@ -122,7 +116,7 @@ class ProfileAdmin(Controller):
 
     @get("/{profile_id:str}/versions/{version:int}", summary="One version of a stability profile")
     async def version(
-        self, profile_id: FromPath[str], version: FromPath[int], store: StoreDep, principal: PrincipalDep
+        self, profile_id: FromPath[str], version: Version, store: StoreDep, principal: PrincipalDep
     ) -> Profile:
         profile = await use_cases.find_profile(store, profile_id, version)
         if profile is None:
@@ -137,34 +131,33 @@ class ProductAdmin(Controller):
     tags = ["products"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create a product, naming its stability profile")
-    async def create(self, data: JSONBody[ProductIn], store: StoreDep, principal: PrincipalDep) -> ProductOut:
-        try:
-            product = await use_cases.create_product(
-                store,
-                principal,
-                organisation_id=data.organisation_id,
-                name=data.name,
-                gtin=data.gtin,
-                profile_id=data.profile_id,
-                now=datetime.now(UTC),
-            )
-        except (UnknownOrganisation, use_cases.UnknownProfile) as exc:
-            raise ApiError(422, "invalid", str(exc)) from None
+    async def create(
+        self, data: JSONBody[ProductIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> ProductOut:
+        product = await use_cases.create_product(
+            store,
+            principal,
+            organisation_id=data.organisation_id,
+            name=data.name,
+            gtin=data.gtin,
+            profile_id=data.profile_id,
+            now=now,
+        )
         return _product_out(product)
 
     @get("/", summary="Products of the caller's organisation (the operator: of one organisation, or all)")
     async def list_products(
-        self, store: StoreDep, principal: PrincipalDep, organisation_id: FromQuery[int | None] = None
+        self, store: StoreDep, principal: PrincipalDep, organisation_id: QueryId = None
     ) -> list[ProductOut]:
         return [_product_out(p) for p in await use_cases.list_products(store, principal, organisation_id)]
 
     @get("/{product_id:int}", summary="One product")
-    async def show(self, product_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ProductOut:
+    async def show(self, product_id: PathId, store: StoreDep, principal: PrincipalDep) -> ProductOut:
         return _product_out(await use_cases.find_product(store, principal, product_id))
 
     @post("/{product_id:int}/lots", status_code=201, summary="Create a lot of a product")
     async def create_lot(
-        self, product_id: FromPath[int], data: JSONBody[LotIn], store: StoreDep, principal: PrincipalDep
+        self, product_id: PathId, data: JSONBody[LotIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> LotOut:
         lot = await use_cases.create_lot(
             store,
@@ -172,10 +165,10 @@ class ProductAdmin(Controller):
             product_id=product_id,
             lot_number=data.lot_number,
             expires_on=data.expires_on,
-            now=datetime.now(UTC),
+            now=now,
         )
         return _lot_out(lot)
 
     @get("/{product_id:int}/lots", summary="The lots of a product")
-    async def lots(self, product_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> list[LotOut]:
+    async def lots(self, product_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[LotOut]:
         return [_lot_out(lot) for lot in await use_cases.list_lots(store, principal, product_id)]

@@ -10,44 +10,41 @@ from typing import Annotated
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 from msgspec import Meta
 
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
-from coldchain.http.deps import PrincipalDep, StoreDep
-from coldchain.http.wire import AwareDatetime
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.wire import AwareDatetime, BodyIn, Id, Latitude, Longitude, PathId
 from coldchain.services import shipments as use_cases
 from coldchain.services.eta import ShipmentEta, shipment_eta
 
 __all__ = ["ShipmentApi"]
 
-Latitude = Annotated[float, Meta(ge=-90, le=90)]
-Longitude = Annotated[float, Meta(ge=-180, le=180)]
 Text = Annotated[str, Meta(min_length=1, max_length=200)]
 Reference = Annotated[str, Meta(min_length=1, max_length=64)]
-Id = Annotated[int, Meta(ge=1)]
 
 
-class PlaceIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class PlaceIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     name: Text
     lat: Latitude
     lon: Longitude
 
 
-class LegIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class LegIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     carrier_id: Id
     mode: Mode
 
 
-class ShipmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class ShipmentIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     reference: Reference
     product_id: Id
     lot_id: Id | None = None
     quantity: Annotated[int, Meta(ge=1, le=10_000_000)]
     origin: PlaceIn
     destination: PlaceIn
-    waypoints: Annotated[list[tuple[Latitude, Longitude]], Meta(max_length=500)] = []
-    legs: Annotated[list[LegIn], Meta(max_length=20)] = []
+    waypoints: Annotated[list[tuple[Latitude, Longitude]], Meta(max_length=500)] = msgspec.field(default_factory=list)
+    legs: Annotated[list[LegIn], Meta(max_length=20)] = msgspec.field(default_factory=list)
     receiver_id: Id | None = None
     promised_at: AwareDatetime | None = None
     priority: Priority = "standard"
@@ -90,18 +87,18 @@ class ShipmentOut(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: datetime
 
 
-class StatusIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class StatusIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     status: ShipmentStatus
 
 
-class AssignmentIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AssignmentIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     serial: Annotated[str, Meta(min_length=1, max_length=64)]
     starts_at: AwareDatetime | None = None
     """Default: now."""
     ends_at: AwareDatetime | None = None
 
 
-class AssignmentEndIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class AssignmentEndIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ends_at: AwareDatetime | None = None
     """Default: now."""
 
@@ -161,8 +158,9 @@ class ShipmentApi(Controller):
     tags = ["shipments"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Create a planned shipment (pins the product's current profile version)")
-    async def create(self, data: JSONBody[ShipmentIn], store: StoreDep, principal: PrincipalDep) -> ShipmentOut:
-        now = datetime.now(UTC)
+    async def create(
+        self, data: JSONBody[ShipmentIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> ShipmentOut:
         draft = use_cases.ShipmentDraft(
             reference=data.reference,
             product_id=data.product_id,
@@ -189,21 +187,30 @@ class ShipmentApi(Controller):
         return [shipment_out(s) for s in await use_cases.list_shipments(store, principal, status=status)]
 
     @get("/{shipment_id:int}", summary="One shipment")
-    async def show(self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ShipmentOut:
+    async def show(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> ShipmentOut:
         return shipment_out(await use_cases.get_shipment(store, principal, shipment_id))
 
     @post("/{shipment_id:int}/status", status_code=200, summary="Move the shipment through its lifecycle")
     async def change_status(
-        self, shipment_id: FromPath[int], data: JSONBody[StatusIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: PathId,
+        data: JSONBody[StatusIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> ShipmentOut:
-        shipment = await use_cases.change_status(store, principal, shipment_id, data.status, now=datetime.now(UTC))
+        shipment = await use_cases.change_status(store, principal, shipment_id, data.status, now=now)
         return shipment_out(shipment)
 
     @post("/{shipment_id:int}/trackers", status_code=201, summary="Assign a tracker for a time range")
     async def assign(
-        self, shipment_id: FromPath[int], data: JSONBody[AssignmentIn], store: StoreDep, principal: PrincipalDep
+        self,
+        shipment_id: PathId,
+        data: JSONBody[AssignmentIn],
+        store: StoreDep,
+        principal: PrincipalDep,
+        now: NowDep,
     ) -> AssignmentOut:
-        now = datetime.now(UTC)
         assignment = await use_cases.assign_tracker(
             store,
             principal,
@@ -216,22 +223,20 @@ class ShipmentApi(Controller):
         return _assignment_out(assignment, data.serial)
 
     @get("/{shipment_id:int}/trackers", summary="The shipment's tracker assignments")
-    async def assignments(
-        self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep
-    ) -> list[AssignmentOut]:
+    async def assignments(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[AssignmentOut]:
         listed = await use_cases.list_assignments(store, principal, shipment_id)
         return [_assignment_out(assignment, serial) for assignment, serial in listed]
 
     @post("/{shipment_id:int}/trackers/{assignment_id:int}/end", status_code=200, summary="End an assignment")
     async def end_assignment(
         self,
-        shipment_id: FromPath[int],
-        assignment_id: FromPath[int],
+        shipment_id: PathId,
+        assignment_id: PathId,
         data: JSONBody[AssignmentEndIn],
         store: StoreDep,
         principal: PrincipalDep,
+        now: NowDep,
     ) -> AssignmentOut:
-        now = datetime.now(UTC)
         assignment = await use_cases.end_assignment(
             store, principal, shipment_id, assignment_id, ends_at=_or_now(data.ends_at, now), now=now
         )
@@ -240,5 +245,5 @@ class ShipmentApi(Controller):
         return _assignment_out(assignment, serial)
 
     @get("/{shipment_id:int}/eta", summary="Arrival estimate now: remaining route, robust speed, bounds, at-risk")
-    async def eta(self, shipment_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> ShipmentEta:
-        return await shipment_eta(store, principal, shipment_id, now=datetime.now(UTC))
+    async def eta(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep) -> ShipmentEta:
+        return await shipment_eta(store, principal, shipment_id, now=now)

@@ -7,7 +7,6 @@ decoding and validation, then one transaction. The answer comes only after the c
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -15,7 +14,7 @@ from litestar import Request, post
 from litestar.params import FromPath
 
 from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
-from coldchain.http.deps import PolicyDep, SettingsDep, StoreDep, TrackersDep
+from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
 from coldchain.services.sync import record_batch
@@ -88,6 +87,7 @@ async def sync_batch(
     settings: SettingsDep,
     trackers: TrackersDep,
     policy: PolicyDep,
+    now: NowDep,
 ) -> SyncAckOut:
     gate: IngestGate = request.app.state.ingest_gate
     if gate.full:
@@ -119,7 +119,7 @@ async def sync_batch(
             store,
             tracker.id,
             to_readings(batch),
-            now=datetime.now(UTC),
+            now=now,
             sent_at=batch.sent_at,
             policy=policy,
         )

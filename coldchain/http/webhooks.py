@@ -7,15 +7,16 @@ described in :mod:`coldchain.services.webhooks`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import msgspec
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.wire import BodyIn, Id, PathId, QueryId
 from coldchain.services import webhooks as use_cases
 from coldchain.storage.notifications import (
     NOTIFICATION_KINDS,
@@ -28,13 +29,13 @@ from coldchain.storage.notifications import (
 
 __all__ = ["AttemptOut", "DeliveryOut", "WebhookApi", "WebhookCreatedOut", "WebhookIn", "WebhookOut"]
 
-Url = Annotated[str, Meta(min_length=1, max_length=2000)]
+Url = Annotated[str, Meta(min_length=1, max_length=2000, pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[^/?#\s]+")]
 Kinds = Annotated[list[NotificationKind], Meta(min_length=1, max_length=len(NOTIFICATION_KINDS))]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="deliveries to show, newest first")]
 
 
-class WebhookIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    organisation_id: int | None = None
+class WebhookIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    organisation_id: Id | None = None
     """The caller's own organisation (the operator must name it)."""
     url: Url
     """http:// or https://; redirects are not followed."""
@@ -126,14 +127,16 @@ class WebhookApi(Controller):
     tags = ["webhooks"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Subscribe a URL to kinds of notifications; the secret is shown once")
-    async def create(self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep) -> WebhookCreatedOut:
+    async def create(
+        self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> WebhookCreatedOut:
         webhook, secret = await use_cases.create_webhook(
             store,
             principal,
             organisation_id=data.organisation_id,
             url=data.url,
             kinds=data.kinds,
-            now=datetime.now(UTC),
+            now=now,
         )
         return WebhookCreatedOut(
             id=webhook.id,
@@ -146,17 +149,17 @@ class WebhookApi(Controller):
 
     @get("/", summary="The organisation's webhooks (never their secrets)")
     async def list_webhooks(
-        self, store: StoreDep, principal: PrincipalDep, organisation_id: FromQuery[int | None] = None
+        self, store: StoreDep, principal: PrincipalDep, organisation_id: QueryId = None
     ) -> list[WebhookOut]:
         return [_webhook_out(w) for w in await use_cases.list_webhooks(store, principal, organisation_id)]
 
     @delete("/{webhook_id:int}", status_code=200, summary="Delete a webhook: nothing more is sent, its log stays")
-    async def remove(self, webhook_id: FromPath[int], store: StoreDep, principal: PrincipalDep) -> WebhookOut:
-        return _webhook_out(await use_cases.delete_webhook(store, principal, webhook_id, now=datetime.now(UTC)))
+    async def remove(self, webhook_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep) -> WebhookOut:
+        return _webhook_out(await use_cases.delete_webhook(store, principal, webhook_id, now=now))
 
     @get("/{webhook_id:int}/deliveries", summary="The delivery log, newest first, with every attempt")
     async def deliveries(
-        self, webhook_id: FromPath[int], store: StoreDep, principal: PrincipalDep, limit: Limit = 50
+        self, webhook_id: PathId, store: StoreDep, principal: PrincipalDep, limit: Limit = 50
     ) -> list[DeliveryOut]:
         log = await use_cases.webhook_deliveries(store, principal, webhook_id, limit=limit)
         return [_delivery_out(d) for d in log]

@@ -1,4 +1,12 @@
-"""Wire Structs of the sync and admin APIs: validated once, here, at the boundary."""
+"""The wire vocabulary: constrained types every request body and parameter uses, and the Structs of the sync and
+tracker APIs. Validation happens once, here, at the boundary.
+
+Numbers are bounded by what the database holds: ids are 64-bit (``BIGINT``; SQLite's ``INTEGER``), so an id
+above ``MAX_ID`` names nothing (a path id: 404; a body or query id: 422) instead of overflowing a driver.
+Datetimes are aware, and a body's datetimes must stay within years 1 to 9999 once moved to UTC (Python's range):
+``0001-01-01T00:00:00+14:00`` is year 0 in UTC. Sync readings are the exception: one such reading is quarantined
+with its reason, never a reason to refuse the batch.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +14,22 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
+from litestar.params import PathParameter, QueryParameter
 from msgspec import Meta
 
 from coldchain.domain.readings import Reading
 
 __all__ = [
+    "MAX_ID",
+    "MAX_SEQ",
+    "AwareDatetime",
     "BatchIn",
+    "BodyIn",
+    "Id",
+    "Latitude",
+    "Longitude",
+    "PathId",
+    "QueryId",
     "ReadingIn",
     "SyncAckOut",
     "TrackerCreatedOut",
@@ -21,9 +39,44 @@ __all__ = [
     "to_readings",
 ]
 
-Seq = Annotated[int, Meta(ge=1, le=2**62)]
+MAX_ID = 2**63 - 1
+"""The largest id a row can have (a signed 64-bit integer on both engines)."""
+MAX_SEQ = 2**62
+"""The largest sequence number a tracker may give a reading."""
+
+Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
+"""An id in a request body."""
+PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
+"""An id in a path: outside the range the path names nothing (404)."""
+QueryId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
+"""An optional id in the query string (422 outside the range)."""
+Seq = Annotated[int, Meta(ge=1, le=MAX_SEQ)]
+Latitude = Annotated[float, Meta(ge=-90, le=90)]
+"""Degrees north, WGS 84."""
+Longitude = Annotated[float, Meta(ge=-180, le=180)]
+"""Degrees east, WGS 84."""
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
+"""RFC 3339 with a UTC offset (``Z`` or ``+hh:mm``); a time without one is refused."""
 Serial = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
+
+
+def _within_utc_range(moment: datetime) -> bool:
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        return False
+    return True
+
+
+class BodyIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Base of the request bodies: frozen, keyword-only, unknown fields refused, and every datetime field within
+    years 1 to 9999 in UTC (msgspec turns the ``ValueError`` into a validation error: 422 naming the field)."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime) and not _within_utc_range(value):
+                raise ValueError(f"`{name}` {value.isoformat()} falls outside years 1 to 9999 in UTC")
 
 
 class ReadingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -43,7 +96,7 @@ class ReadingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     battery_pct: float | None = None
 
 
-class BatchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BatchIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The body of ``POST /v1/trackers/{serial}/sync``, as JSON or MessagePack, optionally gzipped."""
 
     readings: list[ReadingIn]
@@ -61,10 +114,10 @@ class SyncAckOut(msgspec.Struct, frozen=True, kw_only=True):
     server_time: datetime
 
 
-class TrackerIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class TrackerIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     serial: Serial
     model: Annotated[str, Meta(max_length=128)] | None = None
-    organisation_id: int | None = None
+    organisation_id: Id | None = None
 
 
 class TrackerCreatedOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,13 +144,15 @@ class TrackerOut(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def to_readings(batch: BatchIn) -> list[Reading]:
+    """The batch's readings for the domain, device times in UTC. A device time that has no UTC form (past year 1 or
+    9999 once its offset is applied) is passed on as sent: the domain quarantines that reading with the reason."""
     readings = []
     for r in batch.readings:
         offset = r.device_time.utcoffset()
         readings.append(
             Reading(
                 seq=r.seq,
-                device_time=r.device_time.astimezone(UTC),
+                device_time=r.device_time.astimezone(UTC) if _within_utc_range(r.device_time) else r.device_time,
                 utc_offset_min=0 if offset is None else int(offset.total_seconds() // 60),
                 temperature_c=r.temperature_c,
                 humidity_pct=r.humidity_pct,

@@ -1,8 +1,9 @@
-"""What a use case refuses, in words the edge maps once to HTTP statuses (404, 403, 409, 422).
+"""What a use case refuses, in words the edge maps once to HTTP statuses (400, 404, 403, 409, 422).
 
 Exceptions::
 
     ServiceError
+    ├── Malformed       the document sent cannot be read at all (not JSON, not UTF-8, nested too deep)
     ├── NotFound        no such record, or none the caller may see (never say which)
     ├── Forbidden       the caller's role does not allow the action
     ├── Conflict        the record's current state does not allow the change
@@ -11,11 +12,15 @@ Exceptions::
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "NotFound", "ServiceError"]
+__all__ = ["Conflict", "Forbidden", "Invalid", "Malformed", "NotFound", "ServiceError"]
 
 
 class ServiceError(Exception):
     """A use case refused the request; the message says why, for the caller."""
+
+
+class Malformed(ServiceError):
+    pass
 
 
 class NotFound(ServiceError):

@@ -17,7 +17,15 @@ from datetime import datetime, timedelta
 import msgspec
 
 from coldchain.domain.access import Principal
-from coldchain.domain.eta import DEFAULT_SPEED_WINDOW, EtaEstimate, Fix, budget_runs_out_at, estimate_eta
+from coldchain.domain.eta import (
+    DEFAULT_SPEED_WINDOW,
+    EtaEstimate,
+    Fix,
+    budget_runs_out_at,
+    estimate_eta,
+    no_position_reason,
+    overdue_reason,
+)
 from coldchain.domain.geo import Point
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Shipment
@@ -28,6 +36,8 @@ from coldchain.storage import Store, Transaction
 __all__ = ["FIX_LOOKBACK", "ShipmentEta", "refresh_etas", "shipment_eta"]
 
 FIX_LOOKBACK = timedelta(hours=24)
+_UNDER_WAY = ("planned", "in_transit")
+"""Statuses in which a shipment can still be late: not yet delivered, closed or cancelled."""
 TREND_WINDOW = DEFAULT_SPEED_WINDOW
 
 _json = msgspec.json.Encoder()
@@ -39,7 +49,9 @@ def _just_after(moment: datetime) -> datetime:
 
 
 class ShipmentEta(msgspec.Struct, frozen=True, kw_only=True):
-    """A shipment's arrival estimate as the API shows it. ``estimate`` is ``None`` without a recent GPS fix."""
+    """A shipment's arrival estimate as the API shows it. ``estimate`` is ``None`` without a recent GPS fix; that
+    never reads as "fine": a shipment in transit with no fix in the look-back is at risk, and so is one past its
+    promised time, each with its reason."""
 
     shipment_id: int
     computed_at: datetime
@@ -116,8 +128,18 @@ async def _compute(tx: Transaction, shipment: Shipment, now: datetime) -> Shipme
             budget=runs_out,
         )
     reasons = [] if estimate is None else list(estimate.reasons)
-    if estimate is None and runs_out is not None:
-        reasons.append(f"stability budget runs out at {runs_out.isoformat()} (no recent position for an ETA)")
+    if estimate is None and shipment.status in _UNDER_WAY:
+        if shipment.status == "in_transit":
+            starts = [assignment.starts_at for assignment in await tx.assignments_of_shipment(shipment.id)]
+            reasons.append(
+                no_position_reason(now=now, lookback=FIX_LOOKBACK, tracked_since=min(starts) if starts else None)
+            )
+        if shipment.promised_at is not None:
+            overdue = overdue_reason(now=now, promised_at=shipment.promised_at)
+            if overdue is not None:
+                reasons.append(overdue)
+        if runs_out is not None:
+            reasons.append(f"stability budget runs out at {runs_out.isoformat()} (no recent position for an ETA)")
     return ShipmentEta(
         shipment_id=shipment.id,
         computed_at=now,
@@ -125,7 +147,7 @@ async def _compute(tx: Transaction, shipment: Shipment, now: datetime) -> Shipme
         priority=shipment.priority,
         budget_runs_out_at=runs_out,
         estimate=estimate,
-        at_risk=(estimate is not None and estimate.at_risk) or (estimate is None and runs_out is not None),
+        at_risk=bool(reasons),
         reasons=reasons,
     )
 

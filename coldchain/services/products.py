@@ -14,9 +14,9 @@ import msgspec
 
 from coldchain.domain.access import Principal
 from coldchain.domain.products import Lot, Product
-from coldchain.domain.profiles import Profile, load_profile, load_profiles
+from coldchain.domain.profiles import Profile, ProfileError, ProfileSyntaxError, load_profile, load_profiles
 from coldchain.services.access import require
-from coldchain.services.errors import Forbidden, Invalid, NotFound
+from coldchain.services.errors import Forbidden, Invalid, Malformed, NotFound
 from coldchain.services.trackers import UnknownOrganisation
 from coldchain.storage import Store, Transaction
 
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class UnknownProfile(LookupError):
+class UnknownProfile(Invalid):
     """The stability profile named does not exist."""
 
 
@@ -69,10 +69,16 @@ async def save_profile(store: Store, document: str | bytes, *, actor: str, now: 
     """Validate one profile (JSON shaped like an entry of ``profiles.json``) and store it.
 
     Returns the profile as stored, with its version, and whether this call stored a new version. Raises
-    ``ProfileError`` naming the path of the first problem. The document's own ``version`` is ignored: the store
-    numbers versions.
+    ``Invalid`` naming the path of the first problem (the domain's ``ProfileError``), ``Malformed`` for a document
+    that is not JSON, ``AlreadyExists`` when a
+    concurrent save took the version. The document's own ``version`` is ignored: the store numbers versions.
     """
-    profile = load_profile(document)
+    try:
+        profile = load_profile(document)
+    except ProfileSyntaxError as exc:
+        raise Malformed(str(exc)) from None
+    except ProfileError as exc:
+        raise Invalid(str(exc)) from None
     async with store.transaction() as tx:
         [result] = await _store_profiles(tx, [profile], actor=actor, now=now)
     return result

@@ -13,13 +13,13 @@ from coldchain.domain.access import Principal
 from coldchain.domain.parties import Tracker
 from coldchain.domain.sync import SyncState
 from coldchain.services.access import require
-from coldchain.services.errors import Forbidden, NotFound
+from coldchain.services.errors import Forbidden, Invalid, NotFound
 from coldchain.storage import Store
 
 __all__ = ["TrackerCache", "UnknownOrganisation", "find_tracker", "register_tracker", "sync_overview", "tracker_status"]
 
 
-class UnknownOrganisation(LookupError):
+class UnknownOrganisation(Invalid):
     """The organisation named does not exist."""
 
 

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coldchain.domain.eta import Fix, budget_runs_out_at, estimate_eta, robust_speed
+from coldchain.domain.eta import (
+    Fix,
+    budget_runs_out_at,
+    estimate_eta,
+    no_position_reason,
+    overdue_reason,
+    robust_speed,
+)
 from coldchain.domain.geo import Point
 from coldchain.domain.profiles import Direction
 
@@ -277,7 +284,7 @@ def test_without_a_speed_only_a_passed_deadline_or_spent_budget_flags_risk() -> 
     )
     assert late.at_risk
     assert late.reasons == [
-        "the promised 10:55 UTC has passed before arrival",
+        "overdue by 5 min (promised 10:55 UTC)",
         "stability budget ran out at 10:59 UTC before arrival",
     ]
 
@@ -418,3 +425,43 @@ def test_the_budget_never_runs_out_before_its_remaining_minutes_and_more_budget_
     if more is not None:
         assert runs_out is not None
         assert more > runs_out
+
+
+def test_a_passed_promise_reads_as_overdue_by_how_long_even_with_an_estimate() -> None:
+    now = T0 + timedelta(hours=3)
+    fixes = [Fix(time=T0 + timedelta(minutes=m), lat=0.0, lon=m / 600) for m in range(0, 181, 5)]
+    late = estimate_eta(
+        now=now, position=fixes[-1].point, route=ROUTE, fixes=fixes, promised_at=now - timedelta(hours=3, minutes=10)
+    )
+    assert late.eta is not None
+    assert late.at_risk
+    assert late.reasons == ["overdue by 3 h (promised 07:50 UTC)"]
+
+
+@pytest.mark.parametrize(
+    ("late_by", "said"),
+    [
+        (timedelta(minutes=1), "overdue by 1 min"),
+        (timedelta(minutes=119), "overdue by 119 min"),
+        (timedelta(hours=26, minutes=59), "overdue by 26 h"),
+        (timedelta(days=4, hours=1), "overdue by 4 d"),
+    ],
+)
+def test_how_long_overdue_reads_in_the_largest_whole_unit(late_by: timedelta, said: str) -> None:
+    reason = overdue_reason(now=T0 + late_by, promised_at=T0)
+    assert reason is not None and reason.startswith(said + " (promised ")
+
+
+def test_a_promise_not_yet_due_is_not_overdue() -> None:
+    assert overdue_reason(now=T0, promised_at=T0) is None
+
+
+def test_silence_is_said_since_tracking_began_or_beyond_the_look_back() -> None:
+    lookback = timedelta(hours=24)
+    now = T0 + timedelta(days=2)
+    assert no_position_reason(now=now, lookback=lookback, tracked_since=T0) == "no position for more than 24 h"
+    assert (
+        no_position_reason(now=now, lookback=lookback, tracked_since=now - timedelta(hours=5))
+        == "no position for 5 h (since tracking began)"
+    )
+    assert no_position_reason(now=now, lookback=lookback, tracked_since=None) == "no position: no tracker is assigned"

@@ -197,9 +197,14 @@ async def test_a_stream_that_cannot_be_served_is_refused_before_it_starts(servic
         assert_error(
             await http.get(f"/v1/events?organisation_id={service.other}", headers=service.reader), 404, "not_found"
         )
-        assert_error(await http.get("/v1/events?after=-1", headers=service.reader), 400, "bad_request")
+        assert_error(await http.get("/v1/events?after=-1", headers=service.reader), 422, "invalid")
+        for beyond_any_id in (2**63, 2**64):
+            answer = await http.get(f"/v1/events?after={beyond_any_id}", headers=service.reader)
+            assert_error(answer, 422, "invalid", "after")
+        answer = await http.get("/v1/events", headers={**service.reader, "Last-Event-ID": str(2**64)})
+        assert_error(answer, 422, "invalid", "last_event_id")
         assert_error(
-            await http.get("/v1/events", headers=service.reader | {"Last-Event-ID": "yesterday"}), 400, "bad_request"
+            await http.get("/v1/events", headers=service.reader | {"Last-Event-ID": "yesterday"}), 422, "invalid"
         )
 
 

@@ -149,7 +149,7 @@ async def test_the_lists_show_standing_findings_and_on_request_the_withdrawn_one
         30.0,
         False,
     )
-    assert_error(await api.client.get(f"{base}/alarms?withdrawn=maybe", headers=OPERATOR_HEADERS), 400, "bad_request")
+    assert_error(await api.client.get(f"{base}/alarms?withdrawn=maybe", headers=OPERATOR_HEADERS), 422, "invalid")
 
 
 async def test_an_alarm_is_acknowledged_once_with_a_comment_by_a_role_that_may(api: Api) -> None:

@@ -73,13 +73,15 @@ async def test_the_estimate_follows_the_stored_fixes(store: Store) -> None:
     assert not eta.at_risk
 
 
-async def test_without_recent_fixes_there_is_no_estimate(store: Store) -> None:
+async def test_without_recent_fixes_there_is_no_estimate_and_the_silence_puts_it_at_risk(store: Store) -> None:
     shipment_id, tracker_id, _ = await shipment_on_the_road(store, promised_at=None)
     await record_batch(store, tracker_id, drive(10), now=START, policy=NO_EVALUATION)
 
     eta = await shipment_eta(store, OPERATOR, shipment_id, now=START + timedelta(days=3))
 
-    assert eta.estimate is None and not eta.at_risk
+    assert eta.estimate is None
+    assert eta.at_risk, "a null estimate never means fine"
+    assert eta.reasons == ["no position for more than 24 h"]
 
 
 async def test_another_organisation_gets_not_found(store: Store) -> None:
