@@ -1,7 +1,7 @@
 """The OsmAnd protocol: positions and sensor values that phone apps and GPS trackers send over HTTP.
 
 Two forms reach the server (protocol description: traccar.org/osmand; reference decoder: Traccar's
-``OsmAndProtocolDecoder``, whose test vectors are in ``shared/fixtures/osmand/vectors.json``):
+``OsmAndProtocolDecoder``, whose test vectors are in ``tests/fixtures/osmand/vectors.json``):
 
 - the query form, ``/?id=123456&timestamp=1377177267&lat=60.0&lon=30.0&speed=0.0``, sent by the OsmAnd app,
   Traccar Client and many GPS devices, as GET parameters or as a form-encoded POST body: :func:`decode_query`;

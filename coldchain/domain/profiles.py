@@ -226,7 +226,7 @@ def load_profile(document: str | bytes) -> Profile:
 
 
 def load_profiles(document: str | bytes) -> list[Profile]:
-    """Profiles from a JSON document shaped like ``shared/domain/profiles.json``: ``{"profiles": [...]}``.
+    """Profiles from a JSON document shaped like ``coldchain/examples/profiles.json``: ``{"profiles": [...]}``.
 
     Raises :class:`ProfileError` naming the offending path (``$.profiles[3].rules[1]``) and the problem.
     """

@@ -65,7 +65,7 @@ def profile(*rules: AlarmRule, mkt: MktSettings | None = None, max_gap_min: floa
 
 
 def shared_profile(profile_id: str) -> Profile:
-    """One of the example profiles in shared/domain/profiles.json."""
+    """One of the example profiles in coldchain/examples/profiles.json."""
     for candidate in load_profiles(EXAMPLE_PROFILES.read_bytes()):
         if candidate.id == profile_id:
             return candidate

@@ -1,4 +1,4 @@
-"""Berlinger exports: the six real files in shared/fixtures/loggers/berlinger, and malformed ones."""
+"""Berlinger exports: the six real files in tests/fixtures/loggers/berlinger, and malformed ones."""
 
 from __future__ import annotations
 
