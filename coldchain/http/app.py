@@ -89,6 +89,7 @@ def create_app(settings: Settings, *, background: Sequence[Background] = ()) -> 
                 "sync_policy": SyncPolicy(
                     max_future=timedelta(seconds=settings.max_future_s),
                     clock_drift_limit_s=settings.clock_drift_limit_s,
+                    max_seq_jump=settings.sync_max_seq_jump,
                 ),
             }
         ),

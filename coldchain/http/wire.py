@@ -8,20 +8,25 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from coldchain.domain.parties import TrackerProtocol
 from coldchain.domain.readings import Reading
+from coldchain.domain.sync import HeldAs
 
 __all__ = [
     "BatchIn",
+    "ConflictOut",
     "ReadingIn",
     "SyncAckOut",
     "TrackerCreatedOut",
+    "TrackerDetailOut",
     "TrackerIn",
     "TrackerOut",
     "TrackerStatusOut",
     "to_readings",
 ]
 
-Seq = Annotated[int, Meta(ge=1, le=2**62)]
+Seq = Annotated[int, Meta(ge=1, le=2**63 - 1)]
+"""What storage can hold. Numbers above ``SEQ_CEILING`` (2**62) are taken, and kept in quarantine."""
 AwareDatetime = Annotated[datetime, Meta(tz=True)]
 Serial = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 
@@ -58,6 +63,8 @@ class SyncAckOut(msgspec.Struct, frozen=True, kw_only=True):
     new: int
     duplicates: int
     quarantined: int
+    conflicts: int
+    """Copies of held sequence numbers that disagree with the reading held: kept beside it, see the tracker."""
     server_time: datetime
 
 
@@ -65,12 +72,17 @@ class TrackerIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     serial: Serial
     model: Annotated[str, Meta(max_length=128)] | None = None
     organisation_id: int | None = None
+    protocol: TrackerProtocol = "hmac"
+    """``hmac``: signed sync batches. ``osmand``: OsmAnd positions, under a generated device id. Fixed for good."""
 
 
-class TrackerCreatedOut(msgspec.Struct, frozen=True, kw_only=True):
+class TrackerCreatedOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tracker_id: str
-    secret: str
-    """HMAC-SHA256 key for the tracker's sync batches. Shown once: the service never returns it again."""
+    protocol: TrackerProtocol
+    secret: str | None = None
+    """HMAC-SHA256 key for the tracker's sync batches (``hmac`` trackers). Shown once: never returned again."""
+    device_id: str | None = None
+    """The id to configure in an ``osmand`` device: positions sent under any other id are not this tracker's."""
 
 
 class TrackerStatusOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,6 +91,7 @@ class TrackerStatusOut(msgspec.Struct, frozen=True, kw_only=True):
     readings_new: int
     readings_duplicate: int
     readings_quarantined: int
+    readings_conflicting: int
     batches: int
     last_sync_at: datetime | None
     clock_offset_s: float | None
@@ -88,6 +101,27 @@ class TrackerStatusOut(msgspec.Struct, frozen=True, kw_only=True):
 class TrackerOut(msgspec.Struct, frozen=True, kw_only=True):
     tracker_id: str
     sync: TrackerStatusOut
+
+
+class ConflictOut(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    received_at: datetime
+    held_as: HeldAs
+    """Where the reading held under ``seq`` is: among the readings, or in quarantine."""
+    held: Reading
+    sent: Reading
+    sent_reason: str | None
+    """Why the copy sent would have been quarantined; ``None`` for a valid reading."""
+
+
+class TrackerDetailOut(msgspec.Struct, frozen=True, kw_only=True):
+    tracker_id: str
+    protocol: TrackerProtocol
+    device_id: str | None
+    """The device id an ``osmand`` tracker sends (shown to its organisation)."""
+    sync: TrackerStatusOut
+    conflicts: list[ConflictOut]
+    """The latest conflicts (at most 100), newest first; ``sync.readings_conflicting`` counts them all."""
 
 
 def to_readings(batch: BatchIn) -> list[Reading]:
