@@ -15,7 +15,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.http.deps import PrincipalDep, SettingsDep, StoreDep
 from coldchain.services import webhooks as use_cases
 from coldchain.storage.notifications import (
     NOTIFICATION_KINDS,
@@ -37,7 +37,8 @@ class WebhookIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     organisation_id: int | None = None
     """The caller's own organisation (the operator must name it)."""
     url: Url
-    """http:// or https://; redirects are not followed."""
+    """http:// or https:// to a public address (unless the operator allows private ones), without credentials;
+    redirects are not followed."""
     kinds: Kinds
 
 
@@ -126,7 +127,9 @@ class WebhookApi(Controller):
     tags = ["webhooks"]  # noqa: RUF012 (Litestar reads it as a class attribute)
 
     @post("/", status_code=201, summary="Subscribe a URL to kinds of notifications; the secret is shown once")
-    async def create(self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep) -> WebhookCreatedOut:
+    async def create(
+        self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep, settings: SettingsDep
+    ) -> WebhookCreatedOut:
         webhook, secret = await use_cases.create_webhook(
             store,
             principal,
@@ -134,6 +137,7 @@ class WebhookApi(Controller):
             url=data.url,
             kinds=data.kinds,
             now=datetime.now(UTC),
+            allow_private=settings.webhook_allow_private,
         )
         return WebhookCreatedOut(
             id=webhook.id,
