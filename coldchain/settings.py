@@ -46,6 +46,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_inflight_batches: Positive = 64
     """Sync batches processed at once per process; more get 429 with Retry-After."""
     retry_after_s: Positive = 1
+    auth_failure_limit: Positive = 20
+    """Failed authentications (tracker signature, OsmAnd device id, API token) a client address may make within
+    ``auth_failure_window_s``; beyond it the address gets 429 with Retry-After until the oldest failure ages out."""
+    auth_failure_window_s: PositiveSeconds = 60.0
     tracker_cache_s: Annotated[float, Meta(ge=0)] = 30.0
     """How long a process keeps a tracker's key in memory between sync batches (0: look it up every time)."""
     clock_drift_limit_s: PositiveSeconds = 300.0

@@ -21,6 +21,7 @@ from coldchain.http.errors import exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
 from coldchain.http.health import health
+from coldchain.http.limits import AuthFailures
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
@@ -85,6 +86,7 @@ def create_app(settings: Settings, *, background: Sequence[Background] = ()) -> 
             {
                 "settings": settings,
                 "ingest_gate": IngestGate(settings.max_inflight_batches),
+                "auth_failures": AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s),
                 "trackers": TrackerCache(settings.tracker_cache_s),
                 "sync_policy": SyncPolicy(
                     max_future=timedelta(seconds=settings.max_future_s),

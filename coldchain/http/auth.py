@@ -13,6 +13,7 @@ from litestar.datastructures import State
 from coldchain.domain.access import Principal
 from coldchain.domain.parties import Tracker
 from coldchain.http.errors import ApiError
+from coldchain.http.limits import AuthFailures, client_address
 from coldchain.services.access import authenticate
 from coldchain.settings import Settings
 from coldchain.storage import Store
@@ -62,7 +63,11 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         raise ApiError(401, "unauthenticated", "send an API token as 'Authorization: Bearer <token>'")
     settings: Settings = state.settings
     store: Store = state.store
+    failures: AuthFailures = state.auth_failures
+    address = client_address(request)
+    failures.check(address)
     principal = await authenticate(store, token.strip(), operator_token=settings.admin_token)
     if principal is None:
+        failures.record(address)
         raise ApiError(401, "unauthenticated", "the API token is not valid (unknown or revoked)")
     return principal

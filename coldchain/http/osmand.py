@@ -20,6 +20,7 @@ from litestar.enums import HttpMethod
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
 from coldchain.http.deps import PolicyDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.limits import AuthFailures, client_address
 from coldchain.services.sync import record_batch
 from coldchain.services.trackers import find_osmand_tracker
 
@@ -38,6 +39,9 @@ UNKNOWN_DEVICE = "unknown device id: configure the device id an OsmAnd tracker g
 async def osmand(
     request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, policy: PolicyDep
 ) -> Response[str]:
+    failures: AuthFailures = request.app.state.auth_failures
+    address = client_address(request)
+    failures.check(address)
     now = datetime.now(UTC)
     zone = ZoneInfo(settings.osmand_timezone)
     body = await request.body()
@@ -54,6 +58,7 @@ async def osmand(
         raise ApiError(400, "bad_request", str(exc)) from None
     tracker = await find_osmand_tracker(store, position.device_id)
     if tracker is None:
+        failures.record(address)
         raise ApiError(401, "unauthenticated", UNKNOWN_DEVICE)
     await record_batch(
         store,

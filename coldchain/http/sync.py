@@ -17,6 +17,7 @@ from litestar.params import FromPath
 from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signature
 from coldchain.http.deps import PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
+from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
 from coldchain.services.sync import record_batch
 
@@ -126,9 +127,16 @@ async def sync_batch(
             headers={"Retry-After": str(settings.retry_after_s)},
         )
     with gate:
+        failures: AuthFailures = request.app.state.auth_failures
+        address = client_address(request)
+        failures.check(address)
         body = await request.body()
         digest = signature_digest(request.headers.get(SIGNATURE_HEADER))
-        tracker = verify_signature(body, digest, await trackers.find(store, serial))
+        try:
+            tracker = verify_signature(body, digest, await trackers.find(store, serial))
+        except ApiError:
+            failures.record(address)
+            raise
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding == "gzip":
             body = _inflate(body, settings.max_body_bytes)

@@ -151,6 +151,9 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             revoked_at=None if row["revoked_at"] is None else self._time_out(row["revoked_at"]),
         )
 
+    async def lock_api_tokens(self, organisation_id: int) -> None:
+        await self._lock(f"api_tokens:{organisation_id}")
+
     async def create_api_token(
         self, *, organisation_id: int, role: Role, name: str, token_sha256: str, now: datetime
     ) -> ApiToken:

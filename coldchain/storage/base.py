@@ -64,6 +64,10 @@ class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protoc
 
     async def api_tokens(self, organisation_id: int) -> list[ApiToken]: ...
 
+    async def lock_api_tokens(self, organisation_id: int) -> None:
+        """Serialise changes to the organisation's tokens until the transaction ends."""
+        ...
+
     async def revoke_api_token(self, organisation_id: int, token_id: int, *, now: datetime) -> ApiToken | None:
         """Revoke (idempotent: the first revocation time stays); ``None`` when the organisation has no such token."""
         ...
