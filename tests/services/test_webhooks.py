@@ -561,3 +561,35 @@ async def test_a_delivery_connects_to_the_address_it_checked_keeping_the_host_na
     [received] = receiver.received
     assert received.headers["host"] == f"receiver.test:{port}"
     assert verifies(received, secret)
+
+
+async def test_an_https_delivery_to_the_checked_address_keeps_the_host_name_for_tls_and_the_host_header(
+    store: Store,
+) -> None:
+    # What travels to the transport, not the wire: a TLS receiver with a certificate for the name needs a CA the
+    # test cannot make. The connection goes to the address; the TLS server name (SNI and certificate check) and
+    # the Host header stay the URL's host name.
+    org = await make_org(store)
+    resolver = resolving({"hooks.example": [PUBLIC_ADDRESS]})
+    await webhooks.create_webhook(
+        store, OPERATOR, organisation_id=org.id, url="https://hooks.example/in", kinds=["alarm.raised"], now=T0,
+        resolver=resolver,
+    )  # fmt: skip
+    await publish(store, org.id)
+    seen: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
+        outcome = await deliver_due(
+            store, client, clock=Clock(T0), worker="test", policy=msgspec.structs.replace(POLICY, allow_private=False),
+            resolver=resolver,
+        )  # fmt: skip
+    assert outcome.delivered == 1
+    [request] = seen
+    assert (request.url.scheme, request.url.host, request.url.path) == ("https", PUBLIC_ADDRESS, "/in")
+    assert request.headers["host"] == "hooks.example"
+    assert request.extensions["sni_hostname"] == "hooks.example"
+    assert request.headers["connection"] == "close"
