@@ -1,7 +1,9 @@
 """``POST /v1/trackers/{serial}/sync``: a tracker delivers a batch of its log.
 
-The order of checks is the order of cost: size, signature (over the body as sent), decompression (bounded),
-decoding and validation, then one transaction. The answer comes only after the commit.
+The order of checks is the order of cost: the address's recent failed authentications, size, signature (over
+the body as sent), decompression (bounded, one gzip member), decoding and validation, then one transaction. The
+answer comes only after the commit. An unknown tracker, an OsmAnd tracker's serial and a signature that does not
+match all get the same 401, so the answers tell no one which serials exist.
 """
 
 from __future__ import annotations
