@@ -79,6 +79,7 @@ def service_jobs(
         max_attempts=settings.webhook_max_attempts,
         retry_s=settings.webhook_retry_s,
         retry_max_s=settings.webhook_retry_max_s,
+        allow_private=settings.webhook_allow_private,
     )
 
     async def notice_silent_trackers(now: datetime) -> object:

@@ -46,12 +46,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_inflight_batches: Positive = 64
     """Sync batches processed at once per process; more get 429 with Retry-After."""
     retry_after_s: Positive = 1
+    auth_failure_limit: Positive = 20
+    """Failed authentications (tracker signature, OsmAnd device id, API token) a client address may make within
+    ``auth_failure_window_s``; beyond it the address gets 429 with Retry-After until the oldest failure ages out."""
+    auth_failure_window_s: PositiveSeconds = 60.0
     tracker_cache_s: Annotated[float, Meta(ge=0)] = 30.0
     """How long a process keeps a tracker's key in memory between sync batches (0: look it up every time)."""
     clock_drift_limit_s: PositiveSeconds = 300.0
     """A tracker whose clock differs from the service's by more than this is flagged."""
     max_future_s: PositiveSeconds = 86_400.0
     """A reading whose device time is further ahead of the service's clock than this is quarantined."""
+    sync_max_seq_jump: Positive = 1_000_000
+    """How far past the highest sequence number held one sync batch may reach; readings further out (and above
+    the ceiling 2**62) are kept in quarantine with the reason and do not extend the tracker's log."""
     osmand_timezone: str = "UTC"
     """The zone of OsmAnd timestamps sent as local 'yyyy-MM-dd HH:mm:ss' (an IANA name)."""
     jobs_enabled: bool = True
@@ -72,6 +79,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     webhook_retry_s: PositiveSeconds = 30.0
     """Delay before the first retry; it doubles with each failed attempt (with jitter), up to the next setting."""
     webhook_retry_max_s: PositiveSeconds = 3600.0
+    webhook_allow_private: bool = False
+    """Let webhooks reach loopback, private, link-local and other non-public addresses (an on-premise receiver).
+    Off: such targets are refused at registration and, after resolving the name, at every delivery."""
     events_poll_s: PositiveSeconds = 1.0
     """How often an open event stream (GET /v1/events) looks for new notifications."""
     events_keepalive_s: PositiveSeconds = 15.0

@@ -169,6 +169,7 @@ class _SeqIn(msgspec.Struct):
 
 class _BatchSeqsIn(msgspec.Struct):
     readings: list[_SeqIn]
+    sent_at: datetime | None = None
 
 
 @dataclass
@@ -177,13 +178,19 @@ class Model:
 
     faulty: set[int] = field(default_factory=set)
     delivered: set[int] = field(default_factory=set)
-    answers: int = 0
+    batches: int = 0
+    """Batches that count as the tracker's contact: sent later than any before, or bringing something new."""
+    last_sent_at: datetime | None = None
 
-    def check(self, sent: list[int], answer: dict[str, object]) -> None:
+    def check(self, sent: list[int], sent_at: datetime | None, answer: dict[str, object]) -> None:
         """The answer to a batch of ``sent`` seqs, by brute force: what is held now, what was new in it."""
         fresh = set(sent) - self.delivered
         self.delivered |= fresh
-        self.answers += 1
+        if sent_at is not None and (self.last_sent_at is None or sent_at > self.last_sent_at):
+            self.batches += 1
+            self.last_sent_at = sent_at
+        elif fresh:
+            self.batches += 1
         acked = 0
         while acked + 1 in self.delivered:
             acked += 1
@@ -199,6 +206,7 @@ class Model:
         assert answer["new"] == len(fresh - self.faulty)
         assert answer["quarantined"] == len(fresh & self.faulty)
         assert answer["duplicates"] == len(sent) - len(fresh)
+        assert answer["conflicts"] == 0
 
 
 class Link(httpx.AsyncBaseTransport):
@@ -215,13 +223,13 @@ class Link(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._service.running.send(request)
         assert response.status_code == 200, response.text
-        self._model.check(_seqs_of(request), response.json())
+        self._model.check(*_seqs_of(request), response.json())
         if self._losses and self._losses.pop(0):
             raise httpx.ReadTimeout("the answer was lost after the service committed", request=request)
         return httpx.Response(response.status_code, headers=response.headers, content=response.content)
 
 
-def _seqs_of(request: httpx.Request) -> list[int]:
+def _seqs_of(request: httpx.Request) -> tuple[list[int], datetime | None]:
     body = request.content
     if request.headers.get("content-encoding") == "gzip":
         body = gzip.decompress(body)
@@ -229,7 +237,7 @@ def _seqs_of(request: httpx.Request) -> list[int]:
         batch = msgspec.json.decode(body, type=_BatchSeqsIn)
     else:
         batch = msgspec.msgpack.decode(body, type=_BatchSeqsIn)
-    return [reading.seq for reading in batch.readings]
+    return [reading.seq for reading in batch.readings], batch.sent_at
 
 
 # --- Playing a schedule ---------------------------------------------------------------------------------------
@@ -391,7 +399,7 @@ async def assert_the_service_holds_exactly(service: Service, logged: dict[int, L
     assert (sync["acked_through"], sync["max_seq"]) == (last_seq, last_seq)
     # Each reading was new exactly once, however often it arrived.
     assert sync["readings_new"] + sync["readings_quarantined"] == last_seq
-    assert sync["batches"] == model.answers
+    assert sync["batches"] == model.batches
 
 
 # --- The properties ---------------------------------------------------------------------------------------------

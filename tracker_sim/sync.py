@@ -120,6 +120,8 @@ class SyncReport(msgspec.Struct, kw_only=True):
     new: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    conflicts: int = 0
+    """Readings the service already held with other values (a logbook that changed a reading after sending it)."""
     failures: int = 0
     throttled: int = 0
     latencies_s: list[float] = msgspec.field(default_factory=list)
@@ -333,6 +335,15 @@ class SyncClient:
             report.new += answer.new
             report.duplicates += answer.duplicates
             report.quarantined += answer.quarantined
+            report.conflicts += answer.conflicts
+            if answer.conflicts:
+                logger.warning(
+                    "tracker %s: the service holds other values for %d of seqs %d..%d",
+                    self._tracker_id,
+                    answer.conflicts,
+                    first,
+                    last,
+                )
             report.latencies_s.append(latency_s)
             if answer.server_time is not None:
                 # The service stamped its clock somewhere between our send and receipt: take the middle.

@@ -64,6 +64,8 @@ class AckIn(msgspec.Struct, frozen=True, kw_only=True):
     new: SeqOrZero = 0
     duplicates: SeqOrZero = 0
     quarantined: SeqOrZero = 0
+    conflicts: SeqOrZero = 0
+    """Readings sent again with other values than the service holds: it keeps the first and records the copy."""
     server_time: AwareDatetime | None = None
 
 

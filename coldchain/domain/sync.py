@@ -5,6 +5,14 @@ sequence number up to which it holds everything (the contiguous acknowledgement)
 missing above that, so the tracker knows what it may forget and what to send again. Readings the service holds
 include quarantined ones: a reading with impossible values is kept aside with its reason and acknowledged, so
 one bad row never blocks a tracker's queue.
+
+Sequence numbers run from 1 to :data:`SEQ_CEILING`. A reading numbered above the ceiling, or further past the
+highest number held than one batch may jump, is kept in quarantine with the reason but does not extend the log:
+otherwise every later answer would report the whole range below it missing, a range no tracker can fill.
+
+A copy of a held sequence number with other values, or valid where the held reading was quarantined (or the
+reverse), is a conflict: the held reading stays, and the copy is kept beside it with both values
+(:class:`SyncConflict`), never dropped as a duplicate.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import msgspec
 
@@ -19,13 +28,25 @@ from coldchain.domain.readings import Reading
 
 __all__ = [
     "PHYSICAL_RANGES",
+    "SEQ_CEILING",
     "Acknowledgement",
+    "HeldAs",
+    "SyncConflict",
     "SyncState",
     "acknowledge",
     "clock_offset_s",
+    "conflicts_with",
     "extend_acknowledgement",
+    "is_fresh",
     "quarantine_reason",
+    "sequence_refusal",
 ]
+
+SEQ_CEILING = 2**62
+"""The highest sequence number a tracker may use: at one reading a millisecond, more than a hundred million years
+of readings. Readings numbered above it go to quarantine."""
+
+HeldAs = Literal["reading", "quarantined"]
 
 PHYSICAL_RANGES: dict[str, tuple[float, float]] = {
     "temperature_c": (-100.0, 100.0),  # beyond any cold-chain sensor; a disconnected probe reads -127 or 85+
@@ -46,10 +67,27 @@ class SyncState(msgspec.Struct, kw_only=True):
     readings_new: int = 0
     readings_duplicate: int = 0
     readings_quarantined: int = 0
+    readings_conflicting: int = 0
     batches: int = 0
     last_sync_at: datetime | None = None
+    last_sent_at: datetime | None = None
+    """The ``sent_at`` of the newest fresh batch: a batch sent no later is a replay or a late copy."""
     clock_offset_s: float | None = None
     clock_flagged: bool = False
+    max_refused_seq: int = 0
+    """The highest number quarantined for being too far past ``max_seq``: numbers up to it may be held."""
+
+
+class SyncConflict(msgspec.Struct, frozen=True, kw_only=True):
+    """A copy of a held sequence number that disagrees with the reading held: both are kept."""
+
+    seq: int
+    received_at: datetime
+    held_as: HeldAs
+    held: Reading
+    sent: Reading
+    sent_reason: str | None
+    """Why the copy would have been quarantined, ``None`` when it is a valid reading."""
 
 
 class Acknowledgement(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,6 +154,56 @@ def quarantine_reason(reading: Reading, *, now: datetime, max_future: timedelta)
         ahead_h = (reading.device_time - now) / timedelta(hours=1)
         return f"device_time is {ahead_h:.1f} h ahead of the service's clock"
     return None
+
+
+def sequence_refusal(seq: int, *, max_seq: int | None, max_jump: int) -> str | None:
+    """Why a reading numbered ``seq`` cannot extend a log held up to ``max_seq``, or ``None`` when it can.
+
+    A batch may reach at most ``max_jump`` numbers past ``max_seq``: a tracker sends its oldest readings first,
+    so a bigger jump is a broken counter, and acknowledging it would leave a range missing for ever. A source
+    numbered by time (``max_seq`` ``None``) keeps only the ceiling.
+    """
+    if seq > SEQ_CEILING:
+        return f"seq {seq} is above the ceiling {SEQ_CEILING}"
+    if max_seq is not None and seq > max_seq + max_jump:
+        return f"seq {seq} is more than {max_jump} past the highest sequence number held ({max_seq})"
+    return None
+
+
+def _comparable(reading: Reading) -> tuple[object, ...]:
+    # Quarantine keeps a reading as JSON, where NaN and infinities become null: compare them as absent.
+    values = tuple(
+        None if isinstance(v, float) and not math.isfinite(v) else v
+        for v in (
+            reading.temperature_c,
+            reading.humidity_pct,
+            reading.pressure_kpa,
+            reading.latitude,
+            reading.longitude,
+            reading.battery_pct,
+        )
+    )
+    return (reading.seq, reading.device_time, reading.utc_offset_min, *values)
+
+
+def conflicts_with(held: Reading, held_reason: str | None, sent: Reading, sent_reason: str | None) -> bool:
+    """Whether ``sent``, a copy of the held reading's sequence number, disagrees with it: other values, or valid
+    where the held one is quarantined (or the reverse)."""
+    if (held_reason is None) != (sent_reason is None):
+        return True
+    return _comparable(held) != _comparable(sent)
+
+
+def is_fresh(sent_at: datetime | None, last_sent_at: datetime | None, *, brought_anything: bool) -> bool:
+    """Whether a batch counts as the tracker's contact (refreshing ``last_sync_at`` and the clock offset).
+
+    A signed batch can be captured and sent again by anyone: one sent no later than the newest batch taken is a
+    replay (or a late copy) and changes nothing but what it brings. A batch without ``sent_at`` counts only when
+    it brings something not held before.
+    """
+    if sent_at is None:
+        return brought_anything
+    return last_sent_at is None or sent_at > last_sent_at
 
 
 def clock_offset_s(sent_at: datetime, received_at: datetime) -> float:

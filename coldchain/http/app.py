@@ -29,6 +29,7 @@ from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
 from coldchain.http.health import health
+from coldchain.http.limits import AuthFailures
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
@@ -97,10 +98,12 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
                 "settings": settings,
                 "clock": clock,
                 "ingest_gate": IngestGate(settings.max_inflight_batches),
+                "auth_failures": AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s),
                 "trackers": TrackerCache(settings.tracker_cache_s),
                 "sync_policy": SyncPolicy(
                     max_future=timedelta(seconds=settings.max_future_s),
                     clock_drift_limit_s=settings.clock_drift_limit_s,
+                    max_seq_jump=settings.sync_max_seq_jump,
                 ),
             }
         ),

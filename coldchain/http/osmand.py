@@ -1,9 +1,10 @@
 """OsmAnd protocol ingest: a phone running Traccar Client, the OsmAnd app, or a GPS device is a tracker.
 
-The device id is the tracker's serial (register it first). Parameters come in the query string, in a form body,
-or as Traccar Client's JSON body. The device time in epoch milliseconds is the reading's sequence number, so a
-position sent twice is stored once. The protocol carries no signature: the device id is its only identity, as
-in every OsmAnd-compatible server.
+The protocol carries no signature: the device id is a device's only identity. So only a tracker registered for
+the protocol (``"protocol": "osmand"``) is reached here, by the unguessable device id generated at its
+registration, never by its serial; a signing tracker's serial sent here is an unknown device and changes
+nothing. Parameters come in the query string, in a form body, or as Traccar Client's JSON body. The device time
+in epoch milliseconds is the reading's sequence number, so a position sent twice is stored once.
 """
 
 from __future__ import annotations
@@ -16,11 +17,15 @@ from litestar import Request, Response, route
 from litestar.enums import HttpMethod
 
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
-from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
+from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.limits import AuthFailures, client_address
 from coldchain.services.sync import record_batch
+from coldchain.services.trackers import find_osmand_tracker
 
-__all__ = ["osmand"]
+__all__ = ["UNKNOWN_DEVICE", "osmand"]
+
+UNKNOWN_DEVICE = "unknown device id: configure the device id an OsmAnd tracker got at its registration"
 
 
 @route(
@@ -31,13 +36,11 @@ __all__ = ["osmand"]
     tags=["sync"],
 )
 async def osmand(
-    request: Request[Any, Any, Any],
-    store: StoreDep,
-    settings: SettingsDep,
-    trackers: TrackersDep,
-    policy: PolicyDep,
-    now: NowDep,
+    request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, policy: PolicyDep, now: NowDep
 ) -> Response[str]:
+    failures: AuthFailures = request.app.state.auth_failures
+    address = client_address(request)
+    failures.check(address)
     zone = ZoneInfo(settings.osmand_timezone)
     body = await request.body()
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -51,9 +54,10 @@ async def osmand(
             position = decode_query(params, received_at=now, local_tz=zone)
     except OsmandError as exc:
         raise ApiError(400, "bad_request", str(exc)) from None
-    tracker = await trackers.find(store, position.device_id)
+    tracker = await find_osmand_tracker(store, position.device_id)
     if tracker is None:
-        raise ApiError(404, "not_found", f"unknown device {position.device_id!r}: register it as a tracker first")
+        failures.record(address)
+        raise ApiError(401, "unauthenticated", UNKNOWN_DEVICE)
     await record_batch(
         store,
         tracker.id,

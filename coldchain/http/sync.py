@@ -1,7 +1,9 @@
 """``POST /v1/trackers/{serial}/sync``: a tracker delivers a batch of its log.
 
-The order of checks is the order of cost: size, signature (over the body as sent), decompression (bounded),
-decoding and validation, then one transaction. The answer comes only after the commit.
+The order of checks is the order of cost: the address's recent failed authentications, size, signature (over
+the body as sent), decompression (bounded, one gzip member), decoding and validation, then one transaction. The
+answer comes only after the commit. An unknown tracker, an OsmAnd tracker's serial and a signature that does not
+match all get the same 401, so the answers tell no one which serials exist.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import msgspec
 from litestar import Request, post
 from litestar.params import FromPath
 
-from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
+from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signature
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
+from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
 from coldchain.services.sync import record_batch
 
@@ -25,6 +28,19 @@ _JSON_TYPES = {"application/json"}
 _MSGPACK_TYPES = {"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"}
 _json_decoder = msgspec.json.Decoder(BatchIn)
 _msgpack_decoder = msgspec.msgpack.Decoder(BatchIn)
+
+
+class _TimeAsSent(msgspec.Struct):
+    device_time: str
+
+
+class _TimesAsSent(msgspec.Struct):
+    readings: list[_TimeAsSent]
+
+
+# MessagePack has a timestamp type, and msgspec reads it into an aware datetime in UTC: the device's own offset,
+# which the record keeps (ALCOA+: original), would be lost without a word. Such a batch is refused instead.
+_msgpack_times = msgspec.msgpack.Decoder(_TimesAsSent)
 
 
 class IngestGate:
@@ -55,6 +71,9 @@ def _inflate(body: bytes, limit: int) -> bytes:
         raise ApiError(413, "payload_too_large", f"the body inflates to more than {limit} bytes")
     if not inflater.eof:
         raise ApiError(400, "bad_request", "the gzip body is truncated")
+    if inflater.unused_data:
+        # Bytes after the first gzip member would be signed but never read: refuse rather than ignore them.
+        raise ApiError(400, "bad_request", "the body has data after the end of its gzip stream; send one member")
     return data
 
 
@@ -67,11 +86,23 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
     else:
         raise ApiError(415, "unsupported_media_type", "send the batch as application/json or application/msgpack")
     try:
-        return decoder.decode(body)
+        batch = decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "invalid", f"the batch was refused whole: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "bad_request", f"the body is not valid {media_type}: {exc}") from None
+    if decoder is _msgpack_decoder:
+        try:
+            _msgpack_times.decode(body)
+        except msgspec.ValidationError as exc:
+            _, _, where = str(exc).rpartition(" - at ")
+            raise ApiError(
+                422,
+                "invalid",
+                f"the batch was refused whole: {where.strip('`')} is a MessagePack timestamp, which carries no UTC"
+                " offset; send device_time as an RFC 3339 string with the device's offset",
+            ) from None
+    return batch
 
 
 @post(
@@ -98,11 +129,16 @@ async def sync_batch(
             headers={"Retry-After": str(settings.retry_after_s)},
         )
     with gate:
+        failures: AuthFailures = request.app.state.auth_failures
+        address = client_address(request)
+        failures.check(address)
         body = await request.body()
-        tracker = await trackers.find(store, serial)
-        if tracker is None:
-            raise ApiError(401, "unauthenticated", f"unknown tracker {serial!r}: register it first")
-        verify_signature(body, request.headers.get(SIGNATURE_HEADER), tracker.secret)
+        digest = signature_digest(request.headers.get(SIGNATURE_HEADER))
+        try:
+            tracker = verify_signature(body, digest, await trackers.find(store, serial))
+        except ApiError:
+            failures.record(address)
+            raise
         encoding = request.headers.get("content-encoding", "identity").strip().lower()
         if encoding == "gzip":
             body = _inflate(body, settings.max_body_bytes)
@@ -129,5 +165,6 @@ async def sync_batch(
         new=outcome.new,
         duplicates=outcome.duplicates,
         quarantined=outcome.quarantined,
+        conflicts=outcome.conflicts,
         server_time=outcome.server_time,
     )

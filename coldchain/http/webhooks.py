@@ -15,7 +15,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.wire import BodyIn, Id, PathId, QueryId
 from coldchain.services import webhooks as use_cases
 from coldchain.storage.notifications import (
@@ -38,7 +38,8 @@ class WebhookIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     organisation_id: Id | None = None
     """The caller's own organisation (the operator must name it)."""
     url: Url
-    """http:// or https://; redirects are not followed."""
+    """http:// or https:// to a public address (unless the operator allows private ones), without credentials;
+    redirects are not followed."""
     kinds: Kinds
 
 
@@ -128,7 +129,7 @@ class WebhookApi(Controller):
 
     @post("/", status_code=201, summary="Subscribe a URL to kinds of notifications; the secret is shown once")
     async def create(
-        self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep, now: NowDep
+        self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep, settings: SettingsDep, now: NowDep
     ) -> WebhookCreatedOut:
         webhook, secret = await use_cases.create_webhook(
             store,
@@ -137,6 +138,7 @@ class WebhookApi(Controller):
             url=data.url,
             kinds=data.kinds,
             now=now,
+            allow_private=settings.webhook_allow_private,
         )
         return WebhookCreatedOut(
             id=webhook.id,

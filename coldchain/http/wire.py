@@ -17,14 +17,16 @@ import msgspec
 from litestar.params import PathParameter, QueryParameter
 from msgspec import Meta
 
+from coldchain.domain.parties import TrackerProtocol
 from coldchain.domain.readings import Reading
+from coldchain.domain.sync import HeldAs
 
 __all__ = [
     "MAX_ID",
-    "MAX_SEQ",
     "AwareDatetime",
     "BatchIn",
     "BodyIn",
+    "ConflictOut",
     "Id",
     "Latitude",
     "Longitude",
@@ -33,6 +35,7 @@ __all__ = [
     "ReadingIn",
     "SyncAckOut",
     "TrackerCreatedOut",
+    "TrackerDetailOut",
     "TrackerIn",
     "TrackerOut",
     "TrackerStatusOut",
@@ -41,8 +44,6 @@ __all__ = [
 
 MAX_ID = 2**63 - 1
 """The largest id a row can have (a signed 64-bit integer on both engines)."""
-MAX_SEQ = 2**62
-"""The largest sequence number a tracker may give a reading."""
 
 Id = Annotated[int, Meta(ge=1, le=MAX_ID)]
 """An id in a request body."""
@@ -50,7 +51,8 @@ PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 """An id in a path: outside the range the path names nothing (404)."""
 QueryId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)]
 """An optional id in the query string (422 outside the range)."""
-Seq = Annotated[int, Meta(ge=1, le=MAX_SEQ)]
+Seq = Annotated[int, Meta(ge=1, le=MAX_ID)]
+"""What storage can hold. Numbers above the domain's ``SEQ_CEILING`` (2**62) are taken, and kept in quarantine."""
 Latitude = Annotated[float, Meta(ge=-90, le=90)]
 """Degrees north, WGS 84."""
 Longitude = Annotated[float, Meta(ge=-180, le=180)]
@@ -111,6 +113,8 @@ class SyncAckOut(msgspec.Struct, frozen=True, kw_only=True):
     new: int
     duplicates: int
     quarantined: int
+    conflicts: int
+    """Copies of held sequence numbers that disagree with the reading held: kept beside it, see the tracker."""
     server_time: datetime
 
 
@@ -118,12 +122,17 @@ class TrackerIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     serial: Serial
     model: Annotated[str, Meta(max_length=128)] | None = None
     organisation_id: Id | None = None
+    protocol: TrackerProtocol = "hmac"
+    """``hmac``: signed sync batches. ``osmand``: OsmAnd positions, under a generated device id. Fixed for good."""
 
 
-class TrackerCreatedOut(msgspec.Struct, frozen=True, kw_only=True):
+class TrackerCreatedOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     tracker_id: str
-    secret: str
-    """HMAC-SHA256 key for the tracker's sync batches. Shown once: the service never returns it again."""
+    protocol: TrackerProtocol
+    secret: str | None = None
+    """HMAC-SHA256 key for the tracker's sync batches (``hmac`` trackers). Shown once: never returned again."""
+    device_id: str | None = None
+    """The id to configure in an ``osmand`` device: positions sent under any other id are not this tracker's."""
 
 
 class TrackerStatusOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -132,6 +141,7 @@ class TrackerStatusOut(msgspec.Struct, frozen=True, kw_only=True):
     readings_new: int
     readings_duplicate: int
     readings_quarantined: int
+    readings_conflicting: int
     batches: int
     last_sync_at: datetime | None
     clock_offset_s: float | None
@@ -141,6 +151,27 @@ class TrackerStatusOut(msgspec.Struct, frozen=True, kw_only=True):
 class TrackerOut(msgspec.Struct, frozen=True, kw_only=True):
     tracker_id: str
     sync: TrackerStatusOut
+
+
+class ConflictOut(msgspec.Struct, frozen=True, kw_only=True):
+    seq: int
+    received_at: datetime
+    held_as: HeldAs
+    """Where the reading held under ``seq`` is: among the readings, or in quarantine."""
+    held: Reading
+    sent: Reading
+    sent_reason: str | None
+    """Why the copy sent would have been quarantined; ``None`` for a valid reading."""
+
+
+class TrackerDetailOut(msgspec.Struct, frozen=True, kw_only=True):
+    tracker_id: str
+    protocol: TrackerProtocol
+    device_id: str | None
+    """The device id an ``osmand`` tracker sends (shown to its organisation)."""
+    sync: TrackerStatusOut
+    conflicts: list[ConflictOut]
+    """The latest conflicts (at most 100), newest first; ``sync.readings_conflicting`` counts them all."""
 
 
 def to_readings(batch: BatchIn) -> list[Reading]:

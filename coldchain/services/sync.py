@@ -8,7 +8,16 @@ from datetime import datetime, timedelta
 import msgspec
 
 from coldchain.domain.readings import Reading
-from coldchain.domain.sync import acknowledge, clock_offset_s, extend_acknowledgement, quarantine_reason
+from coldchain.domain.sync import (
+    SyncConflict,
+    acknowledge,
+    clock_offset_s,
+    conflicts_with,
+    extend_acknowledgement,
+    is_fresh,
+    quarantine_reason,
+    sequence_refusal,
+)
 from coldchain.services.custody import notice_arrival
 from coldchain.services.evaluation import judge_readings
 from coldchain.storage import Store
@@ -19,6 +28,8 @@ __all__ = ["BatchOutcome", "SyncPolicy", "record_batch"]
 class SyncPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_future: timedelta = timedelta(hours=24)
     clock_drift_limit_s: float = 300.0
+    max_seq_jump: int = 1_000_000
+    """How far past the highest sequence number held one batch may reach; further readings go to quarantine."""
     evaluate: bool = True
     """Judge new readings against their shipments in the ingest transaction (off only to measure its cost)."""
 
@@ -32,9 +43,13 @@ class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
     new: int
     duplicates: int
     quarantined: int
+    conflicts: int
     server_time: datetime
     clock_offset_s: float | None
     clock_flagged: bool
+
+
+_reading_json = msgspec.json.Encoder()
 
 
 async def record_batch(
@@ -49,61 +64,112 @@ async def record_batch(
 ) -> BatchOutcome:
     """Store ``readings`` (valid ones as readings, invalid ones in quarantine) and advance the tracker's state.
 
-    Idempotent: a reading already held is counted as a duplicate and changes nothing. The first copy of a
-    sequence number wins, also within one batch. ``sequenced`` is false for sources whose sequence numbers are
-    not a gap-free count (OsmAnd devices use the time as the number): they get no acknowledgement ranges.
+    Idempotent: a copy of a reading already held is counted as a duplicate and changes nothing; a copy that
+    disagrees with it is a conflict, kept beside it (and in the audit trail). The first copy of a sequence number
+    is the one held, also within one batch. An empty batch asks what the service lacks: the answer carries the
+    true missing ranges. A batch that is no contact of the tracker's (see :func:`is_fresh`) leaves its counters,
+    ``last_sync_at`` and clock offset alone. ``sequenced`` is false for sources whose sequence numbers are not a
+    gap-free count (OsmAnd devices use the time as the number): they get no acknowledgement ranges.
     """
-    unique: dict[int, Reading] = {}
-    for reading in readings:
-        unique.setdefault(reading.seq, reading)
-    accepted: list[Reading] = []
-    refused: list[tuple[Reading, str]] = []
-    for reading in unique.values():
-        reason = quarantine_reason(reading, now=now, max_future=policy.max_future)
-        if reason is None:
-            accepted.append(reading)
-        else:
-            refused.append((reading, reason))
-
     async with store.transaction() as tx:
         state = await tx.sync_state(tracker_id)
-        # A copy of a held seq is a duplicate even when it would go to the other table (valid now, refused
-        # then, or the reverse): each table's ON CONFLICT only sees its own rows. In a sequenced log everything
-        # up to acked_through is held and nothing above max_seq is: only the numbers in between need a look.
-        # Unsequenced sources (numbered by time) keep no such bounds: all their numbers need one.
-        unsure = [seq for seq in unique if state.acked_through < seq <= state.max_seq] if sequenced else list(unique)
-        held_before = (
-            set(await tx.held_seqs(tracker_id, after_seq=min(unsure) - 1, up_to_seq=max(unsure))) if unsure else set()
-        )
-        accepted = [r for r in accepted if r.seq > state.acked_through and r.seq not in held_before]
-        refused = [(r, why) for r, why in refused if r.seq > state.acked_through and r.seq not in held_before]
+        # In a sequenced log nothing above max_seq is held, but for what went to quarantine for its number alone
+        # (up to max_refused_seq). Unsequenced sources (numbered by time) keep no such bound.
+        bound = max(state.max_seq, state.max_refused_seq)
+        maybe_held = sorted({r.seq for r in readings if not sequenced or r.seq <= bound})
+        known = await tx.held_readings(tracker_id, maybe_held) if maybe_held else {}
+        accepted: list[Reading] = []
+        refused: list[tuple[Reading, str]] = []
+        refused_for_number: set[int] = set()
+        conflicts: list[SyncConflict] = []
+        duplicates = 0
+        for reading in readings:
+            number_reason = sequence_refusal(
+                reading.seq, max_seq=state.max_seq if sequenced else None, max_jump=policy.max_seq_jump
+            )
+            reason = number_reason or quarantine_reason(reading, now=now, max_future=policy.max_future)
+            held = known.get(reading.seq)
+            if held is not None:
+                held_reading, held_reason = held
+                if conflicts_with(held_reading, held_reason, reading, reason):
+                    conflicts.append(
+                        SyncConflict(
+                            seq=reading.seq,
+                            received_at=now,
+                            held_as="reading" if held_reason is None else "quarantined",
+                            held=held_reading,
+                            sent=reading,
+                            sent_reason=reason,
+                        )
+                    )
+                else:
+                    duplicates += 1
+                continue
+            known[reading.seq] = (reading, reason)
+            if reason is None:
+                accepted.append(reading)
+            else:
+                refused.append((reading, reason))
+                if number_reason is not None:
+                    refused_for_number.add(reading.seq)
+
         new_seqs = await tx.insert_readings(tracker_id, accepted, received_at=now) if accepted else []
         new = len(new_seqs)
         if new and policy.evaluate:
             stored = set(new_seqs)
-            fresh = [r for r in accepted if r.seq in stored]
-            await judge_readings(tx, tracker_id, fresh, now=now)
-            await notice_arrival(tx, tracker_id, fresh, now=now)
+            fresh_readings = [r for r in accepted if r.seq in stored]
+            await judge_readings(tx, tracker_id, fresh_readings, now=now)
+            await notice_arrival(tx, tracker_id, fresh_readings, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
-        duplicates = len(readings) - new - quarantined
+        recorded = 0
+        for conflict in conflicts:
+            if await tx.record_sync_conflict(tracker_id, conflict):
+                recorded += 1
+                await tx.append_audit(
+                    actor=f"tracker:{tracker_id}",
+                    action="reading.conflict",
+                    subject=f"tracker:{tracker_id}",
+                    detail=_reading_json.encode(
+                        {
+                            "seq": conflict.seq,
+                            "held_as": conflict.held_as,
+                            "held": conflict.held,
+                            "sent": conflict.sent,
+                            "sent_reason": conflict.sent_reason,
+                        }
+                    ).decode(),
+                    now=now,
+                )
+            else:  # the same conflicting copy, recorded before
+                duplicates += 1
+
         missing: list[tuple[int, int]] = []
-        if sequenced and unique:
-            extended = extend_acknowledgement(state.acked_through, state.max_seq, unique)
+        if sequenced:
+            # Only what this batch adds to the log moves max_seq: never a number refused for being too far out.
+            extending = [r.seq for r in accepted] + [r.seq for r, _ in refused if r.seq not in refused_for_number]
+            extended = extend_acknowledgement(state.acked_through, state.max_seq, extending)
             if extended is not None:  # the usual case, without a query: the batch continues a log with no hole
                 state.acked_through = state.max_seq = extended
             else:
-                state.max_seq = max(state.max_seq, max(unique))
-                held = await tx.held_seqs(tracker_id, after_seq=state.acked_through, up_to_seq=state.max_seq)
-                ack = acknowledge(state.acked_through, held)
+                state.max_seq = max(state.max_seq, *extending) if extending else state.max_seq
+                held_seqs = await tx.held_seqs(tracker_id, after_seq=state.acked_through, up_to_seq=state.max_seq)
+                ack = acknowledge(state.acked_through, held_seqs)
                 state.acked_through, missing = ack.acked_through, ack.missing
+            state.max_refused_seq = max(state.max_refused_seq, *refused_for_number, 0)
+        brought = new + quarantined + recorded
         state.readings_new += new
-        state.readings_duplicate += duplicates
         state.readings_quarantined += quarantined
-        state.batches += 1
-        state.last_sync_at = now
-        if sent_at is not None:
-            state.clock_offset_s = clock_offset_s(sent_at, now)
-            state.clock_flagged = abs(state.clock_offset_s) > policy.clock_drift_limit_s
+        state.readings_conflicting += recorded
+        fresh = is_fresh(sent_at, state.last_sent_at, brought_anything=brought > 0)
+        if fresh or brought:
+            state.batches += 1
+            state.readings_duplicate += duplicates
+        if fresh:
+            state.last_sync_at = now
+            if sent_at is not None:
+                state.last_sent_at = sent_at
+                state.clock_offset_s = clock_offset_s(sent_at, now)
+                state.clock_flagged = abs(state.clock_offset_s) > policy.clock_drift_limit_s
         await tx.save_sync_state(state)
 
     return BatchOutcome(
@@ -112,6 +178,7 @@ async def record_batch(
         new=new,
         duplicates=duplicates,
         quarantined=quarantined,
+        conflicts=recorded,
         server_time=now,
         clock_offset_s=state.clock_offset_s,
         clock_flagged=state.clock_flagged,

@@ -10,24 +10,54 @@ from datetime import datetime
 import msgspec
 
 from coldchain.domain.access import Principal
-from coldchain.domain.parties import Tracker
-from coldchain.domain.sync import SyncState
+from coldchain.domain.parties import Tracker, TrackerProtocol
+from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.services.access import require
 from coldchain.services.errors import Forbidden, Invalid, NotFound
 from coldchain.storage import Store
 
-__all__ = ["TrackerCache", "UnknownOrganisation", "find_tracker", "register_tracker", "sync_overview", "tracker_status"]
+__all__ = [
+    "TrackerCache",
+    "TrackerView",
+    "UnknownOrganisation",
+    "find_osmand_tracker",
+    "find_tracker",
+    "register_tracker",
+    "sync_overview",
+    "tracker_status",
+]
+
+MAX_CONFLICTS_SHOWN = 100
 
 
 class UnknownOrganisation(Invalid):
     """The organisation named does not exist."""
 
 
+class TrackerView(msgspec.Struct, frozen=True, kw_only=True):
+    """One tracker as its organisation sees it: what the service holds of its log, and its latest conflicts."""
+
+    tracker: Tracker
+    state: SyncState
+    conflicts: list[SyncConflict]
+
+
 async def register_tracker(
-    store: Store, principal: Principal, *, serial: str, model: str | None, organisation_id: int | None, now: datetime
+    store: Store,
+    principal: Principal,
+    *,
+    serial: str,
+    model: str | None,
+    organisation_id: int | None,
+    now: datetime,
+    protocol: TrackerProtocol = "hmac",
 ) -> tuple[Tracker, str]:
-    """Create a tracker of the caller's organisation and its secret; the secret is returned here once and never
-    shown again. The operator may register a tracker of any organisation, or of none yet (stock).
+    """Create a tracker of the caller's organisation speaking ``protocol`` (fixed from now on) and its secret; the
+    secret is returned here once and never shown again. The operator may register a tracker of any organisation,
+    or of none yet (stock).
+
+    An OsmAnd tracker also gets a generated device id (``tracker.device_id``): the protocol carries no signature,
+    so an unguessable id is all that tells its positions from anyone else's. Its secret signs nothing.
 
     Raises ``AlreadyExists`` when the serial is taken.
     """
@@ -38,13 +68,22 @@ async def register_tracker(
         organisation_id = principal.organisation_id
     actor = principal.actor
     secret = secrets.token_urlsafe(32)
+    device_id = secrets.token_hex(16) if protocol == "osmand" else None
     async with store.transaction() as tx:
         if organisation_id is not None and await tx.get_organisation(organisation_id) is None:
             raise UnknownOrganisation(f"no organisation with id {organisation_id}")
         tracker = await tx.create_tracker(
-            serial=serial, secret=secret, organisation_id=organisation_id, model=model, now=now
+            serial=serial,
+            secret=secret,
+            organisation_id=organisation_id,
+            model=model,
+            now=now,
+            protocol=protocol,
+            device_id=device_id,
         )
-        detail = msgspec.json.encode({"serial": serial, "model": model, "organisation_id": organisation_id})
+        detail = msgspec.json.encode(
+            {"serial": serial, "model": model, "organisation_id": organisation_id, "protocol": protocol}
+        )
         await tx.append_audit(
             actor=actor, action="tracker.registered", subject=f"tracker:{tracker.id}", detail=detail.decode(), now=now
         )
@@ -56,6 +95,12 @@ async def find_tracker(store: Store, serial: str) -> Tracker | None:
         return await tx.get_tracker(serial)
 
 
+async def find_osmand_tracker(store: Store, device_id: str) -> Tracker | None:
+    """The OsmAnd tracker configured with ``device_id``; a signing tracker's serial finds nothing."""
+    async with store.transaction() as tx:
+        return await tx.get_osmand_tracker(device_id)
+
+
 async def sync_overview(store: Store, principal: Principal) -> list[tuple[str, SyncState]]:
     """The serial of every tracker of the caller's organisation (all for the operator) with what the service
     holds of its log."""
@@ -63,13 +108,18 @@ async def sync_overview(store: Store, principal: Principal) -> list[tuple[str, S
         return await tx.sync_states(principal.organisation_id)
 
 
-async def tracker_status(store: Store, principal: Principal, serial: str) -> SyncState:
-    """What the service holds of one tracker's log; :class:`NotFound` for a serial the caller does not own."""
+async def tracker_status(store: Store, principal: Principal, serial: str) -> TrackerView:
+    """One tracker with what the service holds of its log and its latest conflicts (newest first);
+    :class:`NotFound` for a serial the caller does not own."""
     async with store.transaction() as tx:
         tracker = await tx.get_tracker(serial)
         if tracker is None or (principal.organisation_id not in (None, tracker.organisation_id)):
             raise NotFound(f"no tracker {serial!r}")
-        return await tx.sync_state(tracker.id)
+        return TrackerView(
+            tracker=tracker,
+            state=await tx.sync_state(tracker.id),
+            conflicts=await tx.sync_conflicts(tracker.id, limit=MAX_CONFLICTS_SHOWN),
+        )
 
 
 class TrackerCache:

@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -38,6 +37,7 @@ import msgspec
 from coldchain.domain.access import Principal
 from coldchain.services.access import require
 from coldchain.services.errors import Conflict, Invalid, NotFound
+from coldchain.services.targets import Resolver, Target, TargetRefused, check_url, resolve, resolve_target
 from coldchain.storage import Store
 from coldchain.storage.notifications import DeliveryStatus, DueDelivery, NotificationKind, Webhook, WebhookDelivery
 
@@ -60,6 +60,7 @@ log = logging.getLogger("coldchain.webhooks")
 SECRET_PREFIX = "whsec_"
 MAX_WEBHOOKS_PER_ORGANISATION = 20
 _MAX_ERROR_CHARS = 500
+_RESOLVE_AT_REGISTRATION_S = 5.0
 
 _json = msgspec.json.Encoder(order="sorted")
 
@@ -76,6 +77,8 @@ class DeliveryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Attempts in flight at once per process; deliveries are taken this many at a time."""
     max_per_round: int = 200
     """Attempts per call of :func:`deliver_due`, so one call ends even while deliveries keep coming."""
+    allow_private: bool = False
+    """Let deliveries reach non-public addresses (see :mod:`coldchain.services.targets`)."""
 
     @property
     def lease(self) -> timedelta:
@@ -104,21 +107,6 @@ def retry_delay(attempt: int, *, first_s: float, max_s: float, rng: random.Rando
     return timedelta(seconds=ceiling / 2 * (1 + draw))
 
 
-def _check_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"}:
-        raise Invalid(f"url: expected an http:// or https:// URL, got {url!r}")
-    if not parts.hostname:
-        raise Invalid(f"url: no host in {url!r}")
-    if parts.fragment:
-        raise Invalid("url: a fragment (#...) is never sent; leave it out")
-    try:
-        parts.port  # noqa: B018 (raises ValueError for a port out of range)
-    except ValueError:
-        raise Invalid(f"url: bad port in {url!r}") from None
-    return url
-
-
 def _organisation_of(principal: Principal, organisation_id: int | None) -> int:
     """The organisation the caller manages webhooks of: the operator names it; anyone else has their own."""
     if principal.organisation_id is None:
@@ -139,11 +127,26 @@ async def create_webhook(
     url: str,
     kinds: Sequence[NotificationKind],
     now: datetime,
+    allow_private: bool = False,
+    resolver: Resolver = resolve,
 ) -> tuple[Webhook, str]:
     """Subscribe ``url`` to ``kinds`` of the organisation's notifications from now on; returns the webhook and its
-    signing secret (shown here once; the service keeps it to sign)."""
+    signing secret (shown here once; the service keeps it to sign).
+
+    A URL whose host is, or resolves to, a non-public address is refused unless ``allow_private``; a name that
+    does not resolve yet is taken (every delivery checks it again).
+    """
     organisation = _organisation_of(principal, organisation_id)
-    _check_url(url)
+    check_url(url, allow_private=allow_private)
+    try:
+        async with asyncio.timeout(_RESOLVE_AT_REGISTRATION_S):
+            await resolve_target(url, allow_private=allow_private, resolver=resolver)
+    except TargetRefused:
+        raise Invalid(
+            "url: the host resolves to an address that is not public; webhooks go to public addresses only"
+        ) from None
+    except OSError:  # not resolvable now (TimeoutError included): every delivery resolves and checks it again
+        pass
     chosen = sorted(set(kinds))
     if not chosen:
         raise Invalid("kinds: name at least one kind of notification")
@@ -209,10 +212,12 @@ async def deliver_due(
     worker: str,
     policy: DeliveryPolicy,
     rng: random.Random | None = None,
+    resolver: Resolver = resolve,
 ) -> DeliveryRound:
     """Make one attempt at every delivery due, ``policy.concurrency`` at a time, until none is due or
     ``policy.max_per_round`` attempts were made. Each delivery is taken (leased) in a transaction before it is sent
-    and settled in another after, so no database connection waits on a receiver."""
+    and settled in another after, so no database connection waits on a receiver. Each attempt resolves the
+    target's name, checks the addresses and connects to a checked one (:mod:`coldchain.services.targets`)."""
     totals = {"attempted": 0, "delivered": 0, "retrying": 0, "failed": 0}
     while totals["attempted"] < policy.max_per_round:
         now = clock()
@@ -222,7 +227,7 @@ async def deliver_due(
         if not taken:
             break
         outcomes = await asyncio.gather(
-            *(_deliver(store, client, due, clock=clock, policy=policy, rng=rng) for due in taken)
+            *(_deliver(store, client, due, clock=clock, policy=policy, rng=rng, resolver=resolver) for due in taken)
         )
         totals["attempted"] += len(taken)
         for outcome in outcomes:
@@ -240,9 +245,10 @@ async def _deliver(
     clock: Callable[[], datetime],
     policy: DeliveryPolicy,
     rng: random.Random | None,
+    resolver: Resolver,
 ) -> _Outcome:
     sent_at = clock()
-    status_code, error, duration_ms = await _post(client, due, sent_at=sent_at, timeout_s=policy.timeout_s)
+    status_code, error, duration_ms = await _post(client, due, sent_at=sent_at, policy=policy, resolver=resolver)
     now = clock()
     outcome: _Outcome
     status: DeliveryStatus
@@ -286,7 +292,7 @@ def _body(due: DueDelivery, sent_at: datetime) -> bytes:
 
 
 async def _post(
-    client: httpx.AsyncClient, due: DueDelivery, *, sent_at: datetime, timeout_s: float
+    client: httpx.AsyncClient, due: DueDelivery, *, sent_at: datetime, policy: DeliveryPolicy, resolver: Resolver
 ) -> tuple[int | None, str | None, float]:
     """POST one attempt; returns the status code (``None`` without an answer), the error, and the duration."""
     body = _body(due, sent_at)
@@ -303,13 +309,16 @@ async def _post(
     status_code: int | None = None
     error: str | None = None
     try:
-        # Streamed so the answer's body is never read: only its status matters, whatever its size.
-        async with client.stream("POST", due.url, content=body, headers=headers, timeout=timeout_s) as response:
-            status_code = response.status_code
+        target = await resolve_target(due.url, allow_private=policy.allow_private, resolver=resolver)
+        status_code = await _send(client, target, body, headers, timeout_s=policy.timeout_s)
+    except TargetRefused as exc:
+        error = str(exc)
     except httpx.TimeoutException:
-        error = f"no answer within {timeout_s:g} s"
+        error = f"no answer within {policy.timeout_s:g} s"
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    except OSError as exc:
+        error = f"the host name does not resolve: {exc}"
     except Exception as exc:  # a receiver must never stop the round: log it, and retry like any failure
         log.exception("webhook delivery %s to %s failed unexpectedly", due.id, due.url)
         error = f"{type(exc).__name__}: {exc}"
@@ -317,3 +326,35 @@ async def _post(
     if status_code is not None and not 200 <= status_code < 300:
         error = f"answered {status_code}"
     return status_code, None if error is None else error[:_MAX_ERROR_CHARS], duration_ms
+
+
+async def _send(
+    client: httpx.AsyncClient, target: Target, body: bytes, headers: dict[str, str], *, timeout_s: float
+) -> int:
+    """POST to the first checked address that takes the connection; the answer's status.
+
+    The URL names the address, so nothing resolves the name again; ``Host`` and the TLS server name stay the
+    URL's host. Each connection serves one request (``Connection: close``): a connection opened for one host name
+    is never reused for another name on the same address.
+    """
+    url = httpx.URL(target.url)
+    extensions = {} if url.scheme != "https" else {"sni_hostname": target.host}
+    for index, address in enumerate(target.addresses):
+        request = client.build_request(
+            "POST",
+            url.copy_with(host=address),
+            content=body,
+            headers={**headers, "Host": target.host_header, "Connection": "close"},
+            timeout=timeout_s,
+            extensions=extensions,
+        )
+        try:
+            # Streamed so the answer's body is never read: only its status matters, whatever its size.
+            response = await client.send(request, stream=True)
+        except httpx.ConnectError:
+            if index + 1 < len(target.addresses):
+                continue
+            raise
+        await response.aclose()
+        return response.status_code
+    raise httpx.ConnectError("no address to connect to")

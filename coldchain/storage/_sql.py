@@ -12,12 +12,12 @@ import msgspec
 
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
-from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
+from coldchain.domain.parties import Organisation, OrganisationKind, Tracker, TrackerProtocol
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
-from coldchain.domain.sync import SyncState
+from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.storage._sqlbase import SqlBase
 from coldchain.storage.custody import CustodySql
 from coldchain.storage.errors import AlreadyExists
@@ -43,6 +43,21 @@ def _mode(value: str) -> Mode:
     return mode
 
 
+_SPAN_GAP = 64
+"""Numbers this close together are read with one range query; further apart, with one query each."""
+
+
+def _spans(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """Ascending ``seqs`` as inclusive ranges to query: a few numbers far apart never read what lies between."""
+    spans: list[tuple[int, int]] = []
+    for seq in seqs:
+        if spans and seq - spans[-1][1] <= _SPAN_GAP:
+            spans[-1] = (spans[-1][0], seq)
+        else:
+            spans.append((seq, seq))
+    return spans
+
+
 def sql_dir() -> Path:
     """The ``sql/`` folder: packaged inside ``coldchain`` in a wheel, at the repository root otherwise."""
     packaged = Path(__file__).resolve().parent.parent / "sql"
@@ -65,6 +80,7 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
         return Organisation(id=row["id"], name=row["name"], kind=kind, created_at=self._time_out(row["created_at"]))
 
     def _tracker(self, row: Any) -> Tracker:
+        protocol: TrackerProtocol = row["protocol"]
         return Tracker(
             id=row["id"],
             serial=row["serial"],
@@ -72,6 +88,8 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             organisation_id=row["organisation_id"],
             model=row["model"],
             created_at=self._time_out(row["created_at"]),
+            protocol=protocol,
+            device_id=row["device_id"],
         )
 
     def _audit_entry(self, row: Any) -> AuditEntry:
@@ -133,6 +151,9 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             revoked_at=None if row["revoked_at"] is None else self._time_out(row["revoked_at"]),
         )
 
+    async def lock_api_tokens(self, organisation_id: int) -> None:
+        await self._lock(f"api_tokens:{organisation_id}")
+
     async def create_api_token(
         self, *, organisation_id: int, role: Role, name: str, token_sha256: str, now: datetime
     ) -> ApiToken:
@@ -161,7 +182,15 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
         return None if row is None else self._api_token(row)
 
     async def create_tracker(
-        self, *, serial: str, secret: str, organisation_id: int | None, model: str | None, now: datetime
+        self,
+        *,
+        serial: str,
+        secret: str,
+        organisation_id: int | None,
+        model: str | None,
+        now: datetime,
+        protocol: TrackerProtocol = "hmac",
+        device_id: str | None = None,
     ) -> Tracker:
         row = await self._q.insert_tracker(
             self._conn,
@@ -169,6 +198,8 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             serial=serial,
             model=model,
             secret=secret,
+            protocol=protocol,
+            device_id=device_id,
             created_at=self._time_in(now),
         )
         if row is None:
@@ -178,6 +209,10 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
 
     async def get_tracker(self, serial: str) -> Tracker | None:
         row = await self._q.get_tracker_by_serial(self._conn, serial=serial)
+        return None if row is None else self._tracker(row)
+
+    async def get_osmand_tracker(self, device_id: str) -> Tracker | None:
+        row = await self._q.get_tracker_by_device_id(self._conn, device_id=device_id)
         return None if row is None else self._tracker(row)
 
     async def get_tracker_by_id(self, tracker_id: int) -> Tracker | None:
@@ -367,6 +402,47 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
         rows = self._q.held_seqs(self._conn, tracker_id=tracker_id, after_seq=after_seq, up_to_seq=up_to_seq)
         return [row["seq"] async for row in rows]
 
+    async def held_readings(self, tracker_id: int, seqs: Sequence[int]) -> dict[int, tuple[Reading, str | None]]:
+        wanted = set(seqs)
+        held: dict[int, tuple[Reading, str | None]] = {}
+        for first, last in _spans(sorted(wanted)):
+            rows = self._q.readings_in_seq_range(self._conn, tracker_id=tracker_id, first_seq=first, last_seq=last)
+            async for row in rows:
+                if row["seq"] in wanted:
+                    held[row["seq"]] = (self._reading(row), None)
+            rows = self._q.quarantined_in_seq_range(self._conn, tracker_id=tracker_id, first_seq=first, last_seq=last)
+            async for row in rows:
+                if row["seq"] in wanted:
+                    held[row["seq"]] = (msgspec.json.decode(row["reading"], type=Reading), row["reason"])
+        return held
+
+    async def record_sync_conflict(self, tracker_id: int, conflict: SyncConflict) -> bool:
+        row = await self._q.insert_sync_conflict(
+            self._conn,
+            tracker_id=tracker_id,
+            seq=conflict.seq,
+            received_at=self._time_in(conflict.received_at),
+            held_as=conflict.held_as,
+            held=_reading_json.encode(conflict.held).decode(),
+            sent=_reading_json.encode(conflict.sent).decode(),
+            sent_reason=conflict.sent_reason,
+        )
+        return row is not None
+
+    async def sync_conflicts(self, tracker_id: int, *, limit: int = 100) -> list[SyncConflict]:
+        rows = self._q.sync_conflicts_of_tracker(self._conn, tracker_id=tracker_id, limit=limit)
+        return [
+            SyncConflict(
+                seq=row["seq"],
+                received_at=self._time_out(row["received_at"]),
+                held_as=row["held_as"],
+                held=msgspec.json.decode(row["held"], type=Reading),
+                sent=msgspec.json.decode(row["sent"], type=Reading),
+                sent_reason=row["sent_reason"],
+            )
+            async for row in rows
+        ]
+
     def _sync_state(self, row: Any) -> SyncState:
         return SyncState(
             tracker_id=row["tracker_id"],
@@ -375,10 +451,13 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             readings_new=row["readings_new"],
             readings_duplicate=row["readings_duplicate"],
             readings_quarantined=row["readings_quarantined"],
+            readings_conflicting=row["readings_conflicting"],
             batches=row["batches"],
             last_sync_at=None if row["last_sync_at"] is None else self._time_out(row["last_sync_at"]),
+            last_sent_at=None if row["last_sent_at"] is None else self._time_out(row["last_sent_at"]),
             clock_offset_s=row["clock_offset_s"],
             clock_flagged=bool(row["clock_flagged"]),
+            max_refused_seq=row["max_refused_seq"],
         )
 
     async def sync_state(self, tracker_id: int) -> SyncState:
@@ -397,10 +476,13 @@ class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
             readings_new=state.readings_new,
             readings_duplicate=state.readings_duplicate,
             readings_quarantined=state.readings_quarantined,
+            readings_conflicting=state.readings_conflicting,
             batches=state.batches,
             last_sync_at=None if state.last_sync_at is None else self._time_in(state.last_sync_at),
+            last_sent_at=None if state.last_sent_at is None else self._time_in(state.last_sent_at),
             clock_offset_s=state.clock_offset_s,
             clock_flagged=state.clock_flagged,
+            max_refused_seq=state.max_refused_seq,
         )
 
     async def sync_states(self, organisation_id: int | None = None) -> list[tuple[str, SyncState]]:

@@ -19,12 +19,12 @@ from typing import Literal, Protocol
 
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.audit import AuditEntry
-from coldchain.domain.parties import Organisation, OrganisationKind, Tracker
+from coldchain.domain.parties import Organisation, OrganisationKind, Tracker, TrackerProtocol
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Place, Priority, Shipment, ShipmentStatus
-from coldchain.domain.sync import SyncState
+from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.storage.custody import CustodyRecords
 from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
 from coldchain.storage.evaluation import EvaluationRecords
@@ -64,17 +64,33 @@ class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protoc
 
     async def api_tokens(self, organisation_id: int) -> list[ApiToken]: ...
 
+    async def lock_api_tokens(self, organisation_id: int) -> None:
+        """Serialise changes to the organisation's tokens until the transaction ends."""
+        ...
+
     async def revoke_api_token(self, organisation_id: int, token_id: int, *, now: datetime) -> ApiToken | None:
         """Revoke (idempotent: the first revocation time stays); ``None`` when the organisation has no such token."""
         ...
 
     async def create_tracker(
-        self, *, serial: str, secret: str, organisation_id: int | None, model: str | None, now: datetime
+        self,
+        *,
+        serial: str,
+        secret: str,
+        organisation_id: int | None,
+        model: str | None,
+        now: datetime,
+        protocol: TrackerProtocol = "hmac",
+        device_id: str | None = None,
     ) -> Tracker:
         """Register a tracker; :class:`AlreadyExists` when the serial is taken."""
         ...
 
     async def get_tracker(self, serial: str) -> Tracker | None: ...
+
+    async def get_osmand_tracker(self, device_id: str) -> Tracker | None:
+        """The OsmAnd tracker with this device id (a signing tracker has none: it is never found here)."""
+        ...
 
     async def get_tracker_by_id(self, tracker_id: int) -> Tracker | None: ...
 
@@ -152,6 +168,19 @@ class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protoc
 
     async def held_seqs(self, tracker_id: int, *, after_seq: int, up_to_seq: int) -> list[int]:
         """Sequence numbers held (stored or quarantined) in ``(after_seq, up_to_seq]``, ascending."""
+        ...
+
+    async def held_readings(self, tracker_id: int, seqs: Sequence[int]) -> dict[int, tuple[Reading, str | None]]:
+        """The readings held under these sequence numbers: each with ``None`` when stored, or with its reason when
+        quarantined. Numbers not held are absent."""
+        ...
+
+    async def record_sync_conflict(self, tracker_id: int, conflict: SyncConflict) -> bool:
+        """Keep a conflicting copy beside the held reading; false when the same copy was recorded before."""
+        ...
+
+    async def sync_conflicts(self, tracker_id: int, *, limit: int = 100) -> list[SyncConflict]:
+        """The tracker's recorded conflicts, newest first."""
         ...
 
     async def sync_state(self, tracker_id: int) -> SyncState:

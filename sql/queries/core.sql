@@ -9,14 +9,19 @@ RETURNING id, name, kind, created_at;
 -- name: get_organisation(id)^
 SELECT id, name, kind, created_at FROM organisations WHERE id = :id;
 
--- name: insert_tracker(organisation_id, serial, model, secret, created_at)^
-INSERT INTO trackers (organisation_id, serial, model, secret, created_at)
-VALUES (:organisation_id, :serial, :model, :secret, :created_at)
+-- name: insert_tracker(organisation_id, serial, model, secret, protocol, device_id, created_at)^
+INSERT INTO trackers (organisation_id, serial, model, secret, protocol, device_id, created_at)
+VALUES (:organisation_id, :serial, :model, :secret, :protocol, :device_id, :created_at)
 ON CONFLICT (serial) DO NOTHING
-RETURNING id, organisation_id, serial, model, secret, created_at;
+RETURNING id, organisation_id, serial, model, secret, protocol, device_id, created_at;
 
 -- name: get_tracker_by_serial(serial)^
-SELECT id, organisation_id, serial, model, secret, created_at FROM trackers WHERE serial = :serial;
+SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at FROM trackers
+WHERE serial = :serial;
+
+-- name: get_tracker_by_device_id(device_id)^
+SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at FROM trackers
+WHERE device_id = :device_id AND protocol = 'osmand';
 
 -- name: count_readings()$
 SELECT count(*) FROM readings;
@@ -46,22 +51,25 @@ FROM audit_log WHERE id > :after_id ORDER BY id LIMIT :limit;
 INSERT INTO tracker_sync_state (tracker_id) VALUES (:tracker_id);
 
 -- name: get_sync_state(tracker_id)^
-SELECT tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, batches,
-       last_sync_at, clock_offset_s, clock_flagged
+SELECT tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined,
+       readings_conflicting, batches, last_sync_at, last_sent_at, clock_offset_s, clock_flagged, max_refused_seq
 FROM tracker_sync_state WHERE tracker_id = :tracker_id;
 
 -- name: sync_states(organisation_id)
 SELECT t.serial, s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate,
-       s.readings_quarantined, s.batches, s.last_sync_at, s.clock_offset_s, s.clock_flagged
+       s.readings_quarantined, s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s,
+       s.clock_flagged, s.max_refused_seq
 FROM tracker_sync_state s JOIN trackers t ON t.id = s.tracker_id
 WHERE CAST(:organisation_id AS BIGINT) IS NULL OR t.organisation_id = :organisation_id
 ORDER BY t.serial;
 
--- name: save_sync_state(tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, batches, last_sync_at, clock_offset_s, clock_flagged)!
+-- name: save_sync_state(tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, readings_conflicting, batches, last_sync_at, last_sent_at, clock_offset_s, clock_flagged, max_refused_seq)!
 UPDATE tracker_sync_state
 SET acked_through = :acked_through, max_seq = :max_seq, readings_new = :readings_new,
-    readings_duplicate = :readings_duplicate, readings_quarantined = :readings_quarantined, batches = :batches,
-    last_sync_at = :last_sync_at, clock_offset_s = :clock_offset_s, clock_flagged = :clock_flagged
+    readings_duplicate = :readings_duplicate, readings_quarantined = :readings_quarantined,
+    readings_conflicting = :readings_conflicting, batches = :batches, last_sync_at = :last_sync_at,
+    last_sent_at = :last_sent_at, clock_offset_s = :clock_offset_s, clock_flagged = :clock_flagged,
+    max_refused_seq = :max_refused_seq
 WHERE tracker_id = :tracker_id;
 
 -- name: held_seqs(tracker_id, after_seq, up_to_seq)
@@ -75,6 +83,25 @@ INSERT INTO quarantined_readings (tracker_id, seq, received_at, reason, reading)
 VALUES (:tracker_id, :seq, :received_at, :reason, :reading)
 ON CONFLICT DO NOTHING
 RETURNING seq;
+
+-- name: readings_in_seq_range(tracker_id, first_seq, last_seq)
+SELECT seq, device_time, utc_offset_min, temperature_c, humidity_pct, pressure_kpa,
+       latitude, longitude, battery_pct
+FROM readings WHERE tracker_id = :tracker_id AND seq >= :first_seq AND seq <= :last_seq;
+
+-- name: quarantined_in_seq_range(tracker_id, first_seq, last_seq)
+SELECT seq, reason, reading FROM quarantined_readings
+WHERE tracker_id = :tracker_id AND seq >= :first_seq AND seq <= :last_seq;
+
+-- name: insert_sync_conflict(tracker_id, seq, received_at, held_as, held, sent, sent_reason)^
+INSERT INTO sync_conflicts (tracker_id, seq, received_at, held_as, held, sent, sent_reason)
+VALUES (:tracker_id, :seq, :received_at, :held_as, :held, :sent, :sent_reason)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- name: sync_conflicts_of_tracker(tracker_id, limit)
+SELECT id, seq, received_at, held_as, held, sent, sent_reason FROM sync_conflicts
+WHERE tracker_id = :tracker_id ORDER BY id DESC LIMIT :limit;
 
 -- name: quarantined_of_tracker(tracker_id)
 SELECT seq, received_at, reason, reading FROM quarantined_readings WHERE tracker_id = :tracker_id ORDER BY seq;

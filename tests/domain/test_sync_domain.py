@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,10 +13,14 @@ from hypothesis import strategies as st
 from coldchain.domain.readings import Reading
 from coldchain.domain.sync import (
     PHYSICAL_RANGES,
+    SEQ_CEILING,
     Acknowledgement,
     acknowledge,
+    conflicts_with,
     extend_acknowledgement,
+    is_fresh,
     quarantine_reason,
+    sequence_refusal,
 )
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -322,3 +327,50 @@ def test_any_single_impossible_value_is_quarantined_with_a_reason_naming_it(data
 
     assert reason is not None
     assert reason.startswith(name)
+
+
+# --- sequence numbers out of reach, conflicts, replays ------------------------------------------------------------
+
+
+def test_a_number_up_to_the_jump_past_max_seq_extends_the_log_and_one_beyond_is_refused() -> None:
+    assert sequence_refusal(1060, max_seq=60, max_jump=1000) is None
+    assert sequence_refusal(1061, max_seq=60, max_jump=1000) == (
+        "seq 1061 is more than 1000 past the highest sequence number held (60)"
+    )
+    assert sequence_refusal(SEQ_CEILING, max_seq=SEQ_CEILING - 1, max_jump=1000) is None
+    assert sequence_refusal(SEQ_CEILING + 1, max_seq=SEQ_CEILING, max_jump=1000) == (
+        f"seq {SEQ_CEILING + 1} is above the ceiling {SEQ_CEILING}"
+    )
+
+
+def test_a_source_numbered_by_time_keeps_only_the_ceiling() -> None:
+    assert sequence_refusal(1_772_000_000_000, max_seq=None, max_jump=1) is None
+    assert sequence_refusal(SEQ_CEILING + 1, max_seq=None, max_jump=1) is not None
+
+
+def test_a_copy_conflicts_when_a_value_differs_or_exactly_one_of_the_two_is_valid() -> None:
+    held = Reading(seq=7, device_time=NOW, utc_offset_min=60, temperature_c=5.0)
+
+    assert not conflicts_with(held, None, held, None)
+    assert conflicts_with(held, None, msgspec.structs.replace(held, temperature_c=5.5), None)
+    assert conflicts_with(held, None, msgspec.structs.replace(held, utc_offset_min=0), None)
+    assert conflicts_with(held, None, msgspec.structs.replace(held, device_time=NOW + timedelta(seconds=1)), None)
+    assert conflicts_with(held, "device_time is 30.0 h ahead", held, None), "quarantined, sent again valid"
+    assert conflicts_with(held, None, held, "device_time is 30.0 h ahead")
+
+
+def test_a_quarantined_nan_held_as_null_is_the_same_as_the_nan_sent_again() -> None:
+    # Quarantine keeps a reading as JSON, where NaN is null.
+    held = Reading(seq=3, device_time=NOW, temperature_c=None)
+    sent = Reading(seq=3, device_time=NOW, temperature_c=math.nan)
+
+    assert not conflicts_with(held, "temperature_c is nan", sent, "temperature_c is nan")
+
+
+def test_a_batch_counts_as_contact_only_when_sent_later_than_the_last_or_bringing_something() -> None:
+    assert is_fresh(NOW, None, brought_anything=False)
+    assert is_fresh(NOW, NOW - timedelta(seconds=1), brought_anything=False)
+    assert not is_fresh(NOW, NOW, brought_anything=True), "a replay may bring something, and still is no contact"
+    assert not is_fresh(NOW - timedelta(hours=1), NOW, brought_anything=False)
+    assert is_fresh(None, NOW, brought_anything=True)
+    assert not is_fresh(None, NOW, brought_anything=False)

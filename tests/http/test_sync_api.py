@@ -27,6 +27,7 @@ from litestar.testing import AsyncTestClient
 
 from coldchain.domain.readings import Reading
 from coldchain.http.app import create_app
+from coldchain.http.auth import UNAUTHENTICATED_BATCH
 from coldchain.settings import load_settings
 from coldchain.storage import Store
 
@@ -118,6 +119,13 @@ async def register(client: Client, serial: str = SERIAL) -> str:
     return secret
 
 
+async def tracker_of(client: Client, serial: str = SERIAL) -> dict[str, Any]:
+    response = await client.get(f"/v1/trackers/{serial}", headers=ADMIN)
+    assert response.status_code == 200, response.text
+    tracker: dict[str, Any] = response.json()
+    return tracker
+
+
 async def status_of(client: Client, serial: str = SERIAL) -> dict[str, Any]:
     response = await client.get(f"/v1/trackers/{serial}", headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -174,6 +182,7 @@ async def test_a_signed_json_batch_is_stored_and_acknowledged_after_commit(clien
         "new": 3,
         "duplicates": 0,
         "quarantined": 0,
+        "conflicts": 0,
     }
     assert before <= datetime.fromisoformat(ack["server_time"]) <= datetime.now(UTC)
     stored = held(client)
@@ -280,7 +289,7 @@ async def assert_refused(client: Client, secret: str, refusals: list[Refusal], s
 async def test_a_batch_without_a_valid_signature_over_the_exact_body_is_refused_401_and_nothing_is_stored(
     client: Client, secret: str
 ) -> None:
-    no_match = "the signature does not match the body and the tracker's secret"
+    no_match = UNAUTHENTICATED_BATCH
     refusals = [
         Refusal(case="no header", signature=None, in_detail="missing X-Signature header (sha256=<hex HMAC"),
         Refusal(case="empty header", signature="", in_detail="missing X-Signature header"),
@@ -306,20 +315,37 @@ async def test_a_signature_made_with_another_trackers_secret_is_refused_401(clie
 
     response = await post_batch(client, other_secret, VALID)
 
-    assert_error(response, 401, "unauthenticated", "the signature does not match")
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthenticated", "detail": UNAUTHENTICATED_BATCH}
     await assert_nothing_stored(client)
     await assert_nothing_stored(client, "TRK-OTHER")
 
 
-async def test_a_batch_for_an_unknown_tracker_is_refused_401_naming_the_tracker(client: Client) -> None:
-    response = await post_batch(client, "whatever", VALID, serial="TRK-NOBODY")
+async def test_an_unknown_tracker_gets_the_same_401_as_a_bad_signature_so_serials_cannot_be_probed(
+    client: Client, secret: str
+) -> None:
+    unknown = await post_batch(client, "whatever", VALID, serial="TRK-NOBODY")
+    bad_signature = await post_batch(client, "not-the-secret", VALID)
 
-    assert_error(response, 401, "unauthenticated", "unknown tracker 'TRK-NOBODY'", "register it first")
+    assert unknown.status_code == bad_signature.status_code == 401
+    assert unknown.json() == bad_signature.json() == {"error": "unauthenticated", "detail": UNAUTHENTICATED_BATCH}
+    assert "TRK-NOBODY" not in unknown.text
     assert client.blocking_portal.call(_count_all, client.app.state.store) == 0
     # Registering it is enough: an unknown serial is not remembered as unknown.
     secret = await register(client, "TRK-NOBODY")
     accepted = await post_batch(client, secret, VALID, serial="TRK-NOBODY")
     assert accepted.status_code == 200, accepted.text
+
+
+async def test_an_osmand_trackers_serial_cannot_sync_signed_batches(client: Client) -> None:
+    created = await client.post("/v1/trackers", json={"serial": "PHONE-1", "protocol": "osmand"}, headers=ADMIN)
+    assert created.status_code == 201, created.text
+
+    response = await post_batch(client, "any key at all", VALID, serial="PHONE-1")
+
+    assert response.status_code == 401
+    assert response.json() == {"error": "unauthenticated", "detail": UNAUTHENTICATED_BATCH}
+    await assert_nothing_stored(client, "PHONE-1")
 
 
 async def _count_all(store: Store) -> int:
@@ -555,15 +581,17 @@ async def test_readings_already_held_are_counted_as_duplicates_and_stored_once(c
     assert (status["readings_new"], status["readings_duplicate"], status["batches"]) == (5, 2, 2)
 
 
-async def test_a_seq_repeated_within_one_batch_is_stored_once_and_the_first_copy_wins(
+async def test_a_seq_repeated_within_one_batch_with_other_values_is_stored_once_and_the_second_is_a_conflict(
     client: Client, secret: str
 ) -> None:
     body = batch(reading(1, temperature_c=3.0), reading(1, temperature_c=9.0), reading(2))
 
     response = await post_batch(client, secret, as_json(body))
 
-    assert (response.json()["new"], response.json()["duplicates"]) == (2, 1)
+    assert (response.json()["new"], response.json()["duplicates"], response.json()["conflicts"]) == (2, 0, 1)
     assert [(r.seq, r.temperature_c) for r in held(client).readings] == [(1, 3.0), (2, 4.2)]
+    [conflict] = (await tracker_of(client))["conflicts"]
+    assert (conflict["seq"], conflict["held"]["temperature_c"], conflict["sent"]["temperature_c"]) == (1, 3.0, 9.0)
 
 
 async def test_the_ranges_still_missing_are_reported_until_they_are_filled(client: Client, secret: str) -> None:
@@ -592,30 +620,145 @@ async def test_replaying_a_batch_changes_nothing_that_is_held(client: Client, se
     first = await post_batch(client, secret, body, content_type=MSGPACK)
     assert first.status_code == 200, first.text
     before = held(client)
+    status_before = await status_of(client)
 
     replay = await post_batch(client, secret, body, content_type=MSGPACK)
 
     assert replay.status_code == 200, replay.text
     assert (replay.json()["new"], replay.json()["quarantined"], replay.json()["duplicates"]) == (0, 0, 3)
+    assert replay.json()["conflicts"] == 0
     assert replay.json()["acked_through"] == first.json()["acked_through"] == 2
     assert replay.json()["missing"] == first.json()["missing"] == [[3, 3]]
     assert held(client) == before
+    assert await status_of(client) == status_before
+
+
+async def test_a_replayed_signed_batch_changes_no_counter_nor_last_sync_nor_clock_offset(
+    client: Client, secret: str
+) -> None:
+    captured = as_json(batch(reading(1), reading(2), sent_at=datetime.now(UTC) - timedelta(minutes=10)))
+    await post_batch(client, secret, captured)
+    await post_batch(client, secret, as_json(batch(reading(3), sent_at=datetime.now(UTC))))
+    status_before = await status_of(client)
+
+    replay = await post_batch(client, secret, captured)
+
+    assert replay.status_code == 200, replay.text
+    assert (replay.json()["duplicates"], replay.json()["acked_through"]) == (2, 3)
     status = await status_of(client)
-    assert (status["readings_new"], status["readings_quarantined"], status["readings_duplicate"]) == (2, 1, 3)
+    assert status == status_before
+    assert status["clock_offset_s"] == pytest.approx(0, abs=15)
 
 
-async def test_a_later_copy_of_a_held_seq_with_other_values_changes_nothing(client: Client, secret: str) -> None:
-    # Identity is (tracker, seq): whatever a later copy says, the first one held stays the only one.
+async def test_a_later_copy_of_a_held_seq_with_other_values_is_kept_as_a_conflict_and_the_held_reading_stays(
+    client: Client, secret: str
+) -> None:
+    # Identity is (tracker, seq): the first copy held stays; a copy that disagrees is kept beside it, not dropped.
     await post_batch(client, secret, as_json(batch(reading(1, temperature_c=5.0), reading(2, temperature_c=-127.0))))
     before = held(client)
 
     response = await post_batch(
         client, secret, as_json(batch(reading(1, temperature_c=-127.0), reading(2, temperature_c=5.0)))
     )
+    again = await post_batch(
+        client, secret, as_json(batch(reading(1, temperature_c=-127.0), reading(2, temperature_c=5.0)))
+    )
 
     assert response.status_code == 200, response.text
-    assert (response.json()["new"], response.json()["quarantined"], response.json()["duplicates"]) == (0, 0, 2)
+    answer = response.json()
+    assert (answer["new"], answer["quarantined"], answer["duplicates"], answer["conflicts"]) == (0, 0, 0, 2)
+    assert (again.json()["conflicts"], again.json()["duplicates"]) == (0, 2)  # the same copies, recorded once
     assert held(client) == before
+    tracker = await tracker_of(client)
+    assert tracker["sync"]["readings_conflicting"] == 2
+    conflicts = {c["seq"]: c for c in tracker["conflicts"]}
+    assert (conflicts[1]["held_as"], conflicts[1]["held"]["temperature_c"]) == ("reading", 5.0)
+    assert (conflicts[1]["sent"]["temperature_c"], conflicts[1]["sent_reason"]) == (
+        -127.0,
+        "temperature_c -127.0 is outside the physical range -100.0 to 100.0",
+    )
+    assert (conflicts[2]["held_as"], conflicts[2]["held"]["temperature_c"]) == ("quarantined", -127.0)
+    assert (conflicts[2]["sent"]["temperature_c"], conflicts[2]["sent_reason"]) == (5.0, None)
+    trail = client.blocking_portal.call(_audit_actions, client.app.state.store)
+    assert trail.count("reading.conflict") == 2
+
+
+async def _audit_actions(store: Store) -> list[str]:
+    async with store.transaction() as tx:
+        return [entry.action for entry in await tx.audit_entries()]
+
+
+async def test_an_empty_batch_answers_the_ranges_the_service_still_lacks(client: Client, secret: str) -> None:
+    await post_batch(client, secret, as_json(batch(*(reading(seq) for seq in (1, 2, 5, 9)))))
+
+    probe = await post_batch(client, secret, as_json(batch()))
+
+    assert probe.status_code == 200, probe.text
+    assert (probe.json()["acked_through"], probe.json()["missing"]) == (2, [[3, 4], [6, 8]])
+    assert (probe.json()["new"], probe.json()["duplicates"]) == (0, 0)
+
+
+async def test_a_reading_far_past_the_log_is_quarantined_and_leaves_no_unfillable_range_missing(
+    make_client: ClientFactory,
+) -> None:
+    client = await make_client(sync_max_seq_jump=1000)
+    secret = await register(client)
+    await post_batch(client, secret, as_json(batch(*(reading(seq) for seq in range(1, 61)))))
+
+    jump = await post_batch(
+        client, secret, as_json(batch(reading(61), reading(2**62 - 1, minutes=0), reading(1061), reading(1062)))
+    )
+    above = await post_batch(client, secret, as_json(batch(reading(2**62 + 1, minutes=0))))
+    after = await post_batch(client, secret, as_json(batch(reading(62))))
+
+    assert jump.status_code == above.status_code == 200, (jump.text, above.text)
+    assert (jump.json()["new"], jump.json()["quarantined"], jump.json()["missing"]) == (1, 3, [])
+    assert (above.json()["quarantined"], above.json()["missing"]) == (1, [])
+    assert (after.json()["acked_through"], after.json()["missing"]) == (62, [])
+    reasons = {r.seq: reason for r, reason in held(client).quarantined}
+    assert reasons[2**62 - 1] == "seq 4611686018427387903 is more than 1000 past the highest sequence number held (60)"
+    assert reasons[1062] == "seq 1062 is more than 1000 past the highest sequence number held (60)"
+    assert reasons[2**62 + 1] == "seq 4611686018427387905 is above the ceiling 4611686018427387904"
+    assert (await status_of(client))["max_seq"] == 62
+
+
+async def test_a_number_once_too_far_out_is_held_when_the_log_reaches_it(make_client: ClientFactory) -> None:
+    client = await make_client(sync_max_seq_jump=5)
+    secret = await register(client)
+    await post_batch(client, secret, as_json(batch(reading(1), reading(9))))  # 9 is more than 5 past 0
+
+    await post_batch(client, secret, as_json(batch(*(reading(seq) for seq in range(2, 7)))))
+    filled = await post_batch(client, secret, as_json(batch(reading(7), reading(8))))
+    replay = await post_batch(client, secret, as_json(batch(reading(9))))
+    later = await post_batch(client, secret, as_json(batch(reading(10))))
+
+    assert (filled.json()["acked_through"], filled.json()["missing"]) == (8, [])
+    # 9 is held (in quarantine): now within reach, the same reading sent valid is a conflict beside it.
+    assert (replay.json()["conflicts"], replay.json()["new"]) == (1, 0)
+    assert (later.json()["acked_through"], later.json()["missing"]) == (10, [])
+    assert [r.seq for r, _ in held(client).quarantined] == [9]
+
+
+async def test_a_messagepack_timestamp_as_device_time_is_refused_422_because_it_has_no_offset(
+    client: Client, secret: str
+) -> None:
+    body = as_msgpack({"readings": [reading(1), {"seq": 2, "device_time": datetime(2026, 3, 2, 8, 0, tzinfo=UTC)}]})
+
+    response = await post_batch(client, secret, body, content_type=MSGPACK)
+
+    assert_error(response, 422, "invalid", "$.readings[1].device_time is a MessagePack timestamp", "RFC 3339")
+    await assert_nothing_stored(client)
+
+
+async def test_a_gzip_body_with_data_after_its_first_member_is_refused_400(client: Client, secret: str) -> None:
+    body = gzip.compress(VALID) + gzip.compress(as_json(batch(reading(7))))
+
+    response = await post_batch(client, secret, body, encoding="gzip")
+    trailing_bytes = await post_batch(client, secret, gzip.compress(VALID) + b"junk", encoding="gzip")
+
+    assert_error(response, 400, "bad_request", "data after the end of its gzip stream")
+    assert_error(trailing_bytes, 400, "bad_request", "data after the end of its gzip stream")
+    await assert_nothing_stored(client)
 
 
 # --- Clock drift -------------------------------------------------------------------------------------------------
@@ -705,7 +848,8 @@ async def test_registering_returns_the_tracker_id_and_a_secret_that_signs_its_ba
 
     assert response.status_code == 201, response.text
     created = response.json()
-    assert set(created) == {"tracker_id", "secret"}
+    assert set(created) == {"tracker_id", "protocol", "secret"}
+    assert created["protocol"] == "hmac"
     assert created["tracker_id"] == "TRK-NEW"
     assert len(created["secret"]) >= 32
     accepted = await post_batch(client, created["secret"], VALID, serial="TRK-NEW")

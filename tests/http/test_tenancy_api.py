@@ -114,6 +114,35 @@ async def test_a_revoked_token_is_refused_at_once(client: Client) -> None:
     assert_error(await client.get("/v1/trackers", headers=bearer(auditor)), 401, "unauthenticated", "revoked")
 
 
+async def test_the_last_admin_token_of_an_organisation_cannot_be_revoked(client: Client) -> None:
+    org = await new_org(client, "Pharma GmbH")
+    first = await new_token(client, org, "admin")
+    await new_token(client, org, "logistics")
+    tokens = (await client.get(f"/v1/organisations/{org}/tokens", headers=bearer(first))).json()
+    first_id = next(t["id"] for t in tokens if t["role"] == "admin")
+
+    by_itself = await client.delete(f"/v1/organisations/{org}/tokens/{first_id}", headers=bearer(first))
+    by_operator = await client.delete(f"/v1/organisations/{org}/tokens/{first_id}", headers=OPERATOR_HEADERS)
+
+    for refused in (by_itself, by_operator):
+        assert_error(refused, 409, "conflict", f"token {first_id} is the last admin token", "issue another admin")
+    assert (await client.get("/v1/trackers", headers=bearer(first))).status_code == 200
+    # With a second admin token, the first may go; then the second is the last.
+    second = await new_token(client, org, "admin", headers=bearer(first))
+    second_id = max(
+        t["id"] for t in (await client.get(f"/v1/organisations/{org}/tokens", headers=bearer(second))).json()
+    )
+    revoked = await client.delete(f"/v1/organisations/{org}/tokens/{first_id}", headers=bearer(second))
+    assert revoked.status_code == 200, revoked.text
+    assert_error(
+        await client.delete(f"/v1/organisations/{org}/tokens/{second_id}", headers=bearer(second)), 409, "conflict"
+    )
+    # Revoking an already revoked admin token stays possible (it changes nothing).
+    assert (
+        await client.delete(f"/v1/organisations/{org}/tokens/{first_id}", headers=bearer(second))
+    ).status_code == 200
+
+
 @pytest.mark.parametrize(
     ("body", "where"),
     [

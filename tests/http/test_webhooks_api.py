@@ -38,8 +38,9 @@ class World:
 
 @pytest.fixture
 async def world(database_url: str) -> AsyncIterator[World]:
-    app = create_app(load_settings({}, database_url=database_url, admin_token=OPERATOR_TOKEN))
-    async with AsyncTestClient(app) as client:
+    # The receivers of these tests listen on 127.0.0.1: on-premise receivers, allowed explicitly.
+    settings = load_settings({}, database_url=database_url, admin_token=OPERATOR_TOKEN, webhook_allow_private=True)
+    async with AsyncTestClient(create_app(settings)) as client:
         org, other = await new_org(client, "Pharma"), await new_org(client, "Other")
         store = await open_store(database_url, pool_size=2)
         try:
@@ -82,7 +83,7 @@ async def test_the_delivery_log_shows_every_attempt_after_real_deliveries(world:
             await tx.publish(
                 "alarm.raised", organisation_ids=[world.org], subject="alarm:7", payload={}, now=datetime.now(UTC)
             )
-        policy = DeliveryPolicy(timeout_s=2, retry_s=0.01, retry_max_s=0.01)
+        policy = DeliveryPolicy(timeout_s=2, retry_s=0.01, retry_max_s=0.01, allow_private=True)
         async with httpx.AsyncClient() as http:
             first = await deliver_due(world.store, http, clock=lambda: datetime.now(UTC), worker="w", policy=policy)
             while (
@@ -179,3 +180,29 @@ async def test_the_delivery_log_limit_is_bounded(world: World) -> None:
     assert (await world.client.get(f"{url}?limit=500", headers=world.admin)).status_code == 200
     assert_error(await world.client.get(f"{url}?limit=501", headers=world.admin), 422, "invalid", "limit")
     assert_error(await world.client.get(f"{url}?limit=0", headers=world.admin), 422, "invalid", "limit")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hooks",
+        "http://localhost:8080/hooks",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8080/hooks",
+        "http://[::ffff:127.0.0.1]/hooks",
+        "http://10.0.0.5/hooks",
+        "https://user:pw@example.org/hooks",
+    ],
+)
+async def test_by_default_a_webhook_to_the_services_own_networks_or_with_credentials_is_refused_422(
+    database_url: str, url: str
+) -> None:
+    app = create_app(load_settings({}, database_url=database_url, admin_token=OPERATOR_TOKEN))
+    async with AsyncTestClient(app) as client:
+        org = await new_org(client, "Pharma")
+        admin = bearer(await new_token(client, org, "admin"))
+
+        response = await client.post("/v1/webhooks", json={"url": url, "kinds": ["alarm.raised"]}, headers=admin)
+
+        assert_error(response, 422, "invalid", "url: ")
+        assert (await client.get("/v1/webhooks", headers=admin)).json() == []

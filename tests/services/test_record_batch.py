@@ -17,7 +17,7 @@ async def _tracker(store: Store) -> int:
         return (await tx.create_tracker(serial="P-1", secret="s", organisation_id=None, model=None, now=NOW)).id
 
 
-async def test_an_unsequenced_position_quarantined_as_future_stays_held_once_when_it_comes_again(
+async def test_an_unsequenced_position_quarantined_as_future_and_sent_again_valid_is_a_conflict_beside_it(
     store: Store,
 ) -> None:
     tracker_id = await _tracker(store)
@@ -26,12 +26,21 @@ async def test_an_unsequenced_position_quarantined_as_future_stays_held_once_whe
 
     first = await record_batch(store, tracker_id, [position], now=NOW, policy=POLICY, sequenced=False)
     again = await record_batch(store, tracker_id, [position], now=ahead, policy=POLICY, sequenced=False)
+    third = await record_batch(store, tracker_id, [position], now=ahead, policy=POLICY, sequenced=False)
 
     assert (first.quarantined, first.new) == (1, 0)
-    assert (again.duplicates, again.new, again.quarantined) == (1, 0, 0)
+    assert (again.conflicts, again.duplicates, again.new, again.quarantined) == (1, 0, 0, 0)
+    assert (third.conflicts, third.duplicates) == (0, 1)  # the same copy again is recorded once
     async with store.transaction() as tx:
         assert await tx.count_readings(tracker_id) == 0
         assert [r.seq for r, _ in await tx.quarantined_readings(tracker_id)] == [position.seq]
+        [conflict] = await tx.sync_conflicts(tracker_id)
+    assert (conflict.held_as, conflict.held, conflict.sent, conflict.sent_reason) == (
+        "quarantined",
+        position,
+        position,
+        None,
+    )
 
 
 async def test_a_sequenced_batch_that_continues_the_log_is_acknowledged_without_missing_ranges(store: Store) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import random
+import re
 import socket
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import msgspec
@@ -23,13 +26,15 @@ from hypothesis import strategies as st
 from coldchain.domain.access import OPERATOR, Principal
 from coldchain.services import webhooks
 from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound
+from coldchain.services.targets import REFUSED_TARGET, Resolver, address_refusal, resolve
 from coldchain.services.webhooks import DeliveryPolicy, deliver_due, retry_delay
 from coldchain.storage import Store, open_store
 from coldchain.storage.notifications import NotificationKind, Webhook, WebhookDelivery
 from tests.factories import make_org
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-POLICY = DeliveryPolicy(timeout_s=2.0, max_attempts=4, retry_s=10.0, retry_max_s=60.0)
+POLICY = DeliveryPolicy(timeout_s=2.0, max_attempts=4, retry_s=10.0, retry_max_s=60.0, allow_private=True)
+"""The receivers of these tests listen on 127.0.0.1: they are on-premise receivers, allowed explicitly."""
 LATER = timedelta(minutes=5)
 """Longer than any retry delay of POLICY: every pending delivery is due again."""
 
@@ -114,7 +119,7 @@ async def subscribe(
     store: Store, organisation_id: int, url: str, kinds: Iterable[NotificationKind] = ("alarm.raised",)
 ) -> tuple[Webhook, str]:
     return await webhooks.create_webhook(
-        store, OPERATOR, organisation_id=organisation_id, url=url, kinds=list(kinds), now=T0
+        store, OPERATOR, organisation_id=organisation_id, url=url, kinds=list(kinds), now=T0, allow_private=True
     )
 
 
@@ -133,10 +138,12 @@ async def log_of(store: Store, webhook_id: int) -> list[WebhookDelivery]:
 
 
 async def deliver(
-    store: Store, clock: Callable[[], datetime], policy: DeliveryPolicy = POLICY
+    store: Store, clock: Callable[[], datetime], policy: DeliveryPolicy = POLICY, resolver: Resolver = resolve
 ) -> webhooks.DeliveryRound:
     async with httpx.AsyncClient() as client:
-        return await deliver_due(store, client, clock=clock, worker="test", policy=policy, rng=random.Random(7))
+        return await deliver_due(
+            store, client, clock=clock, worker="test", policy=policy, rng=random.Random(7), resolver=resolver
+        )
 
 
 async def test_a_delivery_is_retried_with_backoff_until_the_receiver_accepts_it(store: Store) -> None:
@@ -393,3 +400,196 @@ async def test_an_organisation_has_a_bounded_number_of_webhooks(store: Store) ->
     with pytest.raises(Conflict):
         await subscribe(store, org.id, "https://e.org/one-too-many")
     assert len(await webhooks.list_webhooks(store, OPERATOR, org.id)) == webhooks.MAX_WEBHOOKS_PER_ORGANISATION
+
+
+# --- where webhooks may go ---------------------------------------------------------------------------------------
+
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+def resolving(names: dict[str, list[str]]) -> Resolver:
+    """A resolver that knows ``names`` (and IP literals); any other name does not resolve."""
+
+    async def resolver(host: str, port: int) -> list[str]:
+        if host in names:
+            return names[host]
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+
+    return resolver
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.1.2.3",
+        "10.0.0.5",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "2002:7f00:1::",
+        "2001:db8::1",
+    ],
+)
+def test_loopback_private_link_local_multicast_reserved_and_unspecified_addresses_are_refused(address: str) -> None:
+    assert address_refusal(address) is not None
+
+
+@pytest.mark.parametrize("address", [PUBLIC_ADDRESS, "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_public_unicast_addresses_are_allowed(address: str) -> None:
+    assert address_refusal(address) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:8080/hooks", "url: the host is loopback"),
+        ("http://localhost:8080/hooks", "url: the host is loopback"),
+        ("http://api.localhost/hooks", "url: the host is loopback"),
+        ("http://169.254.169.254/latest/meta-data/", "url: the host is link-local"),
+        ("http://[::1]:8080/", "url: the host is loopback"),
+        ("http://[::ffff:127.0.0.1]/", "url: the host is loopback"),
+        ("http://0.0.0.0/", "url: the host is unspecified"),
+        ("http://10.0.0.5/", "url: the host is private"),
+        ("http://[fd00::5]/", "url: the host is private"),
+        ("http://224.0.0.1/", "url: the host is multicast"),
+        ("https://user:pw@example.org/hooks", "url: credentials in the URL are refused"),
+        ("https://token@example.org/hooks", "url: credentials in the URL are refused"),
+        ("https://intranet.example/hooks", "url: the host resolves to an address that is not public"),
+        ("https://split.example/hooks", "url: the host resolves to an address that is not public"),
+    ],
+)
+async def test_a_webhook_to_a_non_public_address_or_with_credentials_is_refused_at_registration(
+    store: Store, url: str, message: str
+) -> None:
+    org = await make_org(store)
+    resolver = resolving({"intranet.example": ["10.1.2.3"], "split.example": [PUBLIC_ADDRESS, "127.0.0.1"]})
+    with pytest.raises(Invalid, match=re.escape(message)):
+        await webhooks.create_webhook(
+            store, OPERATOR, organisation_id=org.id, url=url, kinds=["alarm.raised"], now=T0, resolver=resolver
+        )
+    assert await webhooks.list_webhooks(store, OPERATOR, org.id) == []
+
+
+async def test_a_public_name_or_one_that_does_not_resolve_yet_is_taken_at_registration(store: Store) -> None:
+    org = await make_org(store)
+    resolver = resolving({"hooks.example": [PUBLIC_ADDRESS]})
+    for url in ("https://hooks.example/in", "https://not-yet.example/in"):
+        await webhooks.create_webhook(
+            store, OPERATOR, organisation_id=org.id, url=url, kinds=["alarm.raised"], now=T0, resolver=resolver
+        )
+    assert len(await webhooks.list_webhooks(store, OPERATOR, org.id)) == 2
+
+
+async def test_a_name_that_resolves_to_a_private_address_at_delivery_is_refused_and_nothing_is_sent(
+    store: Store,
+) -> None:
+    org = await make_org(store)
+    async with Receiver() as receiver:
+        port = urlsplit(receiver.url).port
+        registered = resolving({"rebind.example": [PUBLIC_ADDRESS]})
+        webhook, _ = await webhooks.create_webhook(
+            store,
+            OPERATOR,
+            organisation_id=org.id,
+            url=f"http://rebind.example:{port}/hooks/coldchain",
+            kinds=["alarm.raised"],
+            now=T0,
+            resolver=registered,
+        )
+        await publish(store, org.id)
+        # The name's DNS answer changes after registration: it now points at the service's own host.
+        rebound = resolving({"rebind.example": ["127.0.0.1"]})
+        outcome = await deliver(store, Clock(T0), msgspec.structs.replace(POLICY, allow_private=False), rebound)
+    assert receiver.received == []
+    assert outcome.retrying == 1
+    [delivery] = await log_of(store, webhook.id)
+    assert [(a.status_code, a.error) for a in delivery.log] == [(None, REFUSED_TARGET)]
+
+
+async def test_a_stored_url_to_a_private_address_is_refused_at_delivery_without_the_ports_answer(store: Store) -> None:
+    org = await make_org(store)
+    async with Receiver([418]) as receiver:
+        async with store.transaction() as tx:  # stored before addresses were checked at registration
+            webhook = await tx.create_webhook(
+                organisation_id=org.id, url=receiver.url, kinds=["alarm.raised"], secret="whsec_x", now=T0
+            )
+        await publish(store, org.id)
+        await deliver(store, Clock(T0), msgspec.structs.replace(POLICY, allow_private=False))
+    assert receiver.received == []
+    [delivery] = await log_of(store, webhook.id)
+    assert (delivery.last_status_code, delivery.last_error) == (None, REFUSED_TARGET)
+    assert "418" not in str(delivery.log)
+
+
+async def test_a_delivery_connects_to_the_address_it_checked_keeping_the_host_name_in_the_host_header(
+    store: Store,
+) -> None:
+    org = await make_org(store)
+    async with Receiver() as receiver:
+        port = urlsplit(receiver.url).port
+        # No DNS knows receiver.test: only a connection to the checked address can reach the receiver.
+        resolver = resolving({"receiver.test": ["127.0.0.1"]})
+        _, secret = await webhooks.create_webhook(
+            store,
+            OPERATOR,
+            organisation_id=org.id,
+            url=f"http://receiver.test:{port}/hooks/coldchain",
+            kinds=["alarm.raised"],
+            now=T0,
+            allow_private=True,
+            resolver=resolver,
+        )
+        await publish(store, org.id)
+        outcome = await deliver(store, Clock(T0), POLICY, resolver)
+    assert outcome.delivered == 1
+    [received] = receiver.received
+    assert received.headers["host"] == f"receiver.test:{port}"
+    assert verifies(received, secret)
+
+
+async def test_an_https_delivery_to_the_checked_address_keeps_the_host_name_for_tls_and_the_host_header(
+    store: Store,
+) -> None:
+    # What travels to the transport, not the wire: a TLS receiver with a certificate for the name needs a CA the
+    # test cannot make. The connection goes to the address; the TLS server name (SNI and certificate check) and
+    # the Host header stay the URL's host name.
+    org = await make_org(store)
+    resolver = resolving({"hooks.example": [PUBLIC_ADDRESS]})
+    await webhooks.create_webhook(
+        store, OPERATOR, organisation_id=org.id, url="https://hooks.example/in", kinds=["alarm.raised"], now=T0,
+        resolver=resolver,
+    )  # fmt: skip
+    await publish(store, org.id)
+    seen: list[httpx.Request] = []
+
+    def receiver(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(receiver)) as client:
+        outcome = await deliver_due(
+            store, client, clock=Clock(T0), worker="test", policy=msgspec.structs.replace(POLICY, allow_private=False),
+            resolver=resolver,
+        )  # fmt: skip
+    assert outcome.delivered == 1
+    [request] = seen
+    assert (request.url.scheme, request.url.host, request.url.path) == ("https", PUBLIC_ADDRESS, "/in")
+    assert request.headers["host"] == "hooks.example"
+    assert request.extensions["sni_hostname"] == "hooks.example"
+    assert request.headers["connection"] == "close"

@@ -206,6 +206,7 @@ class FakeService:
             "new": new,
             "duplicates": duplicates,
             "quarantined": 0,
+            "conflicts": 0,
             "server_time": datetime.now(UTC).isoformat(),
         }
         return httpx.Response(200, json=answer)

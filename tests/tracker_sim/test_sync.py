@@ -335,6 +335,22 @@ async def test_fields_the_service_adds_to_its_answer_are_ignored(rig: Rig) -> No
     assert report.acked_through == 2
 
 
+async def test_conflicts_in_the_answer_are_counted_and_the_readings_they_concern_are_acknowledged(rig: Rig) -> None:
+    await logged(rig, 3)
+
+    def conflicting_service(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200,
+            json={"acked_through": 3, "missing": [], "new": 1, "duplicates": 0, "quarantined": 0, "conflicts": 2},
+        )
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(conflicting_service)) as http:
+        report = await rig.client(http).sync()
+    assert report.complete
+    assert (report.conflicts, report.new, report.acked_through) == (2, 1, 3)
+    assert (await rig.logbook.status()).pending == 0
+
+
 async def test_nothing_pending_means_nothing_sent(rig: Rig) -> None:
     report = await rig.client().sync()
     assert report.complete
