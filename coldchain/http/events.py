@@ -21,6 +21,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from coldchain.http.deps import PrincipalDep, SettingsDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, QueryId
 from coldchain.services.events import events_after, open_stream
 from coldchain.settings import Settings
@@ -86,7 +87,13 @@ async def _stream(
             await asyncio.sleep(settings.events_poll_s)
 
 
-@get("/v1/events", summary="The organisation's notifications as server-sent events", cache=False)
+@get(
+    "/v1/events",
+    summary="The organisation's notifications as server-sent events",
+    cache=False,
+    security=BEARER,
+    responses=errors(401, 403, 404, 422),
+)
 async def events(
     store: StoreDep,
     principal: PrincipalDep,

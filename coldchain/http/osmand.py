@@ -18,6 +18,7 @@ from litestar.enums import HttpMethod
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
+from coldchain.http.openapi import errors
 from coldchain.services.sync import record_batch
 
 __all__ = ["osmand"]
@@ -29,6 +30,8 @@ __all__ = ["osmand"]
     status_code=200,
     summary="OsmAnd protocol position (query, form or JSON)",
     tags=["sync"],
+    opt={"raw_query": True},
+    responses=errors(404, 413, 422),
 )
 async def osmand(
     request: Request[Any, Any, Any],

@@ -16,6 +16,7 @@ from litestar.params import FromPath
 from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
+from coldchain.http.openapi import SIGNED, errors
 from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
 from coldchain.services.sync import record_batch
 
@@ -79,6 +80,8 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
     status_code=200,
     summary="Deliver a batch of a tracker's log",
     tags=["sync"],
+    security=SIGNED,
+    responses=errors(401, 413, 415, 422, 429),
 )
 async def sync_batch(
     request: Request[Any, Any, Any],
