@@ -30,8 +30,9 @@ from coldchain.storage.notifications import Notification, NotificationKind
 
 __all__ = ["EventOut", "events"]
 
-AfterQuery = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, description="resume after this event id")]
-LastEventId = Annotated[int | None, HeaderParameter(name="last-event-id", ge=0, le=MAX_ID)]
+# gt=-1 rather than ge=0: the same for integers, and Litestar leaves a bound of 0 out of the OpenAPI document.
+AfterQuery = Annotated[int | None, QueryParameter(gt=-1, le=MAX_ID, description="resume after this event id")]
+LastEventId = Annotated[int | None, HeaderParameter(name="last-event-id", gt=-1, le=MAX_ID)]
 _BATCH = 100
 _RECONNECT_MS = 1000
 

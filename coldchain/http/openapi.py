@@ -24,7 +24,7 @@ from litestar.static_files import create_static_files_router
 from swagger_ui_bundle import swagger_ui_path
 
 from coldchain.http.errors import ErrorOut
-from coldchain.http.wire import BatchIn
+from coldchain.http.wire import MAX_ID, BatchIn
 
 __all__ = ["ASSETS_PATH", "BEARER", "DOCS_PATH", "SIGNED", "complete", "errors", "openapi_config"]
 
@@ -96,13 +96,35 @@ _RAW_BODIES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+_CLOSED_DOMAIN_TYPES = {"Profile", "AlarmRule", "MktSettings"}
+"""Domain Structs that arrive as bodies (a profile) and, like every ``...In`` wire Struct, refuse unknown fields."""
+
+
+def _exact_id_bounds(node: Any) -> None:
+    """Litestar writes a bound of a required integer as a float: ``MAX_ID`` becomes 9.223372036854776e18, which is
+    2**63, one more than any id. Put the exact integer back."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("maximum", "minimum") and isinstance(value, float) and value.is_integer():
+                node[key] = MAX_ID if value == float(MAX_ID) else int(value)
+            else:
+                _exact_id_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _exact_id_bounds(item)
+
+
 def complete(document: dict[str, Any]) -> dict[str, Any]:
-    """The document with what Litestar cannot see: the request bodies of the routes that read their body raw, and
-    the event stream's media type."""
+    """The document with what Litestar cannot see: the request bodies of the routes that read their body raw, the
+    event stream's media type, unknown fields refused (``additionalProperties: false``) and exact id bounds."""
     completed: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(document))
     schemas = completed.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in _BATCH_COMPONENTS.items():
         schemas.setdefault(name, schema)
+    for name, schema in schemas.items():
+        if name.endswith("In") or name in _CLOSED_DOMAIN_TYPES:
+            schema["additionalProperties"] = False  # forbid_unknown_fields: an unknown field is refused (422)
+    _exact_id_bounds(completed)
     paths = completed.get("paths", {})
     for (path, method), body in _RAW_BODIES.items():
         operation = paths.get(path, {}).get(method)
