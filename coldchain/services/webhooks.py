@@ -36,6 +36,7 @@ import httpx
 import msgspec
 
 from coldchain.domain.access import Principal
+from coldchain.domain.canonical import canonical_json, canonical_text
 from coldchain.services.access import require
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.storage import Store
@@ -61,7 +62,6 @@ SECRET_PREFIX = "whsec_"
 MAX_WEBHOOKS_PER_ORGANISATION = 20
 _MAX_ERROR_CHARS = 500
 
-_json = msgspec.json.Encoder(order="sorted")
 
 _Outcome = Literal["delivered", "retrying", "failed"]
 
@@ -158,7 +158,7 @@ async def create_webhook(
             actor=principal.actor,
             action="webhook.created",
             subject=f"webhook:{webhook.id}",
-            detail=_json.encode({"organisation_id": organisation, "url": url, "kinds": chosen}).decode(),
+            detail=canonical_text({"organisation_id": organisation, "url": url, "kinds": chosen}),
             now=now,
         )
     return webhook, secret
@@ -282,7 +282,7 @@ def _body(due: DueDelivery, sent_at: datetime) -> bytes:
         "created_at": n.created_at,
         "sent_at": sent_at,
     }
-    return _json.encode(event)
+    return canonical_json(event)
 
 
 async def _post(
