@@ -68,8 +68,11 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     """Called with the time the tick began to run."""
 
 
-def service_jobs(store: Store, settings: Settings, *, client: httpx.AsyncClient) -> list[Job]:
-    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client``."""
+def service_jobs(
+    store: Store, settings: Settings, *, client: httpx.AsyncClient, clock: Callable[[], datetime] = _utcnow
+) -> list[Job]:
+    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client`` and take the
+    time of each attempt from ``clock``."""
     worker = worker_name()
     policy = webhooks.DeliveryPolicy(
         timeout_s=settings.webhook_timeout_s,
@@ -88,7 +91,7 @@ def service_jobs(store: Store, settings: Settings, *, client: httpx.AsyncClient)
         return await eta.refresh_etas(store, now=now)
 
     async def deliver_webhooks(now: datetime) -> object:
-        return await webhooks.deliver_due(store, client, clock=_utcnow, worker=worker, policy=policy)
+        return await webhooks.deliver_due(store, client, clock=clock, worker=worker, policy=policy)
 
     return [
         Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
@@ -182,10 +185,13 @@ class JobScheduler:
 
 
 @asynccontextmanager
-async def running_jobs(store: Store, settings: Settings) -> AsyncIterator[JobScheduler]:
-    """The service's jobs running in this process while the context is open."""
+async def running_jobs(
+    store: Store, settings: Settings, *, clock: Callable[[], datetime] = _utcnow
+) -> AsyncIterator[JobScheduler]:
+    """The service's jobs running in this process while the context is open, on ``clock`` (give it the clock of
+    ``create_app`` so the jobs and the routes share one "now")."""
     async with httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s) as client:
-        scheduler = JobScheduler(store, service_jobs(store, settings, client=client))
+        scheduler = JobScheduler(store, service_jobs(store, settings, client=client, clock=clock), clock=clock)
         scheduler.start()
         try:
             yield scheduler
