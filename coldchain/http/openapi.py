@@ -100,23 +100,36 @@ _CLOSED_DOMAIN_TYPES = {"Profile", "AlarmRule", "MktSettings"}
 """Domain Structs that arrive as bodies (a profile) and, like every ``...In`` wire Struct, refuse unknown fields."""
 
 
-def _exact_id_bounds(node: Any) -> None:
-    """Litestar writes a bound of a required integer as a float: ``MAX_ID`` becomes 9.223372036854776e18, which is
-    2**63, one more than any id. Put the exact integer back."""
+def _repair(node: Any) -> None:
+    """Two slips of Litestar's schema writer, put right in place.
+
+    - A bound of a required integer is written as a float: ``MAX_ID`` becomes 9.223372036854776e18, which is 2**63,
+      one more than any id. The exact integer goes back.
+    - A tuple (``missing: list[tuple[int, int]]``) becomes ``prefixItems`` without its length, so a longer array
+      would pass; tools that read it the draft-7 way also turn it into ``items: [...]``, which 3.1 refuses. A tuple
+      whose members share one schema is written as ``items`` with a fixed length: the same rule, read alike by all.
+    """
     if isinstance(node, dict):
+        members = node.get("prefixItems")
+        if isinstance(members, list) and members:
+            node["minItems"] = node["maxItems"] = len(members)
+            if all(member == members[0] for member in members):
+                node["items"] = node.pop("prefixItems")[0]
+            else:
+                node["items"] = False
         for key, value in node.items():
             if key in ("maximum", "minimum") and isinstance(value, float) and value.is_integer():
                 node[key] = MAX_ID if value == float(MAX_ID) else int(value)
             else:
-                _exact_id_bounds(value)
+                _repair(value)
     elif isinstance(node, list):
         for item in node:
-            _exact_id_bounds(item)
+            _repair(item)
 
 
 def complete(document: dict[str, Any]) -> dict[str, Any]:
     """The document with what Litestar cannot see: the request bodies of the routes that read their body raw, the
-    event stream's media type, unknown fields refused (``additionalProperties: false``) and exact id bounds."""
+    event stream's media type, unknown fields refused (``additionalProperties: false``), and :func:`_repair`."""
     completed: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(document))
     schemas = completed.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in _BATCH_COMPONENTS.items():
@@ -124,7 +137,7 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     for name, schema in schemas.items():
         if name.endswith("In") or name in _CLOSED_DOMAIN_TYPES:
             schema["additionalProperties"] = False  # forbid_unknown_fields: an unknown field is refused (422)
-    _exact_id_bounds(completed)
+    _repair(completed)
     paths = completed.get("paths", {})
     for (path, method), body in _RAW_BODIES.items():
         operation = paths.get(path, {}).get(method)

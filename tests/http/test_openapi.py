@@ -105,6 +105,8 @@ async def test_the_enforced_constraints_are_in_the_schema(document: dict[str, An
     url = schemas["WebhookIn"]["properties"]["url"]
     assert re.match(url["pattern"], "https://hooks.example.org/x")
     assert not re.match(url["pattern"], "ftp://hooks.example.org/x")
+    missing_range = schemas["SyncAckOut"]["properties"]["missing"]["items"]
+    assert missing_range == {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"}}
     shipment_id = document["paths"]["/v1/shipments/{shipment_id}"]["get"]["parameters"][0]["schema"]
     assert (shipment_id["minimum"], shipment_id["maximum"]) == (1, 2**63 - 1)
 

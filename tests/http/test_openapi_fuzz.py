@@ -12,6 +12,8 @@ forbids: 409) are why ``positive_data_acceptance`` also expects 409 and 422 for 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
+import requests
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, Phase, assume, given, settings
@@ -42,6 +45,8 @@ from tests.served import free_port
 
 EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
 Operation = APIOperation[Any, Any, Any, Any]
+TRACKER = "TRK-1"
+SYNC = "/v1/trackers/{serial}/sync"
 ROLES = ("operator", "admin", "logistics", "carrier", "auditor", "pharmacist", "anonymous")
 
 
@@ -74,7 +79,9 @@ def _seed(url: str) -> dict[str, str]:
             "/v1/products", json={"name": "Vaccine", "profile_id": FRIDGE_PROFILE}, headers=logistics
         ).json()
         http.post(f"/v1/products/{product['id']}/lots", json={"lot_number": "L-1"}, headers=logistics)
-        assert http.post("/v1/trackers", json={"serial": "TRK-1"}, headers=logistics).status_code == 201
+        tracker = http.post("/v1/trackers", json={"serial": TRACKER}, headers=logistics)
+        assert tracker.status_code == 201, tracker.text
+        tokens["tracker-secret"] = tracker.json()["secret"]
         shipment = http.post(
             "/v1/shipments",
             json={
@@ -89,7 +96,7 @@ def _seed(url: str) -> dict[str, str]:
             headers=logistics,
         )
         assert shipment.status_code == 201, shipment.text
-        http.post(f"/v1/shipments/{shipment.json()['id']}/trackers", json={"serial": "TRK-1"}, headers=logistics)
+        http.post(f"/v1/shipments/{shipment.json()['id']}/trackers", json={"serial": TRACKER}, headers=logistics)
     return tokens
 
 
@@ -150,10 +157,33 @@ def _checks_for(operation: Operation) -> list[Any]:
     return EVERY_CHECK
 
 
+SIGN_HERE = "sha256=sign-here"
+
+
+class _SigningSession(requests.Session):
+    """Signs each body exactly as it goes out, as a tracker does, so sync batches reach the ingest and not only the
+    signature check. Only a request carrying the placeholder is signed: the auth checks' replays without a
+    signature, or with a wrong one, go out as they are."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret.encode()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if request.headers.get("X-Signature") == SIGN_HERE:
+            body = request.body if isinstance(request.body, bytes) else str(request.body or "").encode()
+            request.headers["X-Signature"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        return super().send(request, **kwargs)
+
+
 def _fuzz_operation(operation: Operation, served: Served, mode: GenerationMode) -> None:
     checks = _checks_for(operation)
+    signed = operation.path == SYNC
+    session = _SigningSession(served.tokens["tracker-secret"]) if signed else None
+    # The sync batches go to the seeded tracker, signed with its secret: a random serial only finds the 401.
+    strategy = operation.as_strategy(generation_mode=mode, path_parameters={"serial": TRACKER} if signed else None)
 
-    @given(case=operation.as_strategy(generation_mode=mode), role=st.sampled_from(ROLES))
+    @given(case=strategy, role=st.sampled_from(ROLES))
     @settings(
         max_examples=EXAMPLES_PER_OPERATION[mode],
         deadline=None,
@@ -163,14 +193,21 @@ def _fuzz_operation(operation: Operation, served: Served, mode: GenerationMode) 
         phases=[Phase.explicit, Phase.generate],
     )
     def call(case: Case[Any], role: str) -> None:
-        headers = {} if role == "anonymous" else {"Authorization": f"Bearer {served.tokens[role]}"}
+        if role == "anonymous":
+            headers = {}
+        elif signed:  # a tracker signs; tokens mean nothing to the sync route
+            headers = {"X-Signature": SIGN_HERE}
+        else:
+            headers = {"Authorization": f"Bearer {served.tokens[role]}"}
         meta = case.meta
         if headers and meta is not None:
             # The token goes with every request as it would in use, so a case whose invalid part is a missing
             # Authorization header is not the request sent: the anonymous role covers a missing token.
             header = meta.components.get(ParameterLocation.HEADER)
             assume(header is None or header.mode is not GenerationMode.NEGATIVE)
-        response = case.call_and_validate(base_url=served.url, headers=headers, checks=checks, timeout=30)
+        response = case.call_and_validate(
+            base_url=served.url, headers=headers, checks=checks, timeout=30, session=session
+        )
         served.answers[(operation.label, mode.value)][response.status_code] += 1
 
     call()
@@ -205,3 +242,4 @@ def test_every_operation_answers_as_documented_for_every_role(
     if mode is GenerationMode.POSITIVE:
         succeeded = [label for label, seen in answered.items() if any(200 <= status < 300 for status in seen)]
         assert len(succeeded) >= 25, f"valid requests reach the use cases, not only the refusals: {answered}"
+        assert f"POST {SYNC}" in succeeded, "signed batches reach the ingest"
