@@ -17,7 +17,7 @@ from coldchain.http.auth import SIGNATURE_HEADER, verify_signature
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.http.openapi import SIGNED, errors
-from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
+from coldchain.http.wire import BatchIn, SyncAckOut, sent_at_of, to_readings
 from coldchain.services.sync import record_batch
 
 __all__ = ["IngestGate", "sync_batch"]
@@ -123,7 +123,7 @@ async def sync_batch(
             tracker.id,
             to_readings(batch),
             now=now,
-            sent_at=batch.sent_at,
+            sent_at=sent_at_of(batch),
             policy=policy,
         )
     return SyncAckOut(
