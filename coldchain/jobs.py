@@ -71,8 +71,8 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
 def service_jobs(
     store: Store, settings: Settings, *, client: httpx.AsyncClient, clock: Callable[[], datetime] = _utcnow
 ) -> list[Job]:
-    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client``, and their
-    attempts are timed by ``clock``."""
+    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client`` and take the
+    time of each attempt from ``clock``."""
     worker = worker_name()
     policy = webhooks.DeliveryPolicy(
         timeout_s=settings.webhook_timeout_s,
@@ -189,10 +189,10 @@ class JobScheduler:
 async def running_jobs(
     store: Store, settings: Settings, *, clock: Callable[[], datetime] = _utcnow
 ) -> AsyncIterator[JobScheduler]:
-    """The service's jobs running in this process while the context is open, on ``clock`` (the service's)."""
+    """The service's jobs running in this process while the context is open, on ``clock`` (give it the clock of
+    ``create_app`` so the jobs and the routes share one "now")."""
     async with httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s) as client:
-        jobs = service_jobs(store, settings, client=client, clock=clock)
-        scheduler = JobScheduler(store, jobs, clock=clock)
+        scheduler = JobScheduler(store, service_jobs(store, settings, client=client, clock=clock), clock=clock)
         scheduler.start()
         try:
             yield scheduler

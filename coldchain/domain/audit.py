@@ -13,6 +13,8 @@ from datetime import datetime
 
 import msgspec
 
+from coldchain.domain.canonical import canonical_json
+
 __all__ = ["GENESIS_HASH", "AuditEntry", "entry_hash", "first_broken_entry"]
 
 GENESIS_HASH = "0" * 64
@@ -30,9 +32,6 @@ class AuditEntry(msgspec.Struct, frozen=True, kw_only=True):
     hash: str
 
 
-_canonical = msgspec.json.Encoder(order="sorted")
-
-
 def entry_hash(*, id: int, at: datetime, actor: str, action: str, subject: str, detail: str, prev_hash: str) -> str:
     """SHA-256 (hex) of the entry's canonical JSON: sorted keys, UTC time with microseconds."""
     content = {
@@ -44,7 +43,7 @@ def entry_hash(*, id: int, at: datetime, actor: str, action: str, subject: str, 
         "detail": detail,
         "prev_hash": prev_hash,
     }
-    return hashlib.sha256(_canonical.encode(content)).hexdigest()
+    return hashlib.sha256(canonical_json(content)).hexdigest()
 
 
 def first_broken_entry(entries: Iterable[AuditEntry]) -> int | None:

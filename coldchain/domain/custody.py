@@ -44,6 +44,7 @@ from typing import Literal, NamedTuple
 
 import msgspec
 
+from coldchain.domain.canonical import canonical_json
 from coldchain.domain.geo import Point, within_m
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import InvalidTransition, Shipment, ShipmentStatus, check_transition
@@ -235,8 +236,6 @@ RULES: Mapping[CustodyKind, Rule] = {
 
 _ONCE: frozenset[CustodyKind] = frozenset({"packed", "picked_up", "arrived", "delivered", "received"})
 
-_canonical = msgspec.json.Encoder(order="sorted")
-
 
 # --- The hash chain -------------------------------------------------------------------------------------------
 
@@ -261,7 +260,7 @@ def _degrees(value: float) -> float:
 def canonical_bytes(event: CustodyEvent) -> bytes:
     """The bytes an event's hash covers: sorted-key JSON of every field but ``hash``; times in UTC with
     microseconds (what both engines keep), coordinates as shortest round-trip floats."""
-    return _canonical.encode(
+    return canonical_json(
         {
             "format": CANONICAL_FORMAT,
             "shipment_id": event.shipment_id,

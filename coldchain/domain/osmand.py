@@ -29,6 +29,7 @@ from typing import Literal
 
 import msgspec
 
+from coldchain.domain.canonical import canonical_text
 from coldchain.domain.readings import Reading
 
 __all__ = [
@@ -277,7 +278,6 @@ class _PositionIn(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _position_in = msgspec.json.Decoder(_PositionIn)
-_json_text = msgspec.json.Encoder(order="sorted")
 
 
 def decode_json(body: bytes, *, received_at: datetime, local_tz: tzinfo = UTC) -> OsmandPosition:
@@ -388,7 +388,7 @@ def _as_text(value: object) -> str:
     """A string as itself; anything else as its JSON text (``true``, ``12.5``, ``{"type":"still"}``)."""
     if isinstance(value, str):
         return value
-    return _json_text.encode(value).decode()
+    return canonical_text(value)
 
 
 # --- Shared rules -------------------------------------------------------------------------------------------

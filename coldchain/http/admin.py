@@ -8,6 +8,7 @@ from litestar.params import FromPath, JSONBody
 
 from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import (
     ConflictOut,
     TrackerCreatedOut,
@@ -50,8 +51,14 @@ def _conflict(conflict: SyncConflict) -> ConflictOut:
 class TrackerAdmin(Controller):
     path = "/v1/trackers"
     tags = ["trackers"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", status_code=201, summary="Register a tracker; its secret (or OsmAnd device id) is returned once")
+    @post(
+        "/",
+        status_code=201,
+        summary="Register a tracker; its secret (or OsmAnd device id) is returned once",
+        responses=errors(401, 403, 409, 422),
+    )
     async def register(
         self, data: JSONBody[TrackerIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> TrackerCreatedOut:
@@ -68,12 +75,20 @@ class TrackerAdmin(Controller):
             return TrackerCreatedOut(tracker_id=tracker.serial, protocol=tracker.protocol, device_id=tracker.device_id)
         return TrackerCreatedOut(tracker_id=tracker.serial, protocol=tracker.protocol, secret=secret)
 
-    @get("/", summary="Every tracker with its sync state")
+    @get(
+        "/",
+        summary="Every tracker with its sync state",
+        responses=errors(401, 403),
+    )
     async def list_trackers(self, store: StoreDep, principal: PrincipalDep) -> list[TrackerOut]:
         overview = await sync_overview(store, principal)
         return [TrackerOut(tracker_id=serial, sync=_status(state)) for serial, state in overview]
 
-    @get("/{serial:str}", summary="One tracker with its sync state and its latest conflicts")
+    @get(
+        "/{serial:str}",
+        summary="One tracker with its sync state and its latest conflicts",
+        responses=errors(401, 403, 404),
+    )
     async def show(self, serial: FromPath[str], store: StoreDep, principal: PrincipalDep) -> TrackerDetailOut:
         view = await tracker_status(store, principal, serial)
         return TrackerDetailOut(

@@ -10,7 +10,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
-from litestar.openapi import OpenAPIConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
@@ -28,11 +27,14 @@ from coldchain.http.deps import (
 from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
+from coldchain.http.headers import add_security_headers
 from coldchain.http.health import health
 from coldchain.http.limits import AuthFailures
+from coldchain.http.openapi import openapi_config
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
+from coldchain.http.query import refuse_unknown_query
 from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.http.webhooks import WebhookApi
@@ -91,7 +93,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
         },
         exception_handlers=exception_handlers,
         request_class=ServiceRequest,
-        openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
+        before_send=[add_security_headers],
+        before_request=refuse_unknown_query,
+        openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         state=State(
             {

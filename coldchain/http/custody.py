@@ -18,6 +18,7 @@ from msgspec import Meta
 
 from coldchain.domain.custody import ChainVerdict, CustodyEvent, CustodyKind, Handover, Location, Signer, SignerKind
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import AwareDatetime, BodyIn, Id, Latitude, Longitude, PathId
 from coldchain.services import custody as use_cases
 
@@ -160,8 +161,14 @@ def _handover_out(handover: Handover) -> HandoverOut:
 class CustodyApi(Controller):
     path = "/v1/shipments/{shipment_id:int}/custody"
     tags = ["custody"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", status_code=201, summary="Record a custody event (packed, picked_up, arrived, delivered, received)")
+    @post(
+        "/",
+        status_code=201,
+        summary="Record a custody event (packed, picked_up, arrived, delivered, received)",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def record(
         self,
         shipment_id: PathId,
@@ -183,7 +190,11 @@ class CustodyApi(Controller):
         )
         return _event_out(event)
 
-    @get("/", summary="The custody chain, the current custodian and the hand-overs awaiting acceptance")
+    @get(
+        "/",
+        summary="The custody chain, the current custodian and the hand-overs awaiting acceptance",
+        responses=errors(401, 404),
+    )
     async def show(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> CustodyOut:
         custody = await use_cases.list_custody(store, principal, shipment_id)
         return CustodyOut(
@@ -193,7 +204,12 @@ class CustodyApi(Controller):
             pending_handovers=[_handover_out(handover) for handover in custody.pending_handovers],
         )
 
-    @post("/handovers", status_code=201, summary="Propose handing the shipment over (the custodian)")
+    @post(
+        "/handovers",
+        status_code=201,
+        summary="Propose handing the shipment over (the custodian)",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def propose(
         self,
         shipment_id: PathId,
@@ -218,6 +234,7 @@ class CustodyApi(Controller):
         "/handovers/{handover_id:int}/accept",
         status_code=201,
         summary="Accept a hand-over (the receiving organisation); it joins the chain signed by both sides",
+        responses=errors(401, 403, 404, 409, 422),
     )
     async def accept(
         self,
@@ -230,7 +247,11 @@ class CustodyApi(Controller):
         event = await use_cases.accept_handover(store, principal, shipment_id, handover_id, now=now)
         return _event_out(event)
 
-    @get("/verify", summary="Recompute the hash chain: intact, or where it breaks")
+    @get(
+        "/verify",
+        summary="Recompute the hash chain: intact, or where it breaks",
+        responses=errors(401, 404),
+    )
     async def verify(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> ChainVerdictOut:
         verdict: ChainVerdict = await use_cases.verify_custody(store, principal, shipment_id)
         return ChainVerdictOut(

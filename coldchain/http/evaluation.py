@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
@@ -25,6 +26,7 @@ from coldchain.domain.rules import RuleStatus
 from coldchain.domain.shipments import ShipmentStatus
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
@@ -436,6 +438,8 @@ async def _uploaded(request: Request[Any, Any, Any]) -> tuple[bytes, str | None]
     "/v1/shipments/{shipment_id:int}/status",
     summary="The shipment's judgement: rules, budgets, MKT, excursions, alarms, recommendation",
     tags=["evaluation"],
+    security=BEARER,
+    responses=errors(401, 404),
 )
 async def shipment_status(shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> ShipmentStatusOut:
     """A plain handler, not a controller method: ``POST`` on the same path belongs to the shipments controller, and
@@ -447,15 +451,24 @@ async def shipment_status(shipment_id: PathId, store: StoreDep, principal: Princ
 class EvaluationApi(Controller):
     path = "/v1/shipments"
     tags = ["evaluation"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @get("/{shipment_id:int}/excursions", summary="The shipment's excursions, each with its custodian")
+    @get(
+        "/{shipment_id:int}/excursions",
+        summary="The shipment's excursions, each with its custodian",
+        responses=errors(401, 404, 422),
+    )
     async def excursions(
         self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
     ) -> list[ExcursionOut]:
         found = await use_cases.shipment_excursions(store, principal, shipment_id, withdrawn=withdrawn)
         return [_excursion_out(stored) for stored in found]
 
-    @get("/{shipment_id:int}/alarms", summary="The shipment's alarms, with detection and acknowledgement")
+    @get(
+        "/{shipment_id:int}/alarms",
+        summary="The shipment's alarms, with detection and acknowledgement",
+        responses=errors(401, 404, 422),
+    )
     async def alarms(
         self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
     ) -> list[AlarmOut]:
@@ -466,6 +479,7 @@ class EvaluationApi(Controller):
         "/{shipment_id:int}/alarms/{alarm_id:int}/acknowledge",
         status_code=200,
         summary="Acknowledge an alarm with a comment (once)",
+        responses=errors(401, 403, 404, 409, 422),
     )
     async def acknowledge(
         self,
@@ -481,7 +495,15 @@ class EvaluationApi(Controller):
         )
         return _alarm_out(stored)
 
-    @post("/{shipment_id:int}/logger-files", summary="Import a logger export (Berlinger) into the evidence")
+    @post(
+        "/{shipment_id:int}/logger-files",
+        summary="Import a logger export (Berlinger) into the evidence",
+        status_code=201,
+        responses={
+            200: ResponseSpec(LoggerImportOut, description="The shipment already held these exact bytes."),
+            **errors(401, 403, 404, 409, 413, 422),
+        },
+    )
     async def import_logger_file(
         self,
         request: Request[Any, Any, Any],

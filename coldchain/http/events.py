@@ -21,6 +21,7 @@ from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from coldchain.http.deps import PrincipalDep, SettingsDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, QueryId
 from coldchain.services.events import events_after, open_stream
 from coldchain.settings import Settings
@@ -29,8 +30,9 @@ from coldchain.storage.notifications import Notification, NotificationKind
 
 __all__ = ["EventOut", "events"]
 
-AfterQuery = Annotated[int | None, QueryParameter(ge=0, le=MAX_ID, description="resume after this event id")]
-LastEventId = Annotated[int | None, HeaderParameter(name="last-event-id", ge=0, le=MAX_ID)]
+# gt=-1 rather than ge=0: the same for integers, and Litestar leaves a bound of 0 out of the OpenAPI document.
+AfterQuery = Annotated[int | None, QueryParameter(gt=-1, le=MAX_ID, description="resume after this event id")]
+LastEventId = Annotated[int | None, HeaderParameter(name="last-event-id", gt=-1, le=MAX_ID)]
 _BATCH = 100
 _RECONNECT_MS = 1000
 
@@ -86,7 +88,13 @@ async def _stream(
             await asyncio.sleep(settings.events_poll_s)
 
 
-@get("/v1/events", summary="The organisation's notifications as server-sent events", cache=False)
+@get(
+    "/v1/events",
+    summary="The organisation's notifications as server-sent events",
+    cache=False,
+    security=BEARER,
+    responses=errors(401, 403, 404, 422),
+)
 async def events(
     store: StoreDep,
     principal: PrincipalDep,

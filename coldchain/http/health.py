@@ -6,6 +6,7 @@ from typing import Literal
 
 import msgspec
 from litestar import Response, get
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from coldchain import __version__
@@ -21,7 +22,12 @@ class HealthOut(msgspec.Struct, frozen=True, kw_only=True):
     version: str
 
 
-@get("/health", summary="Service and storage health", cache=False)
+@get(
+    "/health",
+    summary="Service and storage health",
+    cache=False,
+    responses={503: ResponseSpec(HealthOut, description="The database does not answer.", generate_examples=False)},
+)
 async def health(store: StoreDep) -> Response[HealthOut]:
     reachable = await store.ping()
     body = HealthOut(

@@ -17,6 +17,7 @@ from msgspec import Meta
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.parties import Organisation, OrganisationKind
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import access
 
@@ -80,19 +81,29 @@ def _token_out(token: ApiToken) -> TokenOut:
 class OrganisationApi(Controller):
     path = "/v1/organisations"
     tags = ["organisations"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", status_code=201, summary="Create an organisation (operator only)")
+    @post("/", status_code=201, summary="Create an organisation (operator only)", responses=errors(401, 403, 409, 422))
     async def create(
         self, data: JSONBody[OrganisationIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> OrganisationOut:
         organisation = await access.create_organisation(store, principal, name=data.name, kind=data.kind, now=now)
         return _organisation_out(organisation)
 
-    @get("/", summary="Organisations the caller may see (all for the operator, its own otherwise)")
+    @get(
+        "/",
+        summary="Organisations the caller may see (all for the operator, its own otherwise)",
+        responses=errors(401),
+    )
     async def list_organisations(self, store: StoreDep, principal: PrincipalDep) -> list[OrganisationOut]:
         return [_organisation_out(o) for o in await access.list_organisations(store, principal)]
 
-    @post("/{organisation_id:int}/tokens", status_code=201, summary="Issue an API token; its text is shown once")
+    @post(
+        "/{organisation_id:int}/tokens",
+        status_code=201,
+        summary="Issue an API token; its text is shown once",
+        responses=errors(401, 403, 404, 422),
+    )
     async def issue_token(
         self,
         organisation_id: PathId,
@@ -108,11 +119,20 @@ class OrganisationApi(Controller):
             id=token.id, organisation_id=token.organisation_id, role=token.role, name=token.name, token=text
         )
 
-    @get("/{organisation_id:int}/tokens", summary="The organisation's tokens (never their text)")
+    @get(
+        "/{organisation_id:int}/tokens",
+        summary="The organisation's tokens (never their text)",
+        responses=errors(401, 403, 404),
+    )
     async def list_tokens(self, organisation_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[TokenOut]:
         return [_token_out(t) for t in await access.list_tokens(store, principal, organisation_id)]
 
-    @delete("/{organisation_id:int}/tokens/{token_id:int}", status_code=200, summary="Revoke a token")
+    @delete(
+        "/{organisation_id:int}/tokens/{token_id:int}",
+        status_code=200,
+        summary="Revoke a token",
+        responses=errors(401, 403, 404, 409),
+    )
     async def revoke_token(
         self,
         organisation_id: PathId,

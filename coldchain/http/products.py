@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, PathParameter
 from msgspec import Meta
 
@@ -19,6 +20,7 @@ from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import BodyIn, Id, PathId, QueryId
 from coldchain.services import products as use_cases
 
@@ -92,8 +94,17 @@ class ProfileAdmin(Controller):
 
     path = "/v1/profiles"
     tags = ["profiles"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", summary="Save a stability profile (operator); a changed profile becomes its next version")
+    @post(
+        "/",
+        summary="Save a stability profile (operator); a changed profile becomes its next version",
+        status_code=201,
+        responses={
+            200: ResponseSpec(ProfileSavedOut, description="The latest version already held this profile."),
+            **errors(401, 403, 409, 413, 422),
+        },
+    )
     async def save(
         self, request: Request[Any, Any, Any], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> Response[ProfileSavedOut]:
@@ -103,18 +114,30 @@ class ProfileAdmin(Controller):
         saved = ProfileSavedOut(id=profile.id, version=profile.version, new=new)
         return Response(saved, status_code=201 if new else 200)
 
-    @get("/", summary="The latest version of every stability profile")
+    @get(
+        "/",
+        summary="The latest version of every stability profile",
+        responses=errors(401),
+    )
     async def list_profiles(self, store: StoreDep, principal: PrincipalDep) -> list[Profile]:
         return await use_cases.list_profiles(store)
 
-    @get("/{profile_id:str}", summary="The latest version of one stability profile")
+    @get(
+        "/{profile_id:str}",
+        summary="The latest version of one stability profile",
+        responses=errors(401, 404),
+    )
     async def latest(self, profile_id: FromPath[str], store: StoreDep, principal: PrincipalDep) -> Profile:
         profile = await use_cases.find_profile(store, profile_id)
         if profile is None:
             raise ApiError(404, "not_found", f"no stability profile {profile_id!r}")
         return profile
 
-    @get("/{profile_id:str}/versions/{version:int}", summary="One version of a stability profile")
+    @get(
+        "/{profile_id:str}/versions/{version:int}",
+        summary="One version of a stability profile",
+        responses=errors(401, 404),
+    )
     async def version(
         self, profile_id: FromPath[str], version: Version, store: StoreDep, principal: PrincipalDep
     ) -> Profile:
@@ -129,8 +152,14 @@ class ProductAdmin(Controller):
 
     path = "/v1/products"
     tags = ["products"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", status_code=201, summary="Create a product, naming its stability profile")
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a product, naming its stability profile",
+        responses=errors(401, 403, 409, 422),
+    )
     async def create(
         self, data: JSONBody[ProductIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> ProductOut:
@@ -145,17 +174,30 @@ class ProductAdmin(Controller):
         )
         return _product_out(product)
 
-    @get("/", summary="Products of the caller's organisation (the operator: of one organisation, or all)")
+    @get(
+        "/",
+        summary="Products of the caller's organisation (the operator: of one organisation, or all)",
+        responses=errors(401, 403, 422),
+    )
     async def list_products(
         self, store: StoreDep, principal: PrincipalDep, organisation_id: QueryId = None
     ) -> list[ProductOut]:
         return [_product_out(p) for p in await use_cases.list_products(store, principal, organisation_id)]
 
-    @get("/{product_id:int}", summary="One product")
+    @get(
+        "/{product_id:int}",
+        summary="One product",
+        responses=errors(401, 404),
+    )
     async def show(self, product_id: PathId, store: StoreDep, principal: PrincipalDep) -> ProductOut:
         return _product_out(await use_cases.find_product(store, principal, product_id))
 
-    @post("/{product_id:int}/lots", status_code=201, summary="Create a lot of a product")
+    @post(
+        "/{product_id:int}/lots",
+        status_code=201,
+        summary="Create a lot of a product",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def create_lot(
         self, product_id: PathId, data: JSONBody[LotIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> LotOut:
@@ -169,6 +211,10 @@ class ProductAdmin(Controller):
         )
         return _lot_out(lot)
 
-    @get("/{product_id:int}/lots", summary="The lots of a product")
+    @get(
+        "/{product_id:int}/lots",
+        summary="The lots of a product",
+        responses=errors(401, 404),
+    )
     async def lots(self, product_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[LotOut]:
         return [_lot_out(lot) for lot in await use_cases.list_lots(store, principal, product_id)]

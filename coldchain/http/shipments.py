@@ -15,6 +15,7 @@ from msgspec import Meta
 
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import AwareDatetime, BodyIn, Id, Latitude, Longitude, PathId
 from coldchain.services import shipments as use_cases
 from coldchain.services.eta import ShipmentEta, shipment_eta
@@ -156,8 +157,14 @@ def _or_now(value: datetime | None, now: datetime) -> datetime:
 class ShipmentApi(Controller):
     path = "/v1/shipments"
     tags = ["shipments"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", status_code=201, summary="Create a planned shipment (pins the product's current profile version)")
+    @post(
+        "/",
+        status_code=201,
+        summary="Create a planned shipment (pins the product's current profile version)",
+        responses=errors(401, 403, 409, 422),
+    )
     async def create(
         self, data: JSONBody[ShipmentIn], store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> ShipmentOut:
@@ -180,17 +187,30 @@ class ShipmentApi(Controller):
         )
         return shipment_out(shipment)
 
-    @get("/", summary="The shipments the caller takes part in")
+    @get(
+        "/",
+        summary="The shipments the caller takes part in",
+        responses=errors(401, 422),
+    )
     async def list_shipments(
         self, store: StoreDep, principal: PrincipalDep, status: FromQuery[ShipmentStatus | None] = None
     ) -> list[ShipmentOut]:
         return [shipment_out(s) for s in await use_cases.list_shipments(store, principal, status=status)]
 
-    @get("/{shipment_id:int}", summary="One shipment")
+    @get(
+        "/{shipment_id:int}",
+        summary="One shipment",
+        responses=errors(401, 404),
+    )
     async def show(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> ShipmentOut:
         return shipment_out(await use_cases.get_shipment(store, principal, shipment_id))
 
-    @post("/{shipment_id:int}/status", status_code=200, summary="Move the shipment through its lifecycle")
+    @post(
+        "/{shipment_id:int}/status",
+        status_code=200,
+        summary="Move the shipment through its lifecycle",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def change_status(
         self,
         shipment_id: PathId,
@@ -202,7 +222,12 @@ class ShipmentApi(Controller):
         shipment = await use_cases.change_status(store, principal, shipment_id, data.status, now=now)
         return shipment_out(shipment)
 
-    @post("/{shipment_id:int}/trackers", status_code=201, summary="Assign a tracker for a time range")
+    @post(
+        "/{shipment_id:int}/trackers",
+        status_code=201,
+        summary="Assign a tracker for a time range",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def assign(
         self,
         shipment_id: PathId,
@@ -222,12 +247,21 @@ class ShipmentApi(Controller):
         )
         return _assignment_out(assignment, data.serial)
 
-    @get("/{shipment_id:int}/trackers", summary="The shipment's tracker assignments")
+    @get(
+        "/{shipment_id:int}/trackers",
+        summary="The shipment's tracker assignments",
+        responses=errors(401, 404),
+    )
     async def assignments(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep) -> list[AssignmentOut]:
         listed = await use_cases.list_assignments(store, principal, shipment_id)
         return [_assignment_out(assignment, serial) for assignment, serial in listed]
 
-    @post("/{shipment_id:int}/trackers/{assignment_id:int}/end", status_code=200, summary="End an assignment")
+    @post(
+        "/{shipment_id:int}/trackers/{assignment_id:int}/end",
+        status_code=200,
+        summary="End an assignment",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def end_assignment(
         self,
         shipment_id: PathId,
@@ -244,6 +278,10 @@ class ShipmentApi(Controller):
         serial = next((s for a, s in listed if a.id == assignment.id), "")
         return _assignment_out(assignment, serial)
 
-    @get("/{shipment_id:int}/eta", summary="Arrival estimate now: remaining route, robust speed, bounds, at-risk")
+    @get(
+        "/{shipment_id:int}/eta",
+        summary="Arrival estimate now: remaining route, robust speed, bounds, at-risk",
+        responses=errors(401, 404),
+    )
     async def eta(self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep) -> ShipmentEta:
         return await shipment_eta(store, principal, shipment_id, now=now)

@@ -19,7 +19,8 @@ from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signa
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
 from coldchain.http.limits import AuthFailures, client_address
-from coldchain.http.wire import BatchIn, SyncAckOut, to_readings
+from coldchain.http.openapi import SIGNED, errors
+from coldchain.http.wire import BatchIn, SyncAckOut, sent_at_of, to_readings
 from coldchain.services.sync import record_batch
 
 __all__ = ["IngestGate", "sync_batch"]
@@ -110,6 +111,8 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
     status_code=200,
     summary="Deliver a batch of a tracker's log",
     tags=["sync"],
+    security=SIGNED,
+    responses=errors(401, 413, 415, 422, 429),
 )
 async def sync_batch(
     request: Request[Any, Any, Any],
@@ -156,7 +159,7 @@ async def sync_batch(
             tracker.id,
             to_readings(batch),
             now=now,
-            sent_at=batch.sent_at,
+            sent_at=sent_at_of(batch),
             policy=policy,
         )
     return SyncAckOut(

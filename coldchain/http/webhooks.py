@@ -16,6 +16,7 @@ from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import BodyIn, Id, PathId, QueryId
 from coldchain.services import webhooks as use_cases
 from coldchain.storage.notifications import (
@@ -126,8 +127,14 @@ def _delivery_out(delivery: WebhookDelivery) -> DeliveryOut:
 class WebhookApi(Controller):
     path = "/v1/webhooks"
     tags = ["webhooks"]  # noqa: RUF012 (Litestar reads it as a class attribute)
+    security = BEARER
 
-    @post("/", status_code=201, summary="Subscribe a URL to kinds of notifications; the secret is shown once")
+    @post(
+        "/",
+        status_code=201,
+        summary="Subscribe a URL to kinds of notifications; the secret is shown once",
+        responses=errors(401, 403, 404, 409, 422),
+    )
     async def create(
         self, data: JSONBody[WebhookIn], store: StoreDep, principal: PrincipalDep, settings: SettingsDep, now: NowDep
     ) -> WebhookCreatedOut:
@@ -149,17 +156,30 @@ class WebhookApi(Controller):
             secret=secret,
         )
 
-    @get("/", summary="The organisation's webhooks (never their secrets)")
+    @get(
+        "/",
+        summary="The organisation's webhooks (never their secrets)",
+        responses=errors(401, 403, 404, 422),
+    )
     async def list_webhooks(
         self, store: StoreDep, principal: PrincipalDep, organisation_id: QueryId = None
     ) -> list[WebhookOut]:
         return [_webhook_out(w) for w in await use_cases.list_webhooks(store, principal, organisation_id)]
 
-    @delete("/{webhook_id:int}", status_code=200, summary="Delete a webhook: nothing more is sent, its log stays")
+    @delete(
+        "/{webhook_id:int}",
+        status_code=200,
+        summary="Delete a webhook: nothing more is sent, its log stays",
+        responses=errors(401, 403, 404),
+    )
     async def remove(self, webhook_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep) -> WebhookOut:
         return _webhook_out(await use_cases.delete_webhook(store, principal, webhook_id, now=now))
 
-    @get("/{webhook_id:int}/deliveries", summary="The delivery log, newest first, with every attempt")
+    @get(
+        "/{webhook_id:int}/deliveries",
+        summary="The delivery log, newest first, with every attempt",
+        responses=errors(401, 403, 404, 422),
+    )
     async def deliveries(
         self, webhook_id: PathId, store: StoreDep, principal: PrincipalDep, limit: Limit = 50
     ) -> list[DeliveryOut]:

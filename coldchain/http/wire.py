@@ -4,8 +4,8 @@ tracker APIs. Validation happens once, here, at the boundary.
 Numbers are bounded by what the database holds: ids are 64-bit (``BIGINT``; SQLite's ``INTEGER``), so an id
 above ``MAX_ID`` names nothing (a path id: 404; a body or query id: 422) instead of overflowing a driver.
 Datetimes are aware, and a body's datetimes must stay within years 1 to 9999 once moved to UTC (Python's range):
-``0001-01-01T00:00:00+14:00`` is year 0 in UTC. Sync readings are the exception: one such reading is quarantined
-with its reason, never a reason to refuse the batch.
+``0001-01-01T00:00:00+14:00`` is year 0 in UTC. Sync batches are the exception, so that a broken clock never
+blocks a tracker's queue: such a reading is quarantined with its reason, such a ``sent_at`` measures no drift.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "TrackerIn",
     "TrackerOut",
     "TrackerStatusOut",
+    "sent_at_of",
     "to_readings",
 ]
 
@@ -98,7 +99,7 @@ class ReadingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     battery_pct: float | None = None
 
 
-class BatchIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
+class BatchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The body of ``POST /v1/trackers/{serial}/sync``, as JSON or MessagePack, optionally gzipped."""
 
     readings: list[ReadingIn]
@@ -172,6 +173,15 @@ class TrackerDetailOut(msgspec.Struct, frozen=True, kw_only=True):
     sync: TrackerStatusOut
     conflicts: list[ConflictOut]
     """The latest conflicts (at most 100), newest first; ``sync.readings_conflicting`` counts them all."""
+
+
+def sent_at_of(batch: BatchIn) -> datetime | None:
+    """When the tracker says it sent the batch, if that has a UTC form. A clock so wrong that it has none (year 0
+    in UTC) measures no drift, and refusing the batch for it would block the tracker's queue for good: its
+    readings, dated by the same clock, go to quarantine instead."""
+    if batch.sent_at is None or not _within_utc_range(batch.sent_at):
+        return None
+    return batch.sent_at
 
 
 def to_readings(batch: BatchIn) -> list[Reading]:

@@ -35,6 +35,7 @@ import httpx
 import msgspec
 
 from coldchain.domain.access import Principal
+from coldchain.domain.canonical import canonical_json, canonical_text
 from coldchain.services.access import require
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.services.targets import Resolver, Target, TargetRefused, check_url, resolve, resolve_target
@@ -62,7 +63,6 @@ MAX_WEBHOOKS_PER_ORGANISATION = 20
 _MAX_ERROR_CHARS = 500
 _RESOLVE_AT_REGISTRATION_S = 5.0
 
-_json = msgspec.json.Encoder(order="sorted")
 
 _Outcome = Literal["delivered", "retrying", "failed"]
 
@@ -161,7 +161,7 @@ async def create_webhook(
             actor=principal.actor,
             action="webhook.created",
             subject=f"webhook:{webhook.id}",
-            detail=_json.encode({"organisation_id": organisation, "url": url, "kinds": chosen}).decode(),
+            detail=canonical_text({"organisation_id": organisation, "url": url, "kinds": chosen}),
             now=now,
         )
     return webhook, secret
@@ -288,7 +288,7 @@ def _body(due: DueDelivery, sent_at: datetime) -> bytes:
         "created_at": n.created_at,
         "sent_at": sent_at,
     }
-    return _json.encode(event)
+    return canonical_json(event)
 
 
 async def _post(

@@ -12,6 +12,7 @@ import msgspec
 
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.audit import GENESIS_HASH, AuditEntry, entry_hash
+from coldchain.domain.canonical import canonical_text
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker, TrackerProtocol
 from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
@@ -28,14 +29,13 @@ __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
 
 _reading_json = msgspec.json.Encoder()
 # Sorted keys: the same profile always encodes to the same text, so "unchanged" is a string comparison.
-_canonical_json = msgspec.json.Encoder(order="sorted")
 
 
 def _profile_document(profile: Profile) -> str:
     """The profile as canonical JSON, without its version (the row's key carries the version)."""
     fields = msgspec.to_builtins(profile)
     del fields["version"]
-    return _canonical_json.encode(fields).decode()
+    return canonical_text(fields)
 
 
 def _mode(value: str) -> Mode:

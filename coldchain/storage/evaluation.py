@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from coldchain.domain.canonical import canonical_text
 from coldchain.domain.evaluation import ReadingKey
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.profiles import Direction, Profile
@@ -37,8 +38,6 @@ __all__ = [
 
 #: Stands for "no end" of an open assignment in range queries (both engines hold it exactly).
 _END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
-
-_json = msgspec.json.Encoder(order="sorted")
 
 
 class EvaluationStream(msgspec.Struct, frozen=True, kw_only=True):
@@ -561,7 +560,7 @@ class EvaluationSql(SqlBase):
             readings=len(readings),
             first_reading_at=self._time_in(min(times)) if times else None,
             last_reading_at=self._time_in(max(times)) if times else None,
-            document=_json.encode(document).decode(),
+            document=canonical_text(document),
             imported_by=imported_by,
             imported_at=self._time_in(now),
         )
@@ -579,7 +578,7 @@ class EvaluationSql(SqlBase):
                 max_c=day.max_c,
                 max_at=None if day.max_at is None else self._time_in(day.max_at),
                 mean_c=day.mean_c,
-                beyond=_json.encode(day.beyond).decode(),
+                beyond=canonical_text(day.beyond),
                 events=day.events,
                 sensor_timeout_min=day.sensor_timeout_min,
             )

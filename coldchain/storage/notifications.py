@@ -15,6 +15,7 @@ from typing import Any, Literal, Protocol, get_args
 
 import msgspec
 
+from coldchain.domain.canonical import canonical_text
 from coldchain.storage._sqlbase import SqlBase
 
 __all__ = [
@@ -39,7 +40,6 @@ NOTIFICATION_KINDS: tuple[NotificationKind, ...] = get_args(NotificationKind)
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
-_json = msgspec.json.Encoder(order="sorted")
 _JOB_RUNS_KEPT = timedelta(days=7)
 
 
@@ -226,7 +226,7 @@ class NotificationsSql(SqlBase):
         now: datetime,
         shipment_id: int | None = None,
     ) -> list[int]:
-        text = _json.encode(payload).decode()
+        text = canonical_text(payload)
         created_at = self._time_in(now)
         ids = []
         for organisation_id in sorted(set(organisation_ids)):

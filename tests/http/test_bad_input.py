@@ -166,3 +166,17 @@ async def test_a_json_body_that_cannot_be_decoded_is_400_on_every_json_route(wor
         )
         assert response.status_code == 400, (path, response.text)
         assert_error(response, 400, "bad_request")
+
+
+async def test_a_batch_sent_by_a_clock_with_no_utc_form_is_taken_and_its_readings_quarantined(world: World) -> None:
+    client = world.client
+    secret = await register(client)
+    body = batch({"seq": 1, "device_time": YEAR_ZERO, "temperature_c": 5.0}, reading(2))
+    body["sent_at"] = YEAR_ZERO
+
+    response = await post_batch(client, secret, as_json(body))
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["acked_through"], response.json()["new"], response.json()["quarantined"]) == (2, 1, 1)
+    status = await client.get("/v1/trackers/TRK-0001", headers=OPERATOR_HEADERS)
+    assert status.json()["sync"]["clock_offset_s"] is None, "a clock with no UTC form measures no drift"

@@ -8,14 +8,18 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from coldchain.http.app import create_app
+from coldchain.jobs import running_jobs
 from coldchain.settings import load_settings
 from tests.factories import FRIDGE_PROFILE, OPERATOR_HEADERS, OPERATOR_TOKEN, PROFILES_JSON, bearer
+from tests.http.test_status_api import Api, _serial, synced
 from tests.http.test_tenancy_api import new_org, new_token
+from tests.services.test_evaluation_ingest import TRIP, World, at, log, make_world
 
 START = datetime(2026, 5, 1, 8, 0, tzinfo=UTC)
 
@@ -109,3 +113,38 @@ async def test_a_shipment_still_on_time_before_its_first_fix_says_only_that_its_
     road.clock.now = START + timedelta(minutes=30)
     answer = await eta(road)
     assert answer["reasons"] == ["no position for 30 min (since tracking began)"]
+
+
+async def test_an_alarm_is_escalated_when_the_apps_clock_passes_the_escalation_delay(database_url: str) -> None:
+    """The jobs and the routes share the app's clock: an alarm raised live over the sync API stays unescalated
+    until the clock moves past COLDCHAIN_ESCALATE_AFTER_S, then the job marks it, as the alarms API shows."""
+    clock = SettableClock(at(len(TRIP) * 10))
+    settings = load_settings(
+        {}, database_url=database_url, admin_token=OPERATOR_TOKEN, job_interval_s=0.05, escalate_after_s=1800
+    )
+    app = create_app(settings, clock=clock, background=[lambda store: running_jobs(store, settings, clock=clock)])
+    async with AsyncTestClient(app) as client:
+        world: World = client.blocking_portal.call(make_world, app.state.store)
+        api = Api(
+            client=client, world=world, serial=client.blocking_portal.call(_serial, app.state.store, world.tracker_id)
+        )
+        await synced(api, log(TRIP))
+        alarms_path = f"/v1/shipments/{world.shipment.id}/alarms"
+
+        async def alarms() -> list[dict[str, object]]:
+            response = await client.get(alarms_path, headers=OPERATOR_HEADERS)
+            assert response.status_code == 200, response.text
+            listed: list[dict[str, object]] = response.json()
+            return listed
+
+        raised = await alarms()
+        assert raised and all(alarm["detected_at"] == "2026-02-01T11:00:00Z" for alarm in raised)
+        await anyio.sleep(0.3)  # several job ticks, all within the delay
+        assert all(alarm["escalated_at"] is None for alarm in await alarms())
+
+        clock.now += timedelta(minutes=31)
+        for _ in range(200):  # the next tick of the job, at most 10 s away
+            if all(alarm["escalated_at"] is not None for alarm in await alarms()):
+                break
+            await anyio.sleep(0.05)
+        assert {alarm["escalated_at"] for alarm in await alarms()} == {"2026-02-01T11:31:00Z"}
