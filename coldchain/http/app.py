@@ -34,6 +34,7 @@ from coldchain.http.osmand import osmand
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
+from coldchain.http.users import SessionApi, UserApi
 from coldchain.http.webhooks import WebhookApi
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
@@ -78,6 +79,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             ProductAdmin,
             WebhookApi,
             events,
+            SessionApi,
+            UserApi,
         ],
         lifespan=[lifespan],
         dependencies={

@@ -1,10 +1,17 @@
-"""Who is calling: bearer tokens (the operator's, or an organisation's API token) and tracker signatures
-(HMAC-SHA256 over the exact body)."""
+"""Who is calling: bearer tokens (the operator's, or an organisation's API token), portal sessions (a cookie
+naming a server-side session of a signed-in user), and tracker signatures (HMAC-SHA256 over the exact body).
+
+A request with an ``Authorization`` header is judged by its token alone. Otherwise the session cookie names the
+caller, and a state-changing request (anything but GET, HEAD, OPTIONS) must carry the session's CSRF token, in
+the ``X-CSRF-Token`` header or a form's ``csrf_token`` field (OWASP CSRF Prevention Cheat Sheet, synchroniser
+token): a cookie alone, which another site can make a browser send, changes nothing.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar import Request
@@ -13,12 +20,24 @@ from litestar.datastructures import State
 from coldchain.domain.access import Principal
 from coldchain.http.errors import ApiError
 from coldchain.services.access import authenticate
+from coldchain.services.users import session_principal
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
-__all__ = ["provide_principal", "verify_signature"]
+__all__ = [
+    "CSRF_FIELD",
+    "CSRF_HEADER",
+    "SESSION_COOKIE",
+    "provide_principal",
+    "request_session",
+    "verify_signature",
+]
 
 SIGNATURE_HEADER = "X-Signature"
+SESSION_COOKIE = "coldchain_session"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def verify_signature(body: bytes, header: str | None, secret: str) -> None:
@@ -33,11 +52,51 @@ def verify_signature(body: bytes, header: str | None, secret: str) -> None:
         raise ApiError(401, "unauthenticated", "the signature does not match the body and the tracker's secret")
 
 
+async def request_session(request: Request[Any, Any, Any], state: State) -> tuple[Principal, str] | None:
+    """The signed-in user the request's session cookie names, with the session's CSRF token; ``None`` without a
+    valid session."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    if not session_id or len(session_id) > 128:
+        return None
+    settings: Settings = state.settings
+    now: datetime = state.clock()
+    return await session_principal(state.store, session_id, idle=timedelta(seconds=settings.session_idle_s), now=now)
+
+
+async def _csrf_token_sent(request: Request[Any, Any, Any]) -> str:
+    header = request.headers.get(CSRF_HEADER.lower())
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else ""
+    return ""
+
+
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
-    """The caller named by ``Authorization: Bearer <token>``: the operator, or an organisation's token."""
+    """The caller named by ``Authorization: Bearer <token>`` (the operator, or an organisation's token), or else
+    by the portal session cookie (with the CSRF token on state-changing requests)."""
+    if "authorization" not in request.headers and SESSION_COOKIE in request.cookies:
+        found = await request_session(request, state)
+        if found is None:
+            raise ApiError(401, "unauthenticated", "the session has ended or expired: sign in again")
+        signed_in, csrf_token = found
+        if request.method not in _SAFE_METHODS:
+            sent = await _csrf_token_sent(request)
+            if not hmac.compare_digest(sent.encode(), csrf_token.encode()):
+                raise ApiError(
+                    403,
+                    "forbidden",
+                    f"a change made with a session needs the session's CSRF token ({CSRF_HEADER} header or"
+                    f" {CSRF_FIELD} form field)",
+                )
+        return signed_in
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "unauthenticated", "send an API token as 'Authorization: Bearer <token>'")
+        raise ApiError(
+            401, "unauthenticated", "send an API token as 'Authorization: Bearer <token>', or sign in to the portal"
+        )
     settings: Settings = state.settings
     store: Store = state.store
     principal = await authenticate(store, token.strip(), operator_token=settings.admin_token)
