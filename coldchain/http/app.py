@@ -31,6 +31,7 @@ from coldchain.http.events import events
 from coldchain.http.health import health
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
+from coldchain.http.portal_api import alarm_inbox, board, shipment_readings
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
@@ -81,6 +82,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             events,
             SessionApi,
             UserApi,
+            board,
+            shipment_readings,
+            alarm_inbox,
         ],
         lifespan=[lifespan],
         dependencies={
