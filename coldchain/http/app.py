@@ -11,6 +11,8 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
@@ -31,6 +33,7 @@ from coldchain.http.events import events
 from coldchain.http.health import health
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
+from coldchain.http.portal import TEMPLATES, portal_routes, template_filters
 from coldchain.http.portal_api import alarm_inbox, board, shipment_readings
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.shipments import ShipmentApi
@@ -85,6 +88,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             board,
             shipment_readings,
             alarm_inbox,
+            *portal_routes(settings),
         ],
         lifespan=[lifespan],
         dependencies={
@@ -96,6 +100,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             "now": Provide(provide_now, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_register_filters
+        ),
         request_class=ServiceRequest,
         openapi_config=OpenAPIConfig(title="coldchain", version=__version__, path="/schema"),
         request_max_body_size=settings.max_body_bytes,
@@ -118,6 +125,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
         ),
         debug=False,
     )
+
+
+def _register_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters.update(template_filters())
 
 
 def app_from_environment() -> Litestar:

@@ -28,6 +28,7 @@ __all__ = [
     "CSRF_FIELD",
     "CSRF_HEADER",
     "SESSION_COOKIE",
+    "check_csrf",
     "provide_principal",
     "request_session",
     "verify_signature",
@@ -74,6 +75,20 @@ async def _csrf_token_sent(request: Request[Any, Any, Any]) -> str:
     return ""
 
 
+async def check_csrf(request: Request[Any, Any, Any], csrf_token: str) -> None:
+    """403 unless a state-changing request carries the session's CSRF token (safe methods need none)."""
+    if request.method in _SAFE_METHODS:
+        return
+    sent = await _csrf_token_sent(request)
+    if not hmac.compare_digest(sent.encode(), csrf_token.encode()):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"a change made with a session needs the session's CSRF token ({CSRF_HEADER} header or"
+            f" {CSRF_FIELD} form field)",
+        )
+
+
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
     """The caller named by ``Authorization: Bearer <token>`` (the operator, or an organisation's token), or else
     by the portal session cookie (with the CSRF token on state-changing requests)."""
@@ -82,15 +97,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         if found is None:
             raise ApiError(401, "unauthenticated", "the session has ended or expired: sign in again")
         signed_in, csrf_token = found
-        if request.method not in _SAFE_METHODS:
-            sent = await _csrf_token_sent(request)
-            if not hmac.compare_digest(sent.encode(), csrf_token.encode()):
-                raise ApiError(
-                    403,
-                    "forbidden",
-                    f"a change made with a session needs the session's CSRF token ({CSRF_HEADER} header or"
-                    f" {CSRF_FIELD} form field)",
-                )
+        await check_csrf(request, csrf_token)
         return signed_in
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

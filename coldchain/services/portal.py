@@ -27,6 +27,8 @@ __all__ = [
     "ReadingsPage",
     "alarm_inbox",
     "board",
+    "filter_board",
+    "party_names",
     "reading_buckets",
     "readings_page",
 ]
@@ -150,3 +152,32 @@ async def alarm_inbox(store: Store, principal: Principal, *, limit: int) -> list
     require(principal, "read")
     async with store.transaction() as tx:
         return await tx.alarm_inbox(principal.organisation_id, limit=limit)
+
+
+def filter_board(lines: list[BoardLine], *, state: BoardState | None, text: str | None) -> list[BoardLine]:
+    """The board's lines in a state, and/or whose reference, product, lot or custodian contains ``text``."""
+    needle = (text or "").strip().lower()
+    chosen = []
+    for line in lines:
+        entry = line.entry
+        if state is not None and line.state != state:
+            continue
+        haystack = " ".join(
+            part or "" for part in (entry.reference, entry.product_name, entry.lot_number, entry.custodian_name)
+        ).lower()
+        if needle and needle not in haystack:
+            continue
+        chosen.append(line)
+    return chosen
+
+
+async def party_names(store: Store, principal: Principal, shipment_id: int) -> dict[int, str]:
+    """The names of the organisations taking part in a shipment the caller sees (parties know each other)."""
+    async with store.transaction() as tx:
+        shipment = await visible_shipment(tx, principal, shipment_id)
+        names = {}
+        for party in sorted(shipment.parties):
+            organisation = await tx.get_organisation(party)
+            if organisation is not None:
+                names[party] = organisation.name
+    return names

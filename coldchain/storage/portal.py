@@ -61,6 +61,9 @@ class ReadingBucket(msgspec.Struct, frozen=True, kw_only=True):
     pressure_min_kpa: float | None
     pressure_mean_kpa: float | None
     pressure_max_kpa: float | None
+    latitude: float | None
+    """The mean position of the bucket's readings with one: a point of the track."""
+    longitude: float | None
 
 
 class BoardEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -220,6 +223,8 @@ class PortalSql(EvaluationSql):
                 pressure_min_kpa=row[8],
                 pressure_mean_kpa=row[9],
                 pressure_max_kpa=row[10],
+                latitude=row[11],
+                longitude=row[12],
             )
             for row in rows
         ]
@@ -228,7 +233,8 @@ class PortalSql(EvaluationSql):
     async def _bucket_rows(
         self, shipment_id: int, *, start: datetime, end: datetime, seconds: int
     ) -> list[tuple[Any, ...]]:
-        """Rows of (bucket number, count, then min, mean, max of temperature, humidity, pressure), in order:
+        """Rows of (bucket number, count, min, mean, max of temperature, humidity, pressure, mean latitude and
+        longitude), in order:
         the bucket number is the Unix time of the reading divided by ``seconds``, rounded down."""
 
     async def alarm_inbox(self, party: int | None, *, limit: int) -> list[InboxAlarm]:
@@ -240,7 +246,8 @@ BUCKET_SELECT = """
 SELECT {bucket} AS bucket, count(*),
        min(r.temperature_c), avg(r.temperature_c), max(r.temperature_c),
        min(r.humidity_pct), avg(r.humidity_pct), max(r.humidity_pct),
-       min(r.pressure_kpa), avg(r.pressure_kpa), max(r.pressure_kpa)
+       min(r.pressure_kpa), avg(r.pressure_kpa), max(r.pressure_kpa),
+       avg(r.latitude), avg(r.longitude)
 FROM tracker_assignments a
 JOIN readings r ON r.tracker_id = a.tracker_id AND r.device_time >= a.starts_at
                 AND (a.ends_at IS NULL OR r.device_time < a.ends_at)
