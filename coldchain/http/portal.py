@@ -196,6 +196,26 @@ def _refusal(exc: Exception) -> int:
     return {"NotFound": 404, "Forbidden": 403, "Conflict": 409}.get(name, 422)
 
 
+_LABELS = {
+    "origin_lat": "origin latitude",
+    "origin_lon": "origin longitude",
+    "destination_lat": "destination latitude",
+    "destination_lon": "destination longitude",
+    "product_id": "product",
+    "lot_id": "lot id",
+    "carrier_id": "carrier organisation id",
+    "receiver_id": "receiver organisation id",
+    "promised_at": "promised delivery",
+    "expires_on": "expires on",
+    "lot_number": "lot number",
+}
+
+
+def _label(field: str) -> str:
+    """The field as its form labels it, for messages a person reads."""
+    return _LABELS.get(field, field.replace("_", " "))
+
+
 # -- form values --------------------------------------------------------------------------------------------------
 
 
@@ -203,10 +223,10 @@ def _text(form: Mapping[str, str], field: str, *, required: bool = True, max_len
     value = (form.get(field) or "").strip()
     if not value:
         if required:
-            raise FormError(field, f"{field.replace('_', ' ')}: enter a value")
+            raise FormError(field, f"{_label(field)}: enter a value")
         return None
     if len(value) > max_length:
-        raise FormError(field, f"{field.replace('_', ' ')}: at most {max_length} characters")
+        raise FormError(field, f"{_label(field)}: at most {max_length} characters")
     return value
 
 
@@ -219,9 +239,9 @@ def _integer(
     try:
         number = int(value)
     except ValueError:
-        raise FormError(field, f"{field.replace('_', ' ')}: a whole number") from None
+        raise FormError(field, f"{_label(field)}: a whole number") from None
     if not low <= number <= high:
-        raise FormError(field, f"{field.replace('_', ' ')}: between {low} and {high}")
+        raise FormError(field, f"{_label(field)}: between {low} and {high}")
     return number
 
 
@@ -230,9 +250,11 @@ def _decimal(form: Mapping[str, str], field: str, low: float, high: float) -> fl
     try:
         number = float(value or "")
     except ValueError:
-        raise FormError(field, f"{field.replace('_', ' ')}: a number like 52.52") from None
+        raise FormError(
+            field, f"{_label(field)}: a number of degrees, like {12.37 if 'lon' in field else 52.52}"
+        ) from None
     if not low <= number <= high:
-        raise FormError(field, f"{field.replace('_', ' ')}: between {low:g} and {high:g}")
+        raise FormError(field, f"{_label(field)}: between {low:g} and {high:g}")
     return number
 
 
@@ -243,16 +265,16 @@ def _moment(form: Mapping[str, str], field: str, *, required: bool = False) -> d
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise FormError(field, f"{field.replace('_', ' ')}: a date and time like 2026-05-02T12:00Z") from None
+        raise FormError(field, f"{_label(field)}: a date and time like 2026-05-02T12:00Z") from None
     if moment.tzinfo is None:
-        raise FormError(field, f"{field.replace('_', ' ')}: give the UTC offset too, like 2026-05-02T14:00+02:00")
+        raise FormError(field, f"{_label(field)}: give the UTC offset too, like 2026-05-02T14:00+02:00")
     return moment.astimezone(UTC)
 
 
 def _choice(form: Mapping[str, str], field: str, options: tuple[str, ...]) -> str:
     value = (form.get(field) or "").strip()
     if value not in options:
-        raise FormError(field, f"{field.replace('_', ' ')}: choose one of {', '.join(options)}")
+        raise FormError(field, f"{_label(field)}: choose one of {', '.join(options)}")
     return value
 
 

@@ -35,7 +35,9 @@
   var STATE_WORDS = { alarm: "alarm", at_risk: "at risk", late_data: "late data", silent: "silent", ok: "ok" };
 
   function baseMap(element, onReady) {
-    var map = L.map(element, { worldCopyJump: true, attributionControl: true }).setView([50, 10], 4);
+    // No zoom animation: the view is set from data, and a page caught mid-animation draws markers scaled.
+    var map = L.map(element, { worldCopyJump: true, zoomAnimation: false, fadeAnimation: false, markerZoomAnimation: false })
+      .setView([50, 10], 4);
     var tiles = document.body.dataset.tilesUrl;
     if (tiles) {
       L.tileLayer(tiles, { maxZoom: 18, attribution: "map tiles" }).addTo(map);
@@ -72,7 +74,7 @@
           .addTo(layer);
         points.push(at);
       });
-      if (points.length) map.fitBounds(points, { padding: [40, 40], maxZoom: 7 });
+      if (points.length) map.fitBounds(points, { padding: [40, 40], maxZoom: 6, animate: false });
     }
     map = baseMap(document.getElementById("board-map"), function (ready) { map = ready; drawMarkers(); });
     function refresh(reason) {
@@ -128,10 +130,17 @@
           else ctx.fillRect(left, y, width, top + height - y);
         });
         ctx.fillStyle = "rgba(230,120,0,0.28)";
+        var shaded = 0;
         excursions.forEach(function (x) {
           var a = u.valToPos(x.start, "x", true), b = u.valToPos(x.end, "x", true);
+          if (b < left || a > left + width) return;
           ctx.fillRect(a, top, Math.max(b - a, 2), height);
+          ctx.fillStyle = "#8a4b00"; ctx.font = "12px sans-serif";
+          ctx.fillText("excursion " + x.rule, Math.max(a, left) + 4, top + height - 6);
+          ctx.fillStyle = "rgba(230,120,0,0.28)";
+          shaded += 1;
         });
+        chartBox.dataset.shadedExcursions = String(shaded);
         alarms.forEach(function (a) {
           var x = u.valToPos(a.at, "x", true);
           ctx.strokeStyle = a.late ? "#5b4b8a" : "#b3261e"; ctx.lineWidth = 2;
@@ -146,7 +155,7 @@
       var opts = {
         width: chartBox.clientWidth - 10, height: 320,
         scales: { x: { time: true }, y: { range: [yMin, yMax] } },
-        axes: [{}, { label: "°C" }],
+        axes: [{ values: [[86400, "{YYYY}-{MM}-{DD}", null, null], [3600, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null], [60, "{HH}:{mm}", "\n{YYYY}-{MM}-{DD}", null], [1, "{HH}:{mm}:{ss}", "\n{YYYY}-{MM}-{DD}", null]] }, { label: "°C" }],
         series: [
           { value: function (u, v) { return v === null ? "—" : localText(new Date(v * 1000)); } },
           { label: "min °C", stroke: "rgba(11,92,173,0.4)", width: 1 },
@@ -177,7 +186,7 @@
         L.circleMarker(track[track.length - 1], { radius: 8, fillColor: "#0b5cad", fillOpacity: 1, color: "#fff" })
           .bindTooltip("last position", { permanent: true, direction: "right" }).addTo(map);
       }
-      map.fitBounds(planned.getBounds().extend(track.length ? L.latLngBounds(track) : planned.getBounds()), { padding: [20, 20] });
+      map.fitBounds(planned.getBounds().extend(track.length ? L.latLngBounds(track) : planned.getBounds()), { padding: [20, 20], animate: false });
     });
   }
 
