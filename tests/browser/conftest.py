@@ -45,6 +45,11 @@ class Portal:
     shipment_id: int
     tracker_secret: str
     email: str
+    log: Path
+    """The service's output, to explain an unexpected answer."""
+
+    def explain(self, response: httpx.Response) -> str:
+        return f"{response.status_code} {response.text}\n--- service log ---\n{self.log.read_text()[-4000:]}"
 
 
 def signature(body: bytes, secret: str) -> str:
@@ -179,7 +184,13 @@ async def portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
             )
             shipments.append(shipment["id"])
         portal = Portal(
-            url=url, http=http, logistics=logistics, shipment_id=shipments[0], tracker_secret=secret, email=email
+            url=url,
+            http=http,
+            logistics=logistics,
+            shipment_id=shipments[0],
+            tracker_secret=secret,
+            email=email,
+            log=tmp_path / "serve.log",
         )
         readings = journey(start, 66)
         for reading in readings[24:33]:  # 8 h to 6.5 h ago: 90 minutes freezing

@@ -48,7 +48,7 @@ async def test_a_user_signs_in_sees_the_board_change_live_and_signs_out_for_good
     refused = await portal.http.get(
         f"{portal.url}/v1/shipments", headers={"Cookie": f"coldchain_session={cookie['value']}"}
     )
-    assert refused.status_code == 401
+    assert refused.status_code == 401, portal.explain(refused)
     await page.goto(f"{portal.url}/portal")
     await expect(page).to_have_url(re.compile(r"/login\?next=/portal$"))
     await screenshot(page, "04-signed-out")
