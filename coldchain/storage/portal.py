@@ -135,16 +135,16 @@ class PortalSql(EvaluationSql):
         shipments = [row async for row in self._q.board_shipments(self._conn, party=party)]
         latest: dict[int, dict[str, Any]] = {}
         async for row in self._q.board_latest_readings(self._conn, party=party):
+            # A shipment with several trackers: the latest of each fact across them.
             facts = latest.setdefault(row["shipment_id"], {})
-            at = self._time_out(row["device_time"])
-            if row["seq"] == row["temperature_seq"] and at > facts.get(
-                "temperature_at", datetime.min.replace(tzinfo=at.tzinfo)
-            ):
-                facts.update(temperature_c=row["temperature_c"], temperature_at=at)
-            if row["seq"] == row["position_seq"] and at > facts.get(
-                "position_at", datetime.min.replace(tzinfo=at.tzinfo)
-            ):
-                facts.update(latitude=row["latitude"], longitude=row["longitude"], position_at=at)
+            if row["temperature_at"] is not None:
+                at = self._time_out(row["temperature_at"])
+                if "temperature_at" not in facts or at > facts["temperature_at"]:
+                    facts.update(temperature_c=row["temperature_c"], temperature_at=at)
+            if row["position_at"] is not None:
+                at = self._time_out(row["position_at"])
+                if "position_at" not in facts or at > facts["position_at"]:
+                    facts.update(latitude=row["latitude"], longitude=row["longitude"], position_at=at)
         alarms = {row["shipment_id"]: row async for row in self._q.board_open_alarms(self._conn, party=party)}
         others = {row["shipment_id"]: row async for row in self._q.board_sync_and_eta(self._conn, party=party)}
         entries = []

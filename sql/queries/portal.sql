@@ -29,9 +29,12 @@ WITH latest AS (
       AND (CAST(:party AS BIGINT) IS NULL OR s.organisation_id = :party OR s.receiver_id = :party
            OR EXISTS (SELECT 1 FROM shipment_legs g WHERE g.shipment_id = s.id AND g.carrier_id = :party))
 )
-SELECT x.shipment_id, r.tracker_id, r.seq, r.device_time, r.temperature_c, r.latitude, r.longitude,
-       x.temperature_seq, x.position_seq
-FROM latest x JOIN readings r ON r.tracker_id = x.tracker_id AND r.seq IN (x.temperature_seq, x.position_seq);
+SELECT x.shipment_id, x.tracker_id,
+       t.device_time AS temperature_at, t.temperature_c,
+       p.device_time AS position_at, p.latitude, p.longitude
+FROM latest x
+LEFT JOIN readings t ON t.tracker_id = x.tracker_id AND t.seq = x.temperature_seq
+LEFT JOIN readings p ON p.tracker_id = x.tracker_id AND p.seq = x.position_seq;
 
 -- name: board_open_alarms(party)
 SELECT a.shipment_id, count(*) AS open_alarms,
