@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_sync.py
 	$(BIN)/python tests/benchmarks/bench_ingest_evaluation.py
 	$(BIN)/python tests/benchmarks/bench_eta.py
+	$(BIN)/python tests/benchmarks/bench_portal.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(ASSETS)/node_modules tests/artifacts

@@ -39,6 +39,10 @@ import asyncpg
 import httpx
 from litestar.testing import AsyncTestClient
 
+# Run as a script, sys.path starts with this file's folder, not the repository root that holds the ``tests``
+# package: this line puts the root first.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from coldchain.domain.access import OPERATOR
 from coldchain.domain.readings import Reading
 from coldchain.http.app import create_app

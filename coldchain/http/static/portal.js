@@ -109,10 +109,12 @@
       drawRoute(route, buckets);
       if (!buckets.length) return;
       chartBox.innerHTML = "";
-      var xs = [], lo = [], mean = [], hi = [];
+      var xs = [], lo = [], mean = [], hi = [], humidity = [], pressure = [];
       buckets.forEach(function (b) {
         xs.push(Date.parse(b.start) / 1000); lo.push(b.temperature_min_c); mean.push(b.temperature_mean_c); hi.push(b.temperature_max_c);
+        humidity.push(b.humidity_mean_pct); pressure.push(b.pressure_mean_kpa);
       });
+      function present(values) { return values.some(function (v) { return v !== null; }); }
       var values = lo.concat(hi).filter(function (v) { return v !== null; });
       limits.forEach(function (l) { values.push(l.threshold); });
       var yMin = Math.min.apply(null, values) - 2, yMax = Math.max.apply(null, values) + 2;
@@ -166,7 +168,21 @@
         hooks: { drawClear: [shade] },
         cursor: { drag: { x: true, y: false } }
       };
-      var plot = new uPlot(opts, [xs, lo, mean, hi], chartBox);
+      var data = [xs, lo, mean, hi];
+      // Humidity and pressure, when the trackers measured them, on axes of their own (right-hand side).
+      if (present(humidity)) {
+        opts.scales["%"] = { range: [0, 100] };
+        opts.axes.push({ scale: "%", side: 1, label: "% RH", grid: { show: false } });
+        opts.series.push({ label: "humidity %", scale: "%", stroke: "#2e8b57", width: 1, dash: [4, 4] });
+        data.push(humidity);
+      }
+      if (present(pressure)) {
+        opts.scales.kPa = { auto: true };
+        opts.axes.push({ scale: "kPa", side: 1, label: "kPa", grid: { show: false } });
+        opts.series.push({ label: "pressure kPa", scale: "kPa", stroke: "#7a5c00", width: 1, dash: [2, 3] });
+        data.push(pressure);
+      }
+      var plot = new uPlot(opts, data, chartBox);
       chartBox.dataset.drawn = "true";
       chartBox.addEventListener("dblclick", function () { plot.setScale("x", { min: xs[0], max: xs[xs.length - 1] }); });
       window.addEventListener("resize", function () { plot.setSize({ width: chartBox.clientWidth - 10, height: 320 }); });
