@@ -183,13 +183,33 @@ class SqliteStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield SqliteTransaction(self._conn, self._queries)
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._end("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
+            await self._end("COMMIT")
+
+    async def _end(self, statement: str) -> None:
+        """COMMIT or ROLLBACK, carried through even when the task is being cancelled (a client that goes away from
+        an event stream cancels its request mid-transaction): the one connection must never be left inside a
+        transaction for the next one. The lock is still held here, so nothing runs between."""
+        ending = asyncio.ensure_future(self._conn.execute(statement))
+        cancelled = False
+        while not ending.done():
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                cancelled = True
+        try:
+            ending.result()
+        except sqlite3.OperationalError as exc:
+            # Cancelled before BEGIN ran: there is nothing to roll back.
+            if statement != "ROLLBACK" or "no transaction is active" not in str(exc):
+                raise
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def ping(self) -> bool:
         try:

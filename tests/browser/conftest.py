@@ -34,6 +34,7 @@ CHROMIUM_FLAGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PASSWORD = "cold chain portal"
+ADMIN_EMAIL = "max.weber@nordpharma.example"
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
 
@@ -126,6 +127,10 @@ async def portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
             )
         )["token"]
         logistics = bearer(token)
+        admin = {"role": "admin", "name": "Max Weber", "email": ADMIN_EMAIL, "password": PASSWORD}
+        await _ok(
+            await http.post(f"{url}/v1/organisations/{orgs['shipper']}/users", json=admin, headers=OPERATOR_HEADERS)
+        )
         email = "lena.fischer@nordpharma.example"
         user = {"role": "logistics", "name": "Lena Fischer", "email": email, "password": PASSWORD}
         await _ok(
@@ -220,8 +225,8 @@ async def screenshot(page: Page, name: str) -> None:
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-async def sign_in(page: Page, portal: Portal, password: str = PASSWORD) -> None:
+async def sign_in(page: Page, portal: Portal, password: str = PASSWORD, email: str | None = None) -> None:
     await page.goto(f"{portal.url}/portal")
-    await page.get_by_label("Email address").fill(portal.email)
+    await page.get_by_label("Email address").fill(email or portal.email)
     await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Sign in").click()

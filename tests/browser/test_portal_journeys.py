@@ -11,7 +11,7 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import NOW, Portal, journey, push, screenshot, sign_in
+from tests.browser.conftest import ADMIN_EMAIL, NOW, Portal, journey, push, screenshot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -140,3 +140,25 @@ async def test_a_form_without_the_csrf_token_changes_nothing(page: Page, portal:
     assert forged.status_code == 403
     await page.goto(f"{portal.url}/portal/setup")
     await expect(page.locator("#trackers")).not_to_contain_text("TRK-FORGED")
+
+
+async def test_an_admin_adds_a_user_and_the_board_fits_a_tablet(page: Page, portal: Portal) -> None:
+    await sign_in(page, portal, email=ADMIN_EMAIL)
+    await expect(page.get_by_role("heading", name="Shipments in transit")).to_be_visible()
+    await page.get_by_role("link", name="Set-up").click()
+
+    form = page.locator("#users-form")
+    await form.get_by_label("Name").fill("Jonas Becker")
+    await form.get_by_label("Email").fill("jonas.becker@nordpharma.example")
+    await form.get_by_label("Role").select_option("pharmacist")
+    await form.get_by_label("First password").fill("pharmacist password")
+    await form.get_by_role("button", name="Add user").click()
+    await expect(page.locator("#users")).to_contain_text("jonas.becker@nordpharma.example")
+    await expect(page.locator("#webhooks")).to_contain_text("No webhook")
+    await page.locator("#users").scroll_into_view_if_needed()
+    await screenshot(page, "12-setup-admin-users")
+
+    await page.set_viewport_size({"width": 820, "height": 1180})
+    await page.get_by_role("link", name="Board").click()
+    await expect(page.locator(".leaflet-tooltip", has_text="SHP-100")).to_be_visible()
+    await screenshot(page, "13-board-tablet")
