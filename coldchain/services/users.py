@@ -231,6 +231,7 @@ async def sign_in(
     matches = await _verify(password_hash, password[:MAX_PASSWORD_CHARS])
     if user is None or not matches or not user.active:
         async with store.transaction() as tx:
+            await tx.forget_login_failures_before(now - limits.window)
             await tx.record_login_failure(email=address, client=client, now=now)
             detail = {"email": address, "client": client, "locked": False}
             subject = f"user:{user.id}" if user is not None else f"email:{address}"

@@ -53,6 +53,10 @@ class UserRecords(Protocol):
 
     async def clear_login_failures(self, email: str) -> None: ...
 
+    async def forget_login_failures_before(self, before: datetime) -> None:
+        """Drop failures too old to count (the audit trail keeps every one)."""
+        ...
+
 
 class UsersSql(SqlBase):
     def _user(self, row: Any) -> User:
@@ -157,3 +161,6 @@ class UsersSql(SqlBase):
 
     async def clear_login_failures(self, email: str) -> None:
         await self._q.clear_login_failures(self._conn, email=email)
+
+    async def forget_login_failures_before(self, before: datetime) -> None:
+        await self._q.forget_login_failures_before(self._conn, before=self._time_in(before))

@@ -51,5 +51,8 @@ SELECT count(*) FROM login_failures WHERE email = :email AND at >= :since;
 -- name: login_failures_of_client(client, since)$
 SELECT count(*) FROM login_failures WHERE client = :client AND at >= :since;
 
+-- name: forget_login_failures_before(before)!
+DELETE FROM login_failures WHERE at < :before;
+
 -- name: clear_login_failures(email)!
 DELETE FROM login_failures WHERE email = :email;
