@@ -24,6 +24,7 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
+from litestar.exceptions import HTTPException
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
@@ -114,6 +115,31 @@ async def provide_viewer(request: Request[Any, Any, Any]) -> Viewer:
 
 def _to_sign_in(_: Request[Any, Any, Any], exc: SignInNeeded) -> Response[Any]:
     return Redirect(f"/login?next={quote(exc.back_to, safe='/')}", status_code=303)
+
+
+_HEADINGS = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    422: "Not accepted",
+}
+
+
+def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A refusal on a page, as a page: the same words the API gives, with the way back."""
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, str(exc.detail)
+        if status == 403 and CSRF_FIELD in detail:
+            detail = (
+                "This form was sent without its security token, or from an old page. Reload the page and try again."
+            )
+    else:
+        status, detail = _refusal(exc), str(exc)
+    return Template(
+        template_name="error.html",
+        context={"viewer": None, "tiles_url": "", "heading": _HEADINGS.get(status, "Not accepted"), "detail": detail},
+        status_code=status,
+    )
 
 
 # -- template helpers -------------------------------------------------------------------------------------------
@@ -796,7 +822,12 @@ def portal_routes(settings: Settings) -> list[ControllerRouterHandler]:
             setup_submit,
         ],
         dependencies={"viewer": Provide(provide_viewer)},
-        exception_handlers={SignInNeeded: _to_sign_in},
+        exception_handlers={
+            SignInNeeded: _to_sign_in,
+            ServiceError: _error_page,
+            AlreadyExists: _error_page,
+            HTTPException: _error_page,
+        },
         response_headers=[
             ResponseHeader(name="Content-Security-Policy", value=_content_security_policy(settings)),
             ResponseHeader(name="X-Content-Type-Options", value="nosniff"),

@@ -94,6 +94,7 @@ async def test_a_form_posted_without_the_csrf_token_is_refused(site: Site) -> No
     )
 
     assert (forged.status_code, wrong.status_code) == (403, 403)
+    assert "Reload the page" in forged.text, "a person is told what to do, on a page"
     page = await site.client.get("/portal/setup")
     assert "TRK-FORGED" not in page.text
 
@@ -165,4 +166,8 @@ async def test_an_auditor_reads_the_pages_but_is_offered_no_set_up_form(site: Si
     setup = (await site.client.get("/portal/setup")).text
     assert "Register a tracker" not in setup
     assert "Add a user" not in setup
-    assert (await site.client.get("/portal/shipments/999")).status_code == 404
+    missing = await site.client.get("/portal/shipments/999")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("text/html")
+    assert "Not found" in missing.text
+    assert "no shipment 999" in missing.text
