@@ -24,8 +24,8 @@ import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import HTTPException
 from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
 from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -40,6 +40,7 @@ from coldchain.http.deps import NowDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.http.users import end_session_cookie, session_cookie, sign_in
 from coldchain.http.wire import MAX_ID, PathId
+from coldchain.services import access as access_cases
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import custody as custody_cases
 from coldchain.services import evaluation as evaluation_cases
@@ -229,7 +230,6 @@ _LABELS = {
     "destination_lon": "destination longitude",
     "product_id": "product",
     "lot_id": "lot id",
-    "carrier_id": "carrier organisation id",
     "receiver_id": "receiver organisation id",
     "promised_at": "promised delivery",
     "expires_on": "expires on",
@@ -302,6 +302,21 @@ def _choice(form: Mapping[str, str], field: str, options: tuple[str, ...]) -> st
     if value not in options:
         raise FormError(field, f"{_label(field)}: choose one of {', '.join(options)}")
     return value
+
+
+def _legs(form: Mapping[str, str]) -> list[Leg]:
+    """Legs written as ``carrier-id mode`` separated by ';' (``12 road; 31 air``), in order."""
+    legs = []
+    for number, part in enumerate((p for p in re.split(r"[;\n]", form.get("legs") or "") if p.strip()), start=1):
+        words = part.split()
+        if len(words) != 2 or not words[0].isdigit() or words[1] not in ("road", "air", "sea", "rail"):
+            raise FormError(
+                "legs", "legs: 'carrier-id mode' per leg, mode road, air, sea or rail, like 12 road; 31 air"
+            )
+        legs.append(Leg(leg_no=number, carrier_id=int(words[0]), mode=words[1]))  # type: ignore[arg-type]
+    if len(legs) > 20:
+        raise FormError("legs", "legs: at most 20")
+    return legs
 
 
 def _waypoints(form: Mapping[str, str]) -> list[tuple[float, float]]:
@@ -529,11 +544,9 @@ async def _setup_context(store: Any, viewer: Viewer) -> dict[str, Any]:
     shipments = await shipment_cases.list_shipments(store, principal)
     own = [s for s in shipments if principal.acts_for(s.organisation_id)]
     webhooks = await webhook_cases.list_webhooks(store, principal, None) if viewer.may("manage") else []
-    users = (
-        await user_cases.list_users(store, principal, principal.organisation_id)
-        if viewer.may("manage") and principal.organisation_id is not None
-        else []
-    )
+    manages = viewer.may("manage") and principal.organisation_id is not None
+    users = await user_cases.list_users(store, principal, principal.organisation_id or 0) if manages else []
+    tokens = await access_cases.list_tokens(store, principal, principal.organisation_id or 0) if manages else []
     return {
         "products": products,
         "lots": lots,
@@ -542,6 +555,7 @@ async def _setup_context(store: Any, viewer: Viewer) -> dict[str, Any]:
         "shipments": own,
         "webhooks": webhooks,
         "users": users,
+        "tokens": tokens,
         "roles": ROLES,
         "kinds": NOTIFICATION_KINDS,
         "statuses": _SHIPMENT_STATUSES,
@@ -643,8 +657,6 @@ async def _new_tracker(form: Mapping[str, str], viewer: Viewer, store: Any, now:
 
 
 async def _new_shipment(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
-    carrier = _integer(form, "carrier_id", required=False)
-    mode = _choice(form, "mode", ("road", "air", "sea", "rail")) if carrier is not None else "road"
     draft = shipment_cases.ShipmentDraft(
         reference=_text(form, "reference", max_length=64) or "",
         product_id=_integer(form, "product_id") or 0,
@@ -661,7 +673,7 @@ async def _new_shipment(form: Mapping[str, str], viewer: Viewer, store: Any, now
             lon=_decimal(form, "destination_lon", -180, 180),
         ),
         waypoints=_waypoints(form),
-        legs=[] if carrier is None else [Leg(leg_no=1, carrier_id=carrier, mode=mode)],  # type: ignore[arg-type]
+        legs=_legs(form),
         receiver_id=_integer(form, "receiver_id", required=False),
         promised_at=_moment(form, "promised_at"),
         priority=_choice(form, "priority", ("standard", "urgent")),  # type: ignore[arg-type]
@@ -741,6 +753,31 @@ async def _user_change(form: Mapping[str, str], viewer: Viewer, store: Any, now:
         )
 
 
+async def _new_token(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> dict[str, Any]:
+    organisation = viewer.principal.organisation_id
+    if organisation is None:
+        raise FormError("token_name", "the operator issues tokens through the API")
+    token, text = await access_cases.issue_token(
+        store,
+        viewer.principal,
+        organisation_id=organisation,
+        role=_choice(form, "role", ROLES),  # type: ignore[arg-type]
+        name=_text(form, "token_name") or "",
+        now=now,
+    )
+    return {"new_token": token, "new_token_text": text}
+
+
+async def _revoke_token(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    await access_cases.revoke_token(
+        store,
+        viewer.principal,
+        organisation_id=viewer.principal.organisation_id or 0,
+        token_id=_integer(form, "token_id") or 0,
+        now=now,
+    )
+
+
 _FORMS: dict[str, tuple[tuple[str, ...], SetupAction]] = {
     "products": (("name", "gtin", "profile_id"), _new_product),
     "lots": (("product_id", "lot_number", "expires_on", "product"), _new_lot),
@@ -758,7 +795,7 @@ _FORMS: dict[str, tuple[tuple[str, ...], SetupAction]] = {
             "destination_lat",
             "destination_lon",
             "waypoints",
-            "carrier_id",
+            "legs",
             "receiver_id",
             "promised_at",
             "priority",
@@ -773,6 +810,8 @@ _FORMS: dict[str, tuple[tuple[str, ...], SetupAction]] = {
     "webhooks": (("url", "kinds"), _new_webhook),
     "users": (("name", "email", "password", "role"), _new_user),
     "user": (("password",), _user_change),
+    "tokens": (("token_name", "role"), _new_token),
+    "token": (("token_id",), _revoke_token),
 }
 
 

@@ -3,6 +3,7 @@ form, lock-out, the security headers, the set-up forms an admin uses for people,
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from litestar.testing import AsyncTestClient
 
 from coldchain.http.app import create_app
 from coldchain.settings import load_settings
-from tests.factories import OPERATOR_HEADERS, OPERATOR_TOKEN
+from tests.factories import FRIDGE_PROFILE, OPERATOR_HEADERS, OPERATOR_TOKEN, PROFILES_JSON
 from tests.http.test_tenancy_api import new_org
 
 Client = AsyncTestClient[Litestar]
@@ -171,3 +172,64 @@ async def test_an_auditor_reads_the_pages_but_is_offered_no_set_up_form(site: Si
     assert missing.headers["content-type"].startswith("text/html")
     assert "Not found" in missing.text
     assert "no shipment 999" in missing.text
+
+
+async def test_an_admin_issues_a_token_shown_once_and_revokes_it_on_the_set_up_page(site: Site) -> None:
+    await sign_in(site)
+    token = csrf_of(await site.client.get("/portal/setup"))
+
+    issued = await site.client.post(
+        "/portal/setup/tokens", data={"token_name": "dispatch", "role": "carrier", "csrf_token": token}
+    )
+
+    assert issued.status_code == 201
+    text = re.search(r'<code id="token-value">([^<]+)</code>', issued.text)
+    assert text, "the token is shown in the answer to its issue"
+    bearer_headers = {"Authorization": f"Bearer {text.group(1)}"}
+    assert (await site.client.get("/v1/shipments", headers=bearer_headers)).status_code == 200
+    listed = await site.client.get("/portal/setup")
+    assert text.group(1) not in listed.text, "and never again"
+    token_id = re.search(r'name="token_id" value="(\d+)"', listed.text)
+    assert token_id
+    revoked = await site.client.post("/portal/setup/token", data={"token_id": token_id.group(1), "csrf_token": token})
+    assert revoked.status_code == 200
+    assert (await site.client.get("/v1/shipments", headers=bearer_headers)).status_code == 401
+
+
+async def test_a_shipment_created_on_the_set_up_page_keeps_its_legs_in_order(site: Site) -> None:
+    road, air = (
+        await new_org(site.client, "Road carrier", "carrier"),
+        await new_org(site.client, "Air carrier", "carrier"),
+    )
+    fridge = next(p for p in json.loads(PROFILES_JSON.read_text())["profiles"] if p["id"] == FRIDGE_PROFILE)
+    assert (await site.client.post("/v1/profiles", json=fridge, headers=OPERATOR_HEADERS)).is_success
+    await sign_in(site)
+    token = csrf_of(await site.client.get("/portal/setup"))
+    product = await site.client.post(
+        "/portal/setup/products", data={"name": "Insulin", "profile_id": FRIDGE_PROFILE, "csrf_token": token}
+    )
+    assert product.status_code == 200  # back on the set-up page
+    products = (await site.client.get("/v1/products")).json()
+    body = {
+        "csrf_token": token,
+        "reference": "SHP-LEGS",
+        "product_id": str(products[0]["id"]),
+        "quantity": "10",
+        "origin_name": "Berlin",
+        "origin_lat": "52.52",
+        "origin_lon": "13.405",
+        "destination_name": "Lisbon",
+        "destination_lat": "38.72",
+        "destination_lon": "-9.14",
+        "legs": f"{road} road; {air} air",
+        "priority": "standard",
+    }
+
+    bad = await site.client.post("/portal/setup/shipments", data={**body, "legs": f"{road} bicycle"})
+    created = await site.client.post("/portal/setup/shipments", data=body)
+
+    assert bad.status_code == 422
+    assert "mode road, air, sea or rail" in bad.text
+    assert created.status_code == 200, re.findall(r"Error: [^<]+", created.text)
+    [shipment] = (await site.client.get("/v1/shipments")).json()
+    assert [(leg["carrier_id"], leg["mode"]) for leg in shipment["legs"]] == [(road, "road"), (air, "air")]
