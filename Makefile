@@ -7,10 +7,13 @@ PYTHON ?= $(shell for v in 3.14 3.13 3.12 3.11; do \
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The portal's browser libraries (Leaflet, uPlot, the world basemap), from npm by the lock file, served by the service.
+ASSETS := coldchain/http/assets
+ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
 PORT ?=
 DEMO_ARGS := $(if $(PORT),--port $(PORT))
 
-.PHONY: demo serve migrate test lint bench clean
+.PHONY: demo serve migrate assets test lint bench clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -26,17 +29,26 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
-demo: $(STAMP)
+$(ASSETS_STAMP): $(ASSETS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || ops/require-packages npm
+	@echo "==> installing the portal's browser libraries from npm into $(ASSETS)/node_modules"
+	@npm ci --prefix $(ASSETS) --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $(ASSETS_STAMP)
+
+assets: $(ASSETS_STAMP)
+
+demo: $(STAMP) $(ASSETS_STAMP)
 	@$(BIN)/coldchain demo $(DEMO_ARGS)
 
-serve: $(STAMP)
+serve: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/coldchain serve
 
 migrate: $(STAMP)
 	$(BIN)/coldchain migrate
 
-test: $(STAMP)
+test: $(STAMP) $(ASSETS_STAMP)
 	@if [ -z "$$COLDCHAIN_TEST_POSTGRES_URL" ]; then ops/require-packages postgresql; fi
+	@ops/require-packages chromium
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -52,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_sync.py
 	$(BIN)/python tests/benchmarks/bench_ingest_evaluation.py
 	$(BIN)/python tests/benchmarks/bench_eta.py
+	$(BIN)/python tests/benchmarks/bench_portal.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(ASSETS)/node_modules tests/artifacts

@@ -1,9 +1,11 @@
-"""The ``coldchain`` command: ``serve``, ``migrate``, ``load-profiles``, ``import-logger``, ``demo``, ``--version``."""
+"""The ``coldchain`` command: ``serve``, ``migrate``, ``load-profiles``, ``import-logger``, ``user add``, ``demo``,
+``--version``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -12,13 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coldchain import __version__
-from coldchain.domain.access import OPERATOR
+from coldchain.domain.access import OPERATOR, ROLES
 from coldchain.domain.profiles import ProfileError
 from coldchain.services.errors import ServiceError
 from coldchain.services.loggers import import_logger_file
 from coldchain.services.products import load_example_profiles
+from coldchain.services.users import create_user
 from coldchain.settings import ENV_PREFIX, Settings, SettingsError, load_settings
-from coldchain.storage import StorageError, open_store
+from coldchain.storage import AlreadyExists, StorageError, open_store
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -49,6 +52,23 @@ def _parser() -> argparse.ArgumentParser:
     logger.add_argument(
         "--utc-offset-min", type=int, default=0, help="the offset of the logger's clock from UTC in minutes (default 0)"
     )
+
+    user = commands.add_parser("user", help="manage portal users (the first admin of an organisation)")
+    user_commands = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    add = user_commands.add_parser(
+        "add",
+        help="add a user to an organisation",
+        description=(
+            "Add a portal user to an organisation, as the platform operator. The password is asked for at the"
+            " terminal, or read from the first line of standard input with --password-stdin. Later users are"
+            " added by the organisation's admins in the portal or through the API."
+        ),
+    )
+    add.add_argument("--organisation", type=int, required=True, help="the organisation's id")
+    add.add_argument("--role", choices=ROLES, default="admin", help="the user's role (default admin)")
+    add.add_argument("--name", required=True, help="the user's display name")
+    add.add_argument("--email", required=True, help="the user's email (their sign-in name)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
     demo = commands.add_parser(
         "demo",
@@ -148,6 +168,33 @@ async def _import_logger(settings: Settings, path: Path, content: bytes, shipmen
     )
 
 
+async def _add_user(settings: Settings, args: argparse.Namespace, password: str) -> str:
+    store = await open_store(settings.database_url, pool_size=1)
+    try:
+        user = await create_user(
+            store,
+            OPERATOR,
+            organisation_id=args.organisation,
+            role=args.role,
+            name=args.name,
+            email=args.email,
+            password=password,
+            now=datetime.now(UTC),
+        )
+    finally:
+        await store.close()
+    return f"user {user.id}: {user.name} <{user.email}>, {user.role} of organisation {user.organisation_id}"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if getpass.getpass("Password again: ") != first:
+        raise ValueError("the two passwords differ")
+    return first
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     overrides = {
@@ -185,6 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(asyncio.run(_import_logger(settings, args.file, content, args.shipment, args.utc_offset_min)))
             except ServiceError as exc:
                 print(f"coldchain: {args.file}: {exc}", file=sys.stderr)
+                return 1
+        elif args.command == "user":
+            try:
+                password = _read_password(args.password_stdin)
+                print(asyncio.run(_add_user(settings, args, password)))
+            except (ValueError, ServiceError, AlreadyExists) as exc:
+                print(f"coldchain user add: {exc}", file=sys.stderr)
                 return 1
         elif args.command == "serve":
             _serve(settings)

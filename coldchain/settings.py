@@ -90,6 +90,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """An event stream ends after this long and the client resumes from its last event id (a graceful shutdown
     waits for open streams, so keep this below the service manager's stop timeout)."""
 
+    session_idle_s: PositiveSeconds = 1800.0
+    """A portal session ends after this long without a request (30 minutes)."""
+    session_lifetime_s: PositiveSeconds = 43_200.0
+    """A portal session ends this long after sign-in however busy it is (12 hours: one shift)."""
+    login_max_failures: Positive = 5
+    """Failed sign-ins for one email within the window before sign-in is refused for it."""
+    login_max_failures_per_client: Positive = 20
+    """Failed sign-ins from one client address within the window before sign-in is refused from it."""
+    login_failure_window_s: PositiveSeconds = 900.0
+    """The window failed sign-ins are counted in (15 minutes): a lock-out lifts as failures leave it."""
+    map_tiles_url: str | None = None
+    """A tile server for the portal's maps (``https://tiles.example.org/{z}/{x}/{y}.png``); unset, the maps draw
+    the world basemap the service ships, which works on a closed network."""
+
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
             raise SettingsError(
@@ -106,6 +120,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{ENV_PREFIX}WEBHOOK_RETRY_MAX_S: must be at least"
                 f" {ENV_PREFIX}WEBHOOK_RETRY_S ({self.webhook_retry_s:g})"
             )
+        if self.map_tiles_url is not None and not (
+            self.map_tiles_url.startswith(("https://", "http://")) and "{z}" in self.map_tiles_url
+        ):
+            raise SettingsError(f"{ENV_PREFIX}MAP_TILES_URL: expected an http(s) URL template with {{z}}, {{x}}, {{y}}")
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 

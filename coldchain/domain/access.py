@@ -65,11 +65,18 @@ class ApiToken(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """The authenticated caller. ``organisation_id`` is ``None`` for the platform operator only."""
+    """The authenticated caller. ``organisation_id`` is ``None`` for the platform operator only.
+
+    A caller is an API token (``token_id``) or a person signed in to the portal (``user_id``, with the name and
+    email the audit trail, acknowledgements and custody signatures carry); both have the same role and scoping.
+    """
 
     organisation_id: int | None
     role: Role | None
     token_id: int | None
+    user_id: int | None = None
+    user_name: str | None = None
+    user_email: str | None = None
 
     @property
     def is_operator(self) -> bool:
@@ -80,6 +87,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         """How the audit trail names the caller."""
         if self.organisation_id is None:
             return "operator"
+        if self.user_id is not None:
+            return f"{self.user_name} <{self.user_email}> (org:{self.organisation_id}/user:{self.user_id}, {self.role})"
         return f"org:{self.organisation_id}/token:{self.token_id}({self.role})"
 
     def acts_for(self, organisation_id: int) -> bool:

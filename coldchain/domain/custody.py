@@ -82,7 +82,7 @@ __all__ = [
 CustodyKind = Literal["packed", "picked_up", "handed_over", "arrived", "delivered", "received"]
 KINDS: tuple[CustodyKind, ...] = ("packed", "picked_up", "handed_over", "arrived", "delivered", "received")
 
-SignerKind = Literal["token", "operator", "geofence"]
+SignerKind = Literal["token", "user", "operator", "geofence"]
 
 MAX_AHEAD = timedelta(minutes=5)
 """How far ahead of the service's clock a stated event time may lie (clocks of phones and scanners drift)."""
@@ -123,17 +123,23 @@ class Location(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Signer(msgspec.Struct, frozen=True, kw_only=True):
-    """Who vouched for an event: ``token`` (an organisation's API token), ``operator``, or ``geofence`` (the
-    service, on the evidence of tracker ``tracker_id``)."""
+    """Who vouched for an event: ``token`` (an organisation's API token), ``user`` (a person of the organisation,
+    signed in to the portal, named with their email), ``operator``, or ``geofence`` (the service, on the evidence
+    of tracker ``tracker_id``)."""
 
     by: SignerKind
     organisation_id: int | None = None
     token_id: int | None = None
     tracker_id: int | None = None
+    user_id: int | None = None
+    name: str | None = None
+    email: str | None = None
 
     def __post_init__(self) -> None:
         if self.by == "token" and (self.organisation_id is None or self.token_id is None):
             raise ValueError("a token signer names its organisation and token")
+        if self.by == "user" and (self.organisation_id is None or self.user_id is None or self.email is None):
+            raise ValueError("a user signer names its organisation, the user and the user's email")
         if self.by == "geofence" and self.tracker_id is None:
             raise ValueError("a geofence signer names the tracker whose reading it relied on")
 
@@ -271,14 +277,23 @@ def canonical_bytes(event: CustodyEvent) -> bytes:
             "place": {"lat": _degrees(event.place.lat), "lon": _degrees(event.place.lon), "name": event.place.name},
             "occurred_at": _utc_text(event.occurred_at),
             "recorded_at": _utc_text(event.recorded_at),
-            "signers": [
-                {"by": s.by, "organisation_id": s.organisation_id, "token_id": s.token_id, "tracker_id": s.tracker_id}
-                for s in event.signers
-            ],
+            "signers": [_canonical_signer(s) for s in event.signers],
             "note": event.note,
             "prev_hash": event.prev_hash,
         }
     )
+
+
+def _canonical_signer(signer: Signer) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "by": signer.by,
+        "organisation_id": signer.organisation_id,
+        "token_id": signer.token_id,
+        "tracker_id": signer.tracker_id,
+    }
+    if signer.by == "user":  # the person is part of what the hash covers; other signers hash as they always did
+        fields.update(user_id=signer.user_id, name=signer.name, email=signer.email)
+    return fields
 
 
 def event_hash(event: CustodyEvent) -> str:

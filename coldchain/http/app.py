@@ -10,6 +10,8 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.logging.config import LoggingConfig
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
@@ -33,10 +35,13 @@ from coldchain.http.limits import AuthFailures
 from coldchain.http.openapi import openapi_config
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
+from coldchain.http.portal import TEMPLATES, portal_routes, template_filters
+from coldchain.http.portal_api import alarm_inbox, board, shipment_readings
 from coldchain.http.products import ProductAdmin, ProfileAdmin
 from coldchain.http.query import refuse_unknown_query
 from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
+from coldchain.http.users import SessionApi, UserApi
 from coldchain.http.webhooks import WebhookApi
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
@@ -81,6 +86,12 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             ProductAdmin,
             WebhookApi,
             events,
+            SessionApi,
+            UserApi,
+            board,
+            shipment_readings,
+            alarm_inbox,
+            *portal_routes(settings),
         ],
         lifespan=[lifespan],
         dependencies={
@@ -92,6 +103,9 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             "now": Provide(provide_now, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
+        template_config=TemplateConfig(
+            directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_register_filters
+        ),
         request_class=ServiceRequest,
         before_send=[add_security_headers],
         before_request=refuse_unknown_query,
@@ -118,6 +132,10 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
         ),
         debug=False,
     )
+
+
+def _register_filters(engine: JinjaTemplateEngine) -> None:
+    engine.engine.filters.update(template_filters())
 
 
 def app_from_environment() -> Litestar:

@@ -57,11 +57,17 @@ class PlaceOut(msgspec.Struct, frozen=True, kw_only=True):
     name: str | None
 
 
-class SignerOut(msgspec.Struct, frozen=True, kw_only=True):
+class SignerOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A signer; the person's ``user_id``, ``name`` and ``email`` are present for a ``user`` signer only."""
+
     by: SignerKind
     organisation_id: int | None
     token_id: int | None
     tracker_id: int | None
+    user_id: int | None = None
+    """A ``user`` signer: the person, with the name and email they had when they signed."""
+    name: str | None = None
+    email: str | None = None
 
 
 class CustodyEventOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,7 +126,13 @@ def _place_out(place: Location) -> PlaceOut:
 
 def _signer_out(signer: Signer) -> SignerOut:
     return SignerOut(
-        by=signer.by, organisation_id=signer.organisation_id, token_id=signer.token_id, tracker_id=signer.tracker_id
+        by=signer.by,
+        organisation_id=signer.organisation_id,
+        token_id=signer.token_id,
+        tracker_id=signer.tracker_id,
+        user_id=signer.user_id,
+        name=signer.name,
+        email=signer.email,
     )
 
 

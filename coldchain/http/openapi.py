@@ -26,13 +26,15 @@ from swagger_ui_bundle import swagger_ui_path
 from coldchain.http.errors import ErrorOut
 from coldchain.http.wire import MAX_ID, BatchIn
 
-__all__ = ["ASSETS_PATH", "BEARER", "DOCS_PATH", "SIGNED", "complete", "errors", "openapi_config"]
+__all__ = ["ASSETS_PATH", "BEARER", "DOCS_PATH", "SESSION", "SIGNED", "complete", "errors", "openapi_config"]
 
 DOCS_PATH = "/schema"
 ASSETS_PATH = f"{DOCS_PATH}/assets"
 
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-"""Security of every route that takes an API token."""
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+"""Security of every route that takes an API token, or a portal session instead."""
+SESSION: list[dict[str, list[str]]] = [{"session": []}]
+"""Security of the routes about the session itself."""
 SIGNED: list[dict[str, list[str]]] = [{"trackerSignature": []}]
 """Security of the sync route: an HMAC-SHA256 signature of the body with the tracker's secret."""
 
@@ -235,6 +237,13 @@ def openapi_config(version: str) -> OpenAPIConfig:
                     type="http",
                     scheme="bearer",
                     description="An organisation's API token (or the operator's): `Authorization: Bearer <token>`.",
+                ),
+                "session": SecurityScheme(
+                    type="apiKey",
+                    name="coldchain_session",
+                    security_scheme_in="cookie",
+                    description="A signed-in user's session (POST /v1/session). A change made with a session also"
+                    " carries the session's CSRF token in the `X-CSRF-Token` header.",
                 ),
                 "trackerSignature": SecurityScheme(
                     type="apiKey",

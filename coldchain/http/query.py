@@ -1,6 +1,6 @@
 """Unknown query parameters are refused (422), as unknown body fields are: a misspelt ``?organisation=3`` must not
-quietly list everything. A route that reads its query itself (OsmAnd, whose protocol names its own parameters)
-says so with ``opt={"raw_query": True}``."""
+quietly list everything. A route that reads its query itself (OsmAnd, whose protocol names its own parameters;
+the portal's pages) says so with ``opt={"raw_query": True}``."""
 
 from __future__ import annotations
 

@@ -87,6 +87,14 @@ def _check_recorder(principal: Principal, shipment: Shipment) -> None:
 def _signer(principal: Principal) -> Signer:
     if principal.organisation_id is None:
         return Signer(by="operator")
+    if principal.user_id is not None:
+        return Signer(
+            by="user",
+            organisation_id=principal.organisation_id,
+            user_id=principal.user_id,
+            name=principal.user_name,
+            email=principal.user_email,
+        )
     return Signer(by="token", organisation_id=principal.organisation_id, token_id=principal.token_id)
 
 
@@ -257,7 +265,10 @@ async def propose_handover(
         shipment = await visible_shipment(tx, principal, shipment_id)
         _check_recorder(principal, shipment)
         if principal.organisation_id is None or principal.token_id is None:
-            raise Forbidden("a hand-over is signed by the two organisations themselves, not by the operator")
+            raise Forbidden(
+                "a hand-over is signed by the two organisations themselves, not by the operator"
+                " (with their API tokens: a portal session cannot sign one yet)"
+            )
         events = await _intact_chain(tx, shipment_id)
         _admit(
             shipment,

@@ -24,6 +24,8 @@ from coldchain.storage.custody import CustodySql
 from coldchain.storage.errors import AlreadyExists
 from coldchain.storage.evaluation import EvaluationSql
 from coldchain.storage.notifications import NotificationsSql
+from coldchain.storage.portal import PortalSql
+from coldchain.storage.users import UsersSql
 
 __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
 
@@ -69,7 +71,7 @@ def load_queries(driver: str) -> Any:
     return aiosql.from_path(sql_dir() / "queries", driver)
 
 
-class SqlTransaction(EvaluationSql, CustodySql, NotificationsSql, SqlBase):
+class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, SqlBase):
     """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
 
     Subclasses say how a time crosses the driver and how readings are written in bulk (see :class:`SqlBase`).

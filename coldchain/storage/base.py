@@ -29,6 +29,8 @@ from coldchain.storage.custody import CustodyRecords
 from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
 from coldchain.storage.evaluation import EvaluationRecords
 from coldchain.storage.notifications import NotificationRecords
+from coldchain.storage.portal import PortalRecords
+from coldchain.storage.users import UserRecords
 
 __all__ = [
     "AlreadyExists",
@@ -42,7 +44,7 @@ __all__ = [
 Engine = Literal["sqlite", "postgresql"]
 
 
-class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, Protocol):
+class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, UserRecords, PortalRecords, Protocol):
     """One unit of work. All methods run inside the same database transaction.
 
     Each area with records of its own (evaluation, custody, notifications) states them in its own module.

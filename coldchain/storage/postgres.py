@@ -19,6 +19,7 @@ from coldchain.domain.readings import Reading
 from coldchain.storage._sql import SqlTransaction, load_queries
 from coldchain.storage.base import Engine, Transaction
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
+from coldchain.storage.portal import BUCKET_SELECT
 
 __all__ = ["PostgresStore"]
 
@@ -62,7 +63,18 @@ async def _prepare_connection(conn: asyncpg.Connection) -> None:
     await conn.execute(_CREATE_STAGE)
 
 
+_BUCKET_SQL = BUCKET_SELECT.format(
+    bucket="floor(extract(epoch FROM r.device_time) / $1)::bigint", shipment_id="$2", start="$3", end="$4"
+)
+
+
 class PostgresTransaction(SqlTransaction):
+    async def _bucket_rows(
+        self, shipment_id: int, *, start: datetime, end: datetime, seconds: int
+    ) -> list[tuple[Any, ...]]:
+        rows = await self._conn.fetch(_BUCKET_SQL, float(seconds), shipment_id, start, end)
+        return [tuple(row) for row in rows]
+
     def _time_in(self, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("naive datetime: storage takes aware datetimes only")

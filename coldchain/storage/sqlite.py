@@ -22,6 +22,7 @@ from coldchain.domain.readings import Reading
 from coldchain.storage._sql import SqlTransaction, load_queries
 from coldchain.storage.base import Engine, Transaction
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
+from coldchain.storage.portal import BUCKET_SELECT
 
 __all__ = ["SqliteStore", "sqlite_path"]
 
@@ -51,8 +52,24 @@ def _insert_readings_sql(rows: int) -> str:
     return f"INSERT INTO readings ({_READING_COLUMNS}) VALUES {values} ON CONFLICT DO NOTHING RETURNING seq"
 
 
+# Times are ISO 8601 text in UTC: julianday() reads them, and the Julian day of the Unix epoch is 2440587.5.
+_BUCKET_SQL = BUCKET_SELECT.format(
+    bucket="CAST(((julianday(r.device_time) - 2440587.5) * 86400.0) / ? AS INTEGER)",
+    shipment_id="?",
+    start="?",
+    end="?",
+)
+
+
 class SqliteTransaction(SqlTransaction):
     _time_in = staticmethod(_time_text)
+
+    async def _bucket_rows(
+        self, shipment_id: int, *, start: datetime, end: datetime, seconds: int
+    ) -> list[tuple[Any, ...]]:
+        params = (seconds, shipment_id, _time_text(start), _time_text(end))
+        async with self._conn.execute(_BUCKET_SQL, params) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
 
     def _time_out(self, value: Any) -> datetime:
         return datetime.fromisoformat(value)
@@ -166,13 +183,33 @@ class SqliteStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield SqliteTransaction(self._conn, self._queries)
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._end("ROLLBACK")
                 raise
-            await self._conn.execute("COMMIT")
+            await self._end("COMMIT")
+
+    async def _end(self, statement: str) -> None:
+        """COMMIT or ROLLBACK, carried through even when the task is being cancelled (a client that goes away from
+        an event stream cancels its request mid-transaction): the one connection must never be left inside a
+        transaction for the next one. The lock is still held here, so nothing runs between."""
+        ending = asyncio.ensure_future(self._conn.execute(statement))
+        cancelled = False
+        while not ending.done():
+            try:
+                await asyncio.shield(ending)
+            except asyncio.CancelledError:
+                cancelled = True
+        try:
+            ending.result()
+        except sqlite3.OperationalError as exc:
+            # Cancelled before BEGIN ran: there is nothing to roll back.
+            if statement != "ROLLBACK" or "no transaction is active" not in str(exc):
+                raise
+        if cancelled:
+            raise asyncio.CancelledError
 
     async def ping(self) -> bool:
         try:

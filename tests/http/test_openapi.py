@@ -72,13 +72,19 @@ async def test_callers_authenticate_with_a_bearer_token_and_trackers_with_a_sign
     schemes = document["components"]["securitySchemes"]
     assert schemes["bearer"] == {"type": "http", "scheme": "bearer", "description": schemes["bearer"]["description"]}
     assert (schemes["trackerSignature"]["type"], schemes["trackerSignature"]["name"]) == ("apiKey", "X-Signature")
+    session = schemes["session"]
+    assert (session["type"], session["in"], session["name"]) == ("apiKey", "cookie", "coldchain_session")
     for path, method, operation in operations(document):
         if path == "/health" or path.startswith("/v1/osmand"):
             assert "security" not in operation, (method, path)
         elif path == "/v1/trackers/{serial}/sync":
             assert operation["security"] == [{"trackerSignature": []}]
+        elif path == "/v1/session" and method == "post":  # signing in is how a session begins
+            assert "security" not in operation
+        elif path == "/v1/session":
+            assert operation["security"] == [{"session": []}], (method, path)
         else:
-            assert operation["security"] == [{"bearer": []}], (method, path)
+            assert operation["security"] == [{"bearer": []}, {"session": []}], (method, path)
 
 
 async def test_every_request_body_is_documented_including_the_raw_ones(document: dict[str, Any]) -> None:
@@ -94,7 +100,7 @@ async def test_every_request_body_is_documented_including_the_raw_ones(document:
     assert {"text/plain", "application/octet-stream", "multipart/form-data"} <= set(logger)
     for path, method, operation in operations(document):
         if method in ("post", "put", "patch") and not path.startswith("/v1/osmand"):
-            assert "requestBody" in operation or path.endswith(("/accept",)), (method, path)
+            assert "requestBody" in operation or path.endswith(("/accept", "/disable", "/enable")), (method, path)
 
 
 async def test_the_enforced_constraints_are_in_the_schema(document: dict[str, Any]) -> None:

@@ -103,14 +103,16 @@ def _seed(url: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     database = Path(tmp_path_factory.mktemp("fuzz")) / "coldchain.db"
-    # The fuzzer sends wrong credentials by the thousand from one address: the failed-authentication limit (its own
-    # tests are in test_auth_limits) is set out of its reach, so it judges every answer rather than a 429.
+    # The fuzzer sends wrong credentials by the thousand from one address: the failed-authentication and sign-in
+    # limits (tested on their own) are set out of its reach, so it judges every answer rather than a 429.
     settings_ = load_settings(
         {},
         database_url=f"sqlite:///{database}",
         admin_token=OPERATOR_TOKEN,
         events_stream_max_s=0.2,
         auth_failure_limit=1_000_000,
+        login_max_failures=1_000_000,
+        login_max_failures_per_client=1_000_000,
     )
     port = free_port()
     server = uvicorn.Server(

@@ -43,7 +43,11 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/v1/shipments/{shipment_id:int}/custody/handovers/{handover_id:int}/accept"): {"json": {}},
     ("GET", "/v1/shipments/{shipment_id:int}/custody/verify"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/readings"): {},
 }
+
+# Routes across the caller's shipments: another tenant's shipments are simply not in the answer.
+ACROSS_SHIPMENTS = ("/v1/board", "/v1/alarms")
 
 SNAPSHOT = ("", "/trackers", "/status", "/alarms", "/excursions", "/custody", "/custody/verify")
 
@@ -91,6 +95,18 @@ async def snapshot(world: World, sid: int) -> list[Any]:
     ]
 
 
+async def outsider_session(world: World) -> dict[str, str]:
+    """Headers of a request made with a session of the outsider's admin: the cookie and the CSRF token."""
+    user = {"role": "admin", "name": "Olga Outsider", "email": "olga@outsider.example", "password": "a long password"}
+    created = await world.client.post(f"/v1/organisations/{world.outsider}/users", json=user, headers=OPERATOR_HEADERS)
+    assert created.status_code == 201, created.text
+    signed = await world.client.post("/v1/session", json={"email": user["email"], "password": user["password"]})
+    assert signed.status_code == 201, signed.text
+    session_id = signed.headers["set-cookie"].split(";", 1)[0]
+    world.client.cookies.clear()
+    return {"Cookie": session_id, "X-CSRF-Token": signed.json()["csrf_token"]}
+
+
 async def test_every_shipment_route_answers_404_to_another_tenant_and_changes_nothing(world: World) -> None:
     assert shipment_routes(world) == set(REQUESTS), "every shipment-scoped route needs a request in REQUESTS"
     sid, ids = await busy_shipment(world)
@@ -98,18 +114,37 @@ async def test_every_shipment_route_answers_404_to_another_tenant_and_changes_no
         await world.client.post("/v1/trackers", json={"serial": "TRK-OUTSIDER"}, headers=world.outsider_admin)
     ).is_success
     before = await snapshot(world, sid)
+    session = await outsider_session(world)
 
-    for (method, template), request in sorted(REQUESTS.items()):
-        path = template.replace("{shipment_id:int}", str(sid))
-        for name, value in ids.items():
-            path = path.replace(f"{{{name}:int}}", str(value))
-        headers = {**world.outsider_admin, **request.get("headers", {})}
-        response = await world.client.request(
-            method, path, json=request.get("json"), content=request.get("content"), headers=headers
-        )
-        assert_error(response, 404, "not_found", str(sid))
+    for credentials in (world.outsider_admin, session):
+        for (method, template), request in sorted(REQUESTS.items()):
+            path = template.replace("{shipment_id:int}", str(sid))
+            for name, value in ids.items():
+                path = path.replace(f"{{{name}:int}}", str(value))
+            headers = {**credentials, **request.get("headers", {})}
+            response = await world.client.request(
+                method, path, json=request.get("json"), content=request.get("content"), headers=headers
+            )
+            assert_error(response, 404, "not_found", str(sid))
 
     assert await snapshot(world, sid) == before
+
+
+async def test_the_board_and_the_alarm_inbox_show_another_tenant_nothing_of_the_shipment(world: World) -> None:
+    sid, _ = await busy_shipment(world)
+    session = await outsider_session(world)
+
+    for path in ACROSS_SHIPMENTS:
+        for credentials in (world.outsider_admin, session):
+            response = await world.client.get(path, headers=credentials)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert (body["shipments"] if isinstance(body, dict) else body) == []
+        party = await world.client.get(path, headers=world.logistics)
+        body = party.json()
+        assert [sid] == sorted(
+            {item["shipment_id"] for item in (body["shipments"] if isinstance(body, dict) else body)}
+        )
 
 
 async def test_the_same_requests_reach_the_shipment_for_its_parties(world: World) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -210,3 +211,25 @@ async def test_the_audit_trail_refuses_changes(store: Store) -> None:
     with pytest.raises(Exception, match="append-only"):
         async with conn_store.transaction() as tx:
             await tx._conn.execute("DELETE FROM audit_log")  # type: ignore[attr-defined]
+
+
+async def test_a_transaction_cancelled_at_any_point_leaves_the_store_usable(store: Store) -> None:
+    """A request cancelled mid-transaction (a browser leaving an event stream) must not leave the connection
+    inside its transaction: every later transaction still begins, and nothing of the cancelled one is kept."""
+
+    async def hold() -> None:
+        async with store.transaction() as tx:
+            await tx.create_organisation(
+                name=f"Cancelled {asyncio.current_task()}", kind="shipper", now=datetime.now(UTC)
+            )
+            await asyncio.sleep(3600)
+
+    for steps in range(12):
+        task = asyncio.create_task(hold())
+        for _ in range(steps):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        async with store.transaction() as tx:
+            assert await tx.list_organisations() == []

@@ -1,0 +1,885 @@
+"""The portal: server-rendered pages over the same use cases as the API (a page is a view of its API twin).
+
+Pages: sign-in, the board (map and table of shipments in transit, live), a shipment (chart, route, custody,
+alarms, ETA, MKT, budget, disposition), the alarm inbox, and set-up (products and lots, trackers, shipments,
+webhooks, users). Every form works without JavaScript and carries the session's CSRF token; a refused form is
+shown again with a summary of what went wrong at the top, the message beside the field and the values kept.
+JavaScript draws the map (Leaflet), the chart (uPlot) and applies live updates (EventSource on ``/v1/events``).
+
+Every asset is served by the service: the portal's own CSS and scripts from ``static/``, the libraries from
+``assets/node_modules`` (installed by ``make assets`` from ``assets/package-lock.json``). The pages send a
+Content-Security-Policy that allows no inline script.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency, Provide
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException
+from litestar.params import Body, PathParameter, QueryParameter
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+from markupsafe import Markup, escape
+
+from coldchain.domain.access import ROLES, Principal, allowed
+from coldchain.domain.board import BOARD_STATES, BoardState
+from coldchain.domain.shipments import Leg, Place
+from coldchain.http.auth import CSRF_FIELD, check_csrf, request_session
+from coldchain.http.deps import NowDep, SettingsDep, StoreDep
+from coldchain.http.errors import ApiError
+from coldchain.http.users import end_session_cookie, session_cookie, sign_in
+from coldchain.http.wire import MAX_ID, PathId
+from coldchain.services import access as access_cases
+from coldchain.services import alarms as alarm_cases
+from coldchain.services import custody as custody_cases
+from coldchain.services import evaluation as evaluation_cases
+from coldchain.services import portal as use_cases
+from coldchain.services import products as product_cases
+from coldchain.services import shipments as shipment_cases
+from coldchain.services import trackers as tracker_cases
+from coldchain.services import users as user_cases
+from coldchain.services import webhooks as webhook_cases
+from coldchain.services.errors import ServiceError
+from coldchain.services.eta import shipment_eta
+from coldchain.settings import Settings
+from coldchain.storage import AlreadyExists
+from coldchain.storage.notifications import NOTIFICATION_KINDS
+
+__all__ = ["TEMPLATES", "VENDOR", "portal_routes", "template_filters"]
+
+HERE = Path(__file__).resolve().parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+VENDOR = HERE / "assets" / "node_modules"
+
+Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
+StateQuery = Annotated[str | None, QueryParameter(name="state", max_length=20)]
+TextQuery = Annotated[str | None, QueryParameter(max_length=200)]
+_CHART_POINTS = 1500
+"""About how many buckets the shipment chart asks for: a point per pixel or two of a wide screen."""
+_SHIPMENT_STATUSES = ("planned", "in_transit", "delivered", "closed", "cancelled")
+
+
+class SignInNeeded(Exception):
+    """A page was asked for without a valid session: the answer is the sign-in page."""
+
+    def __init__(self, back_to: str) -> None:
+        super().__init__(back_to)
+        self.back_to = back_to
+
+
+class FormError(Exception):
+    """One field of a form is wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Viewer(msgspec.Struct, frozen=True, kw_only=True):
+    """The signed-in person looking at a page, and the CSRF token their forms carry."""
+
+    principal: Principal
+    csrf_token: str
+
+    @property
+    def name(self) -> str:
+        return self.principal.user_name or ""
+
+    def may(self, action: str) -> bool:
+        return allowed(self.principal, action)  # type: ignore[arg-type]
+
+
+ViewerDep = NamedDependency[Viewer]
+"""The signed-in person looking at a page (:func:`provide_viewer`); without a session, the sign-in page."""
+
+
+async def provide_viewer(request: Request[Any, Any, Any]) -> Viewer:
+    found = await request_session(request, request.app.state)
+    if found is None:
+        raise SignInNeeded(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    principal, csrf_token = found
+    await check_csrf(request, csrf_token)
+    return Viewer(principal=principal, csrf_token=csrf_token)
+
+
+def _to_sign_in(_: Request[Any, Any, Any], exc: SignInNeeded) -> Response[Any]:
+    return Redirect(f"/login?next={quote(exc.back_to, safe='/')}", status_code=303)
+
+
+_HEADINGS = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    422: "Not accepted",
+}
+
+
+def _error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A refusal on a page, as a page: the same words the API gives, with the way back."""
+    if isinstance(exc, HTTPException):
+        status, detail = exc.status_code, str(exc.detail)
+        if status == 403 and CSRF_FIELD in detail:
+            detail = (
+                "This form was sent without its security token, or from an old page. Reload the page and try again."
+            )
+    else:
+        status, detail = _refusal(exc), str(exc)
+    return Template(
+        template_name="error.html",
+        context={"viewer": None, "tiles_url": "", "heading": _HEADINGS.get(status, "Not accepted"), "detail": detail},
+        status_code=status,
+    )
+
+
+# -- template helpers -------------------------------------------------------------------------------------------
+
+
+def _when(value: datetime | None) -> Markup:
+    """A time as the page shows it: UTC with its offset, in a ``<time>`` the page's script shows in the reader's
+    time zone (with that offset)."""
+    if value is None:
+        return Markup("<span class='none'>—</span>")
+    moment = value.astimezone(UTC)
+    text = moment.strftime("%Y-%m-%d %H:%M UTC+00:00")
+    return Markup(f"<time datetime='{moment.isoformat()}'>{escape(text)}</time>")
+
+
+def _minutes(value: float | None) -> str:
+    if value is None:
+        return "—"
+    if value < 120:
+        return f"{value:.0f} min"
+    return f"{value / 60:.1f} h"
+
+
+def _age(value: datetime | None, now: datetime) -> str:
+    if value is None:
+        return "never"
+    seconds = (now - value).total_seconds()
+    if seconds < 0:
+        return "ahead of the service's clock"
+    return f"{_minutes(seconds / 60)} ago"
+
+
+def _number(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def template_filters() -> dict[str, Callable[..., Any]]:
+    return {"when": _when, "minutes": _minutes, "number": _number}
+
+
+def _safe_next(value: str | None) -> str:
+    """Where to go after signing in: a path of this service only (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or urlsplit(value).netloc:
+        return "/portal"
+    return value
+
+
+def _page(
+    name: str, viewer: Viewer | None, settings: Settings, now: datetime, status_code: int = 200, **context: Any
+) -> Template:
+    return Template(
+        template_name=name,
+        context={
+            "viewer": viewer,
+            "csrf_field": CSRF_FIELD,
+            "tiles_url": settings.map_tiles_url or "",
+            "now": now,
+            "age": lambda value: _age(value, now),
+            **context,
+        },
+        status_code=status_code,
+    )
+
+
+def _field_of(message: str, fields: tuple[str, ...]) -> str:
+    """The form field a service's message names (``"comment: say what was done"`` names ``comment``)."""
+    head = message.split(":", 1)[0].strip().lower()
+    for field in fields:
+        if head == field or head.startswith(field) or f"`{field}`" in message:
+            return field
+    return ""
+
+
+def _refusal(exc: Exception) -> int:
+    if isinstance(exc, AlreadyExists):
+        return 409
+    if isinstance(exc, FormError):
+        return 422
+    name = type(exc).__name__
+    return {"NotFound": 404, "Forbidden": 403, "Conflict": 409}.get(name, 422)
+
+
+_LABELS = {
+    "origin_lat": "origin latitude",
+    "origin_lon": "origin longitude",
+    "destination_lat": "destination latitude",
+    "destination_lon": "destination longitude",
+    "product_id": "product",
+    "lot_id": "lot id",
+    "receiver_id": "receiver organisation id",
+    "promised_at": "promised delivery",
+    "expires_on": "expires on",
+    "lot_number": "lot number",
+}
+
+
+def _label(field: str) -> str:
+    """The field as its form labels it, for messages a person reads."""
+    return _LABELS.get(field, field.replace("_", " "))
+
+
+# -- form values --------------------------------------------------------------------------------------------------
+
+
+def _text(form: Mapping[str, str], field: str, *, required: bool = True, max_length: int = 200) -> str | None:
+    value = (form.get(field) or "").strip()
+    if not value:
+        if required:
+            raise FormError(field, f"{_label(field)}: enter a value")
+        return None
+    if len(value) > max_length:
+        raise FormError(field, f"{_label(field)}: at most {max_length} characters")
+    return value
+
+
+def _integer(
+    form: Mapping[str, str], field: str, *, required: bool = True, low: int = 1, high: int = MAX_ID
+) -> int | None:
+    value = _text(form, field, required=required, max_length=30)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise FormError(field, f"{_label(field)}: a whole number") from None
+    if not low <= number <= high:
+        raise FormError(field, f"{_label(field)}: between {low} and {high}")
+    return number
+
+
+def _decimal(form: Mapping[str, str], field: str, low: float, high: float) -> float:
+    value = _text(form, field, max_length=30)
+    try:
+        number = float(value or "")
+    except ValueError:
+        raise FormError(
+            field, f"{_label(field)}: a number of degrees, like {12.37 if 'lon' in field else 52.52}"
+        ) from None
+    if not low <= number <= high:
+        raise FormError(field, f"{_label(field)}: between {low:g} and {high:g}")
+    return number
+
+
+def _moment(form: Mapping[str, str], field: str, *, required: bool = False) -> datetime | None:
+    value = _text(form, field, required=required, max_length=40)
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise FormError(field, f"{_label(field)}: a date and time like 2026-05-02T12:00Z") from None
+    if moment.tzinfo is None:
+        raise FormError(field, f"{_label(field)}: give the UTC offset too, like 2026-05-02T14:00+02:00")
+    return moment.astimezone(UTC)
+
+
+def _choice(form: Mapping[str, str], field: str, options: tuple[str, ...]) -> str:
+    value = (form.get(field) or "").strip()
+    if value not in options:
+        raise FormError(field, f"{_label(field)}: choose one of {', '.join(options)}")
+    return value
+
+
+def _legs(form: Mapping[str, str]) -> list[Leg]:
+    """Legs written as ``carrier-id mode`` separated by ';' (``12 road; 31 air``), in order."""
+    legs = []
+    for number, part in enumerate((p for p in re.split(r"[;\n]", form.get("legs") or "") if p.strip()), start=1):
+        words = part.split()
+        if len(words) != 2 or not words[0].isdigit() or words[1] not in ("road", "air", "sea", "rail"):
+            raise FormError(
+                "legs", "legs: 'carrier-id mode' per leg, mode road, air, sea or rail, like 12 road; 31 air"
+            )
+        legs.append(Leg(leg_no=number, carrier_id=int(words[0]), mode=words[1]))  # type: ignore[arg-type]
+    if len(legs) > 20:
+        raise FormError("legs", "legs: at most 20")
+    return legs
+
+
+def _waypoints(form: Mapping[str, str]) -> list[tuple[float, float]]:
+    points = []
+    for part in re.split(r"[;\n]", form.get("waypoints") or ""):
+        if not part.strip():
+            continue
+        try:
+            lat, lon = (float(x) for x in part.split(","))
+        except ValueError:
+            raise FormError("waypoints", "waypoints: 'lat, lon' pairs separated by ';'") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise FormError("waypoints", f"waypoints: {lat}, {lon} is not a place on Earth")
+        points.append((lat, lon))
+    return points
+
+
+# -- pages ------------------------------------------------------------------------------------------------------
+
+
+@get("/", include_in_schema=False)
+async def home() -> Redirect:
+    return Redirect("/portal", status_code=303)
+
+
+@get("/login", include_in_schema=False)
+async def login_page(
+    request: Request[Any, Any, Any],
+    settings: SettingsDep,
+    now: NowDep,
+) -> Template | Redirect:
+    back_to = _safe_next(request.query_params.get("next"))
+    if await request_session(request, request.app.state) is not None:
+        return Redirect(back_to, status_code=303)
+    return _page("login.html", None, settings, now, values={"next": back_to}, errors={})
+
+
+@post("/login", include_in_schema=False)
+async def login_submit(
+    request: Request[Any, Any, Any], data: Form, store: StoreDep, settings: SettingsDep, now: NowDep
+) -> Response[Any]:
+    email, password = (data.get("email") or "").strip(), data.get("password") or ""
+    values = {"email": email, "next": _safe_next(data.get("next"))}
+    errors: dict[str, str] = {}
+    if not email:
+        errors["email"] = "Enter your email address"
+    if not password:
+        errors["password"] = "Enter your password"
+    if errors:
+        return _page("login.html", None, settings, now, 422, values=values, errors=errors)
+    try:
+        signed = await sign_in(request, store, settings, email=email, password=password, now=now)
+    except user_cases.SignInRefused as refused:
+        status = 429 if refused.locked else 401
+        return _page("login.html", None, settings, now, status, values=values, errors={"password": str(refused)})
+    response = Redirect(values["next"], status_code=303)
+    response.set_cookie(session_cookie(request, signed.session_id, settings))
+    return response
+
+
+@post("/logout", include_in_schema=False)
+async def logout(request: Request[Any, Any, Any], viewer: ViewerDep, store: StoreDep, now: NowDep) -> Redirect:
+    session_id = request.cookies.get("coldchain_session")
+    if session_id:
+        await user_cases.sign_out(store, session_id, now=now)
+    response = Redirect("/login", status_code=303)
+    response.set_cookie(end_session_cookie(request))
+    return response
+
+
+async def _board_lines(
+    store: Any, viewer: Viewer, settings: Settings, now: datetime, state: str | None, q: str | None
+) -> tuple[list[use_cases.BoardLine], BoardState | None]:
+    chosen: BoardState | None = state if state in BOARD_STATES else None
+    found = await use_cases.board(
+        store, viewer.principal, now=now, silent_after=timedelta(seconds=settings.silent_tracker_s)
+    )
+    return use_cases.filter_board(found.lines, state=chosen, text=q), chosen
+
+
+@get("/portal", include_in_schema=False)
+async def board_page(
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+    state_filter: StateQuery = None,
+    q: TextQuery = None,
+) -> Template:
+    lines, chosen = await _board_lines(store, viewer, settings, now, state_filter, q)
+    return _page(
+        "board.html", viewer, settings, now, nav="board", lines=lines, state=chosen, q=q or "", states=BOARD_STATES
+    )
+
+
+@get("/portal/board/rows", include_in_schema=False)
+async def board_rows(
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+    state_filter: StateQuery = None,
+    q: TextQuery = None,
+) -> Template:
+    """The board's table body alone, for live updates (the same rows the page renders)."""
+    lines, _ = await _board_lines(store, viewer, settings, now, state_filter, q)
+    return _page("_board_rows.html", viewer, settings, now, lines=lines)
+
+
+async def _shipment_context(store: Any, viewer: Viewer, shipment_id: int, now: datetime) -> dict[str, Any]:
+    principal = viewer.principal
+    judgement = await evaluation_cases.shipment_judgement(store, principal, shipment_id)
+    eta = await shipment_eta(store, principal, shipment_id, now=now)
+    custody = await custody_cases.list_custody(store, principal, shipment_id)
+    assignments = await shipment_cases.list_assignments(store, principal, shipment_id)
+    names = await use_cases.party_names(store, principal, shipment_id)
+    async with store.transaction() as tx:
+        product = await tx.get_product(judgement.shipment.product_id)
+        lot = None if judgement.shipment.lot_id is None else await tx.get_lot(judgement.shipment.lot_id)
+    evaluation = judgement.evaluation
+    first, last = evaluation.first_reading_at, evaluation.last_reading_at
+    span_s = 0.0 if first is None or last is None else (last - first).total_seconds()
+    limits = sorted(
+        {(rule.direction, rule.threshold) for rule in judgement.profile.rules if rule.metric == "temperature"}
+    )
+    shipment = judgement.shipment
+    return {
+        "chart_resolution": max(60, int(span_s // _CHART_POINTS // 60 + 1) * 60),
+        "limits": [{"direction": direction, "threshold": threshold} for direction, threshold in limits],
+        "chart_excursions": [
+            {
+                "start": x.excursion.start.timestamp(),
+                "end": (x.excursion.end or last or now).timestamp(),
+                "rule": x.excursion.rule,
+            }
+            for x in judgement.excursions
+            if x.excursion.metric == "temperature"
+        ],
+        "chart_alarms": [
+            {"at": a.alarm.met_at.timestamp(), "late": a.late, "rule": a.alarm.rule}
+            for a in judgement.alarms
+            if a.withdrawn_at is None
+        ],
+        "route": [
+            [shipment.origin.lat, shipment.origin.lon],
+            *([lat, lon] for lat, lon in shipment.waypoints),
+            [shipment.destination.lat, shipment.destination.lon],
+        ],
+        "judgement": judgement,
+        "shipment": judgement.shipment,
+        "evaluation": judgement.evaluation,
+        "profile": judgement.profile,
+        "eta": eta,
+        "custody": custody,
+        "assignments": assignments,
+        "names": names,
+        "product": product,
+        "lot": lot,
+    }
+
+
+@get("/portal/shipments/{shipment_id:int}", include_in_schema=False)
+async def shipment_page(
+    shipment_id: PathId, viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep
+) -> Template:
+    context = await _shipment_context(store, viewer, shipment_id, now)
+    return _page("shipment.html", viewer, settings, now, nav="board", errors={}, values={}, **context)
+
+
+@post("/portal/shipments/{shipment_id:int}/alarms/{alarm_id:int}/acknowledge", include_in_schema=False)
+async def acknowledge(
+    shipment_id: PathId,
+    alarm_id: PathId,
+    data: Form,
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> Response[Any]:
+    back = "inbox" if data.get("back") == "inbox" else "shipment"
+    comment = (data.get("comment") or "").strip()
+    try:
+        if not comment:
+            raise FormError("comment", "comment: say what was done about the alarm")
+        await alarm_cases.acknowledge_alarm(store, viewer.principal, shipment_id, alarm_id, comment=comment, now=now)
+    except (ServiceError, FormError) as exc:
+        errors = {f"alarm-{alarm_id}": str(exc).removeprefix("comment: ")}
+        values = {f"alarm-{alarm_id}": comment}
+        if back == "inbox":
+            found = await use_cases.alarm_inbox(store, viewer.principal, limit=200)
+            return _page(
+                "inbox.html",
+                viewer,
+                settings,
+                now,
+                _refusal(exc),
+                nav="inbox",
+                alarms=found,
+                errors=errors,
+                values=values,
+            )
+        context = await _shipment_context(store, viewer, shipment_id, now)
+        return _page(
+            "shipment.html", viewer, settings, now, _refusal(exc), nav="board", errors=errors, values=values, **context
+        )
+    target = "/portal/alarms" if back == "inbox" else f"/portal/shipments/{shipment_id}#alarms"
+    return Redirect(target, status_code=303)
+
+
+@get("/portal/alarms", include_in_schema=False)
+async def inbox_page(viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep) -> Template:
+    found = await use_cases.alarm_inbox(store, viewer.principal, limit=200)
+    return _page("inbox.html", viewer, settings, now, nav="inbox", alarms=found, errors={}, values={})
+
+
+# -- set-up -------------------------------------------------------------------------------------------------------
+
+
+async def _setup_context(store: Any, viewer: Viewer) -> dict[str, Any]:
+    principal = viewer.principal
+    products = await product_cases.list_products(store, principal)
+    lots = {product.id: await product_cases.list_lots(store, principal, product.id) for product in products}
+    profiles = await product_cases.list_profiles(store)
+    trackers = await tracker_cases.sync_overview(store, principal)
+    shipments = await shipment_cases.list_shipments(store, principal)
+    own = [s for s in shipments if principal.acts_for(s.organisation_id)]
+    webhooks = await webhook_cases.list_webhooks(store, principal, None) if viewer.may("manage") else []
+    manages = viewer.may("manage") and principal.organisation_id is not None
+    users = await user_cases.list_users(store, principal, principal.organisation_id or 0) if manages else []
+    tokens = await access_cases.list_tokens(store, principal, principal.organisation_id or 0) if manages else []
+    return {
+        "products": products,
+        "lots": lots,
+        "profiles": profiles,
+        "trackers": trackers,
+        "shipments": own,
+        "webhooks": webhooks,
+        "users": users,
+        "tokens": tokens,
+        "roles": ROLES,
+        "kinds": NOTIFICATION_KINDS,
+        "statuses": _SHIPMENT_STATUSES,
+    }
+
+
+@get("/portal/setup", include_in_schema=False)
+async def setup_page(viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep) -> Template:
+    context = await _setup_context(store, viewer)
+    return _page("setup.html", viewer, settings, now, nav="setup", errors={}, values={}, form="", **context)
+
+
+SetupAction = Callable[[Mapping[str, str], Viewer, Any, datetime], Any]
+
+
+async def _setup_submit(
+    form_name: str,
+    fields: tuple[str, ...],
+    action: SetupAction,
+    data: Mapping[str, str],
+    viewer: Viewer,
+    store: Any,
+    settings: Settings,
+    now: datetime,
+) -> Response[Any]:
+    """Run one set-up form: on success back to its section (or the page with what it shows once); refused, the
+    page again with the error summary, the message beside the field and the entered values."""
+    try:
+        shown = await action(data, viewer, store, now)
+    except (ServiceError, AlreadyExists, FormError) as exc:
+        message = str(exc)
+        field = exc.field if isinstance(exc, FormError) else _field_of(message, fields)
+        context = await _setup_context(store, viewer)
+        values = {k: v for k, v in data.items() if k not in {"password", CSRF_FIELD}}
+        return _page(
+            "setup.html",
+            viewer,
+            settings,
+            now,
+            _refusal(exc),
+            nav="setup",
+            errors={"message": message, "field": field},
+            values=values,
+            form=form_name,
+            **context,
+        )
+    if shown:
+        context = await _setup_context(store, viewer)
+        return _page(
+            "setup.html", viewer, settings, now, 201, nav="setup", errors={}, values={}, form="", **shown, **context
+        )
+    return Redirect(f"/portal/setup#{form_name}", status_code=303)
+
+
+async def _new_product(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    await product_cases.create_product(
+        store,
+        viewer.principal,
+        organisation_id=None,
+        name=_text(form, "name") or "",
+        gtin=_text(form, "gtin", required=False, max_length=14),
+        profile_id=_text(form, "profile_id", required=False),
+        now=now,
+    )
+
+
+async def _new_lot(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    expires = _text(form, "expires_on", required=False, max_length=10)
+    try:
+        expires_on = None if expires is None else date.fromisoformat(expires)
+    except ValueError:
+        raise FormError("expires_on", "expires on: a date like 2027-06-30") from None
+    await product_cases.create_lot(
+        store,
+        viewer.principal,
+        product_id=_integer(form, "product_id") or 0,
+        lot_number=_text(form, "lot_number", max_length=64) or "",
+        expires_on=expires_on,
+        now=now,
+    )
+
+
+_SERIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+async def _new_tracker(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> dict[str, Any]:
+    serial = _text(form, "serial", max_length=64) or ""
+    if not _SERIAL.match(serial):
+        raise FormError("serial", "serial: letters, digits and . _ : - only, starting with a letter or digit")
+    tracker, secret = await tracker_cases.register_tracker(
+        store,
+        viewer.principal,
+        serial=serial,
+        model=_text(form, "model", required=False),
+        organisation_id=None,
+        now=now,
+    )
+    return {"new_tracker": tracker, "new_secret": secret}
+
+
+async def _new_shipment(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    draft = shipment_cases.ShipmentDraft(
+        reference=_text(form, "reference", max_length=64) or "",
+        product_id=_integer(form, "product_id") or 0,
+        lot_id=_integer(form, "lot_id", required=False),
+        quantity=_integer(form, "quantity", high=10_000_000) or 0,
+        origin=Place(
+            name=_text(form, "origin_name") or "",
+            lat=_decimal(form, "origin_lat", -90, 90),
+            lon=_decimal(form, "origin_lon", -180, 180),
+        ),
+        destination=Place(
+            name=_text(form, "destination_name") or "",
+            lat=_decimal(form, "destination_lat", -90, 90),
+            lon=_decimal(form, "destination_lon", -180, 180),
+        ),
+        waypoints=_waypoints(form),
+        legs=_legs(form),
+        receiver_id=_integer(form, "receiver_id", required=False),
+        promised_at=_moment(form, "promised_at"),
+        priority=_choice(form, "priority", ("standard", "urgent")),  # type: ignore[arg-type]
+        geofence_m=500.0,
+    )
+    await shipment_cases.create_shipment(store, viewer.principal, draft, organisation_id=None, now=now)
+
+
+async def _assign(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    await shipment_cases.assign_tracker(
+        store,
+        viewer.principal,
+        _integer(form, "shipment_id") or 0,
+        serial=_text(form, "serial", max_length=64) or "",
+        starts_at=_moment(form, "starts_at") or now,
+        ends_at=None,
+        now=now,
+    )
+
+
+async def _move(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    status = _choice(form, "status", _SHIPMENT_STATUSES)
+    await shipment_cases.change_status(
+        store,
+        viewer.principal,
+        _integer(form, "shipment_id") or 0,
+        status,  # type: ignore[arg-type]  # one of _SHIPMENT_STATUSES, checked by _choice
+        now=now,
+    )
+
+
+async def _new_webhook(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> dict[str, Any]:
+    kinds = [kind for kind in NOTIFICATION_KINDS if form.get(f"kind_{kind}")]
+    webhook, secret = await webhook_cases.create_webhook(
+        store,
+        viewer.principal,
+        organisation_id=None,
+        url=_text(form, "url", max_length=2000) or "",
+        kinds=kinds,
+        now=now,
+    )
+    return {"new_webhook": webhook, "new_webhook_secret": secret}
+
+
+async def _new_user(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    organisation = viewer.principal.organisation_id
+    if organisation is None:
+        raise FormError("email", "the operator adds users through the API or `coldchain user add`")
+    await user_cases.create_user(
+        store,
+        viewer.principal,
+        organisation_id=organisation,
+        role=_choice(form, "role", ROLES),  # type: ignore[arg-type]
+        name=_text(form, "name") or "",
+        email=_text(form, "email", max_length=254) or "",
+        password=form.get("password") or "",
+        now=now,
+    )
+
+
+async def _user_change(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    organisation = viewer.principal.organisation_id or 0
+    user_id = _integer(form, "user_id") or 0
+    change = _choice(form, "change", ("disable", "enable", "password"))
+    if change == "disable":
+        await user_cases.disable_user(store, viewer.principal, organisation_id=organisation, user_id=user_id, now=now)
+    elif change == "enable":
+        await user_cases.enable_user(store, viewer.principal, organisation_id=organisation, user_id=user_id, now=now)
+    else:
+        await user_cases.reset_password(
+            store,
+            viewer.principal,
+            organisation_id=organisation,
+            user_id=user_id,
+            password=form.get("password") or "",
+            now=now,
+        )
+
+
+async def _new_token(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> dict[str, Any]:
+    organisation = viewer.principal.organisation_id
+    if organisation is None:
+        raise FormError("token_name", "the operator issues tokens through the API")
+    token, text = await access_cases.issue_token(
+        store,
+        viewer.principal,
+        organisation_id=organisation,
+        role=_choice(form, "role", ROLES),  # type: ignore[arg-type]
+        name=_text(form, "token_name") or "",
+        now=now,
+    )
+    return {"new_token": token, "new_token_text": text}
+
+
+async def _revoke_token(form: Mapping[str, str], viewer: Viewer, store: Any, now: datetime) -> None:
+    await access_cases.revoke_token(
+        store,
+        viewer.principal,
+        organisation_id=viewer.principal.organisation_id or 0,
+        token_id=_integer(form, "token_id") or 0,
+        now=now,
+    )
+
+
+_FORMS: dict[str, tuple[tuple[str, ...], SetupAction]] = {
+    "products": (("name", "gtin", "profile_id"), _new_product),
+    "lots": (("product_id", "lot_number", "expires_on", "product"), _new_lot),
+    "trackers": (("serial", "model"), _new_tracker),
+    "shipments": (
+        (
+            "reference",
+            "product_id",
+            "lot_id",
+            "quantity",
+            "origin_name",
+            "origin_lat",
+            "origin_lon",
+            "destination_name",
+            "destination_lat",
+            "destination_lon",
+            "waypoints",
+            "legs",
+            "receiver_id",
+            "promised_at",
+            "priority",
+            "product",
+            "lot",
+            "reference",
+        ),
+        _new_shipment,
+    ),
+    "assign": (("serial", "starts_at", "tracker"), _assign),
+    "status": (("status",), _move),
+    "webhooks": (("url", "kinds"), _new_webhook),
+    "users": (("name", "email", "password", "role"), _new_user),
+    "user": (("password",), _user_change),
+    "tokens": (("token_name", "role"), _new_token),
+    "token": (("token_id",), _revoke_token),
+}
+
+
+@post("/portal/setup/{form_name:str}", include_in_schema=False)
+async def setup_submit(
+    form_name: Annotated[str, PathParameter(max_length=20)],
+    data: Form,
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> Response[Any]:
+    if form_name not in _FORMS:
+        raise ApiError(404, "not_found", f"no set-up form {form_name!r}")
+    fields, action = _FORMS[form_name]
+    return await _setup_submit(form_name, fields, action, data, viewer, store, settings, now)
+
+
+def _content_security_policy(settings: Settings) -> str:
+    images = "'self' data:"
+    if settings.map_tiles_url:
+        # A template's {s} subdomain (a., b., c.) becomes a wildcard: the tile server's hosts and no other.
+        parts = urlsplit(settings.map_tiles_url.replace("{s}.", "*."))
+        images += f" {parts.scheme}://{parts.netloc}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; "
+        f"img-src {images}; connect-src 'self'; font-src 'self'; object-src 'none'; "
+        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def portal_routes(settings: Settings) -> list[ControllerRouterHandler]:
+    """The portal's pages (one router, with the CSP header and the sign-in redirect) and its static files."""
+    pages = Router(
+        path="/",
+        route_handlers=[
+            home,
+            login_page,
+            login_submit,
+            logout,
+            board_page,
+            board_rows,
+            shipment_page,
+            acknowledge,
+            inbox_page,
+            setup_page,
+            setup_submit,
+        ],
+        dependencies={"viewer": Provide(provide_viewer)},
+        # Pages read their own query (the page to return to after sign-in, the board's filters) and, as web pages
+        # do, ignore what they do not use; the API refuses unknown query parameters.
+        opt={"raw_query": True},
+        exception_handlers={
+            SignInNeeded: _to_sign_in,
+            ServiceError: _error_page,
+            AlreadyExists: _error_page,
+            HTTPException: _error_page,
+        },
+        response_headers=[
+            ResponseHeader(name="Content-Security-Policy", value=_content_security_policy(settings)),
+            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+            ResponseHeader(name="Referrer-Policy", value="same-origin"),
+            ResponseHeader(name="Cache-Control", value="no-store"),
+        ],
+        include_in_schema=False,
+    )
+    return [
+        pages,
+        create_static_files_router(path="/static/portal", directories=[STATIC], include_in_schema=False),
+        create_static_files_router(path="/static/vendor", directories=[VENDOR], include_in_schema=False),
+    ]

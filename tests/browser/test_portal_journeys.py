@@ -1,0 +1,164 @@
+"""User journeys through the portal in a real Chromium, each ending with a full-page screenshot in
+``tests/artifacts/``: sign in and watch the board change live, read a shipment's chart and acknowledge its alarm,
+set up a tracker and a shipment, sign out."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import httpx
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import ADMIN_EMAIL, NOW, Portal, journey, push, screenshot, sign_in
+
+pytestmark = pytest.mark.slow
+
+
+async def test_a_user_signs_in_sees_the_board_change_live_and_signs_out_for_good(page: Page, portal: Portal) -> None:
+    await page.goto(f"{portal.url}/portal")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    await screenshot(page, "01-sign-in")
+    await sign_in(page, portal)
+
+    await expect(page.get_by_role("heading", name="Shipments in transit")).to_be_visible()
+    rows = page.locator("#board-rows tr")
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("#board-rows")).to_contain_text("SHP-100")
+    await expect(page.locator("#board-rows")).to_contain_text("Influenza vaccine")
+    await expect(page.locator(".leaflet-tooltip", has_text="SHP-100")).to_be_visible()
+    await screenshot(page, "02-board")
+
+    # Seventy minutes of freezing readings through the sync API: a live alarm, and a new last temperature.
+    freezing = journey(NOW - timedelta(minutes=60), 7, first_seq=67)
+    for reading in freezing:
+        reading["temperature_c"] = -3.0
+    await push(portal, freezing)
+    row = page.locator("#board-rows tr[data-reference='SHP-100']")
+    await expect(row.locator(".temperature")).to_contain_text("-3.0 °C", timeout=20_000)
+    await expect(row.locator(".badge")).to_contain_text("Alarm")
+    await expect(page.locator("#live-status")).to_contain_text("Live")
+    await screenshot(page, "03-board-after-live-update")
+
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "coldchain_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    refused = await portal.http.get(
+        f"{portal.url}/v1/shipments", headers={"Cookie": f"coldchain_session={cookie['value']}"}
+    )
+    assert refused.status_code == 401, portal.explain(refused)
+    await page.goto(f"{portal.url}/portal")
+    await expect(page).to_have_url(re.compile(r"/login\?next=/portal$"))
+    await screenshot(page, "04-signed-out")
+
+
+async def test_the_shipment_page_shades_the_excursion_and_an_alarm_is_acknowledged_from_the_inbox(
+    page: Page, portal: Portal
+) -> None:
+    await sign_in(page, portal)
+    await page.goto(f"{portal.url}/portal/shipments/{portal.shipment_id}")
+
+    chart = page.locator("#chart")
+    await expect(chart).to_have_attribute("data-shaded-excursions", "1")
+    await expect(page.locator("#route-map .leaflet-interactive").first).to_be_visible()
+    await expect(page.get_by_text("Detected late").first).to_be_visible()
+    await expect(page.locator(".timeline")).to_contain_text("packed")
+    await expect(page.locator(".timeline")).to_contain_text("API token")
+    await expect(page.get_by_text("Recommendation")).to_be_visible()
+    await screenshot(page, "05-shipment")
+
+    await page.get_by_role("link", name="Alarm inbox").click()
+    await expect(page.get_by_role("heading", name="Alarm inbox")).to_be_visible()
+    first = page.locator(".alarm").first
+    await expect(first).to_contain_text("SHP-100")
+    await first.get_by_role("button", name="Acknowledge").click()  # no comment: refused, with the reason
+    await expect(page.locator(".error-summary")).to_contain_text("say what was done")
+    await screenshot(page, "06-inbox-refused")
+    await (
+        page.locator(".alarm")
+        .first.get_by_label("What was done")
+        .fill("Cold room checked; stock moved to a 5 °C fridge")
+    )
+    await page.locator(".alarm").first.get_by_role("button", name="Acknowledge").click()
+    await expect(page.get_by_text("No alarm is waiting for acknowledgement.")).to_be_visible()
+    await screenshot(page, "07-inbox-empty")
+
+    await page.goto(f"{portal.url}/portal/shipments/{portal.shipment_id}#alarms")
+    await expect(page.locator("#alarms")).to_contain_text("by Lena Fischer <lena.fischer@nordpharma.example>")
+    await screenshot(page, "08-shipment-acknowledged")
+
+
+async def test_set_up_shows_a_trackers_secret_once_and_creates_a_shipment(page: Page, portal: Portal) -> None:
+    await sign_in(page, portal)
+    await page.get_by_role("link", name="Set-up").click()
+
+    await page.locator("#trackers-serial").fill("TRK-NEW-7")
+    await page.get_by_role("button", name="Register tracker").click()
+    secret = page.locator("#secret-value")
+    await expect(secret).to_have_text(re.compile(r"\S{20,}"))
+    shown = await secret.text_content()
+    await screenshot(page, "09-setup-tracker-secret")
+    await page.goto(f"{portal.url}/portal/setup")
+    await expect(page.locator("#trackers")).to_contain_text("TRK-NEW-7")
+    assert shown is not None and shown not in await page.content()
+
+    form = page.locator("#shipments-form")
+    await form.get_by_label("Reference").fill("SHP-200")
+    await form.get_by_label("Quantity").fill("50")
+    await form.get_by_label("Origin", exact=True).fill("Hamburg hub")
+    await form.get_by_label("Origin latitude").fill("53.55")
+    await form.get_by_label("Origin longitude").fill("9.99")
+    await form.get_by_label("Destination", exact=True).fill("Leipzig clinic")
+    await form.get_by_label("Destination latitude").fill("51.34")
+    await form.get_by_label("Destination longitude").fill("east")
+    await form.get_by_role("button", name="Create shipment").click()
+    await expect(page.locator(".error-summary")).to_contain_text("destination longitude")
+    await expect(page.locator("#shipments-form").get_by_label("Reference")).to_have_value("SHP-200")
+    await screenshot(page, "10-setup-shipment-refused")
+    await page.locator("#shipments-form").get_by_label("Destination longitude").fill("12.37")
+    await page.locator("#shipments-form").get_by_role("button", name="Create shipment").click()
+    await expect(page.locator("#shipments")).to_contain_text("SHP-200")
+    await expect(page.locator("#shipments")).to_contain_text("Hamburg hub → Leipzig clinic")
+    await screenshot(page, "11-setup-shipment-created")
+    listed = await portal.http.get(f"{portal.url}/v1/shipments", headers=portal.logistics)
+    assert "SHP-200" in [s["reference"] for s in listed.json()]
+
+
+async def test_a_form_without_the_csrf_token_changes_nothing(page: Page, portal: Portal) -> None:
+    await sign_in(page, portal)
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "coldchain_session")
+
+    async with httpx.AsyncClient() as other_site:
+        forged = await other_site.post(
+            f"{portal.url}/portal/setup/trackers",
+            data={"serial": "TRK-FORGED"},
+            headers={"Cookie": f"coldchain_session={cookie['value']}"},
+        )
+
+    assert forged.status_code == 403
+    await page.goto(f"{portal.url}/portal/setup")
+    await expect(page.locator("#trackers")).not_to_contain_text("TRK-FORGED")
+
+
+async def test_an_admin_adds_a_user_and_the_board_fits_a_tablet(page: Page, portal: Portal) -> None:
+    await sign_in(page, portal, email=ADMIN_EMAIL)
+    await expect(page.get_by_role("heading", name="Shipments in transit")).to_be_visible()
+    await page.get_by_role("link", name="Set-up").click()
+
+    form = page.locator("#users-form")
+    await form.get_by_label("Name").fill("Jonas Becker")
+    await form.get_by_label("Email").fill("jonas.becker@nordpharma.example")
+    await form.get_by_label("Role").select_option("pharmacist")
+    await form.get_by_label("First password").fill("pharmacist password")
+    await form.get_by_role("button", name="Add user").click()
+    await expect(page.locator("#users")).to_contain_text("jonas.becker@nordpharma.example")
+    await expect(page.locator("#webhooks")).to_contain_text("No webhook")
+    await page.locator("#users").scroll_into_view_if_needed()
+    await screenshot(page, "12-setup-admin-users")
+
+    await page.set_viewport_size({"width": 820, "height": 1180})
+    await page.get_by_role("link", name="Board").click()
+    await expect(page.locator(".leaflet-tooltip", has_text="SHP-100")).to_be_visible()
+    await screenshot(page, "13-board-tablet")
