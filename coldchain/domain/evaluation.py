@@ -40,11 +40,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 import msgspec
 
 from coldchain.domain._epoch import from_epoch_s, to_epoch_s
-from coldchain.domain.budget import StabilityBudget, stability_budget
+from coldchain.domain.budget import StabilityBudget
 from coldchain.domain.excursions import (
     PHYSICAL_RANGES,
     DataGap,
@@ -53,7 +54,8 @@ from coldchain.domain.excursions import (
     SensorFault,
     classify_fault,
 )
-from coldchain.domain.mkt import KELVIN_OFFSET, dh_over_r_k, mkt_from_sums
+from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm, shipment_budget
+from coldchain.domain.mkt import KELVIN_OFFSET, arrhenius_weight, dh_over_r_k, mkt_from_sums
 from coldchain.domain.profiles import (
     DEFAULT_ACTIVATION_ENERGY_KJ_MOL,
     Metric,
@@ -66,22 +68,30 @@ from coldchain.domain.rules import Alarm, RuleMemory, RuleSummary, RuleTracker
 __all__ = [
     "ChannelMemory",
     "Checkpoint",
+    "CompleteWindow",
     "Evaluation",
     "EvaluationState",
     "Event",
     "MachineMemory",
+    "MktBasis",
     "MktMemory",
     "MktResult",
+    "MktVerdict",
     "OutOfOrderError",
     "ReadingKey",
     "Rewound",
     "advance",
+    "alarm_order",
     "decode_state",
     "encode_state",
     "evaluate",
     "is_late",
+    "judge_lifetime_rules",
+    "judge_mkt",
     "new_state",
     "rewind",
+    "stream_evaluation",
+    "stream_spendings",
     "summarise",
 ]
 
@@ -145,6 +155,7 @@ class MktMemory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     length: int = 0
     worst_ratio: float | None = None
     worst_end_s: float | None = None
+    worst_min: float = 0.0
 
 
 class MachineMemory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
@@ -225,14 +236,22 @@ class Rewound(msgspec.Struct, frozen=True, kw_only=True):
     superseded: list[str]
 
 
+MktVerdict = Literal["pass", "fail", "review"]
+MktBasis = Literal["complete_window", "bounds", "covered_data", "shipment"]
+
+
 class MktResult(msgspec.Struct, frozen=True, kw_only=True):
     """Mean kinetic temperature of the shipment and of the profile's window (USP <1079.2>, REFERENCE §1).
 
-    ``shipment_mkt_c`` covers all credited time. ``window_mkt_c`` is the worst (highest) MKT of the windows of
-    the profile's length ending at a reading (for regular logging these are all windows that start and end on
-    a reading), between ``window_start`` and ``window_end``; while the data spans less than one window
-    (``window_complete`` false), and for window ``shipment``, it is the shipment's MKT. ``passes`` compares
-    the window MKT with ``limit_c`` (``None`` without a limit or without data).
+    ``shipment_mkt_c`` covers all credited time. With a window of the profile's length (24 h, 30 d) that the data
+    covers (``window_complete``: covered to within one logging interval), ``window_mkt_c`` is the worst (highest)
+    MKT of the windows ending at a reading, between ``window_start`` and ``window_end``, and the verdict rests on
+    it (``rests_on`` ``complete_window``). While the data covers less than one window, ``window_mkt_c`` is the MKT
+    over the data covered (``covered_min``, ``coverage`` of the window) and the verdict follows the profile's
+    ``incomplete_window`` setting (:func:`judge_mkt`): ``bounds`` (the full window's MKT lies between
+    ``best_case_mkt_c`` and ``worst_case_mkt_c``) or ``covered_data``. Window ``shipment`` judges the shipment's
+    MKT. ``verdict`` is ``pass``, ``fail`` or ``review`` (``None`` without a limit or without data); ``passes``
+    is true for pass, false for fail, ``None`` otherwise.
     """
 
     activation_energy_kj_mol: float
@@ -245,6 +264,136 @@ class MktResult(msgspec.Struct, frozen=True, kw_only=True):
     window_complete: bool
     credited_min: float
     passes: bool | None
+    window_min: float | None = None
+    covered_min: float = 0.0
+    coverage: float | None = None
+    best_case_mkt_c: float | None = None
+    worst_case_mkt_c: float | None = None
+    verdict: MktVerdict | None = None
+    rests_on: MktBasis | None = None
+
+
+class CompleteWindow(msgspec.Struct, frozen=True, kw_only=True):
+    """The worst complete MKT window of a stream: its MKT, where it lies and the minutes credited in it."""
+
+    mkt_c: float
+    start: datetime
+    end: datetime
+    covered_min: float
+
+
+def judge_mkt(
+    profile: Profile,
+    *,
+    weighted_sum: float,
+    credited_min: float,
+    first: datetime | None,
+    last: datetime | None,
+    worst: CompleteWindow | None,
+) -> MktResult:
+    """The MKT verdict from the shipment's Arrhenius sums (``weighted_sum`` = Σ exp(-ΔH/RT)·Δt over
+    ``credited_min``) and its worst complete window, if any.
+
+    USP <1079.2> judges the MKT of 24 consecutive hours (controlled cold) or 30 consecutive days (controlled
+    room temperature) including the excursion (REFERENCE §1). When the data covers less than that window, the
+    unrecorded hours are not known to have been at the recorded temperatures, so judging the covered data as if
+    it were the window overstates or understates the MKT. The profile's ``incomplete_window`` setting decides:
+
+    - ``bound`` (default): bound the full window's MKT by taking the unrecorded time (the window's minutes not
+      credited to any reading, gaps included) at the label range's lower end (best case) and at its upper end
+      (worst case). It fails only when even the best case exceeds the limit, passes when even the worst case
+      stays within it, and otherwise asks a pharmacist to review (a quarantine-style recommendation). The label
+      range is what the product is stored at when nobody is watching it, so the bounds are what the label
+      allows, never a guess below or above it; the verdict never claims more than the data and the label say.
+    - ``covered``: judge the MKT over the data covered, labelled as such (how some devices print it).
+    """
+    settings = profile.mkt
+    dh_over_r = dh_over_r_k(settings.activation_energy_kj_mol if settings else DEFAULT_ACTIVATION_ENERGY_KJ_MOL)
+    shipment_c = mkt_from_sums(weighted_sum, credited_min, dh_over_r) if credited_min > 0 else None
+    limit_c = settings.limit_c if settings else None
+    window_min = settings.window_min if settings else None
+    activation = settings.activation_energy_kj_mol if settings else DEFAULT_ACTIVATION_ENERGY_KJ_MOL
+    window: MktWindow = settings.window if settings else "shipment"
+
+    def verdict_of(value: float | None) -> MktVerdict | None:
+        return None if value is None or limit_c is None else ("pass" if value <= limit_c else "fail")
+
+    if window_min is None or shipment_c is None:
+        plain = verdict_of(shipment_c)
+        return MktResult(
+            activation_energy_kj_mol=activation,
+            window=window,
+            limit_c=limit_c,
+            shipment_mkt_c=shipment_c,
+            window_mkt_c=shipment_c,
+            window_start=first if shipment_c is not None else None,
+            window_end=last if shipment_c is not None else None,
+            window_complete=False,
+            credited_min=credited_min,
+            passes=None if plain is None else plain == "pass",
+            window_min=window_min,
+            covered_min=credited_min,
+            coverage=None if window_min is None else 0.0,
+            verdict=plain,
+            rests_on=None if shipment_c is None else "shipment",
+        )
+    if worst is not None:
+        complete = verdict_of(worst.mkt_c)
+        return MktResult(
+            activation_energy_kj_mol=activation,
+            window=window,
+            limit_c=limit_c,
+            shipment_mkt_c=shipment_c,
+            window_mkt_c=worst.mkt_c,
+            window_start=worst.start,
+            window_end=worst.end,
+            window_complete=True,
+            credited_min=credited_min,
+            passes=None if complete is None else complete == "pass",
+            window_min=window_min,
+            covered_min=worst.covered_min,
+            coverage=min(1.0, worst.covered_min / window_min),
+            verdict=complete,
+            rests_on="complete_window",
+        )
+    covered_min = min(credited_min, window_min)
+    unrecorded_min = window_min - covered_min
+    low_c, high_c = profile.label_range_c
+    best_c = mkt_from_sums(weighted_sum + unrecorded_min * arrhenius_weight(low_c, dh_over_r),
+                           credited_min + unrecorded_min, dh_over_r)  # fmt: skip
+    worst_c = mkt_from_sums(weighted_sum + unrecorded_min * arrhenius_weight(high_c, dh_over_r),
+                            credited_min + unrecorded_min, dh_over_r)  # fmt: skip
+    bounding = settings is not None and settings.incomplete_window == "bound"
+    verdict: MktVerdict | None
+    if limit_c is None:
+        verdict = None
+    elif not bounding:
+        verdict = verdict_of(shipment_c)
+    elif best_c > limit_c:
+        verdict = "fail"
+    elif worst_c <= limit_c:
+        verdict = "pass"
+    else:
+        verdict = "review"
+    return MktResult(
+        activation_energy_kj_mol=activation,
+        window=window,
+        limit_c=limit_c,
+        shipment_mkt_c=shipment_c,
+        window_mkt_c=shipment_c,
+        window_start=first,
+        window_end=last,
+        window_complete=False,
+        credited_min=credited_min,
+        passes=None if verdict in (None, "review") else verdict == "pass",
+        window_min=window_min,
+        covered_min=covered_min,
+        coverage=covered_min / window_min,
+        best_case_mkt_c=best_c,
+        worst_case_mkt_c=worst_c,
+        verdict=verdict,
+        rests_on="bounds" if bounding else "covered_data",
+    )
 
 
 class Evaluation(msgspec.Struct, frozen=True, kw_only=True):
@@ -511,7 +660,6 @@ class _Engine:
             RuleTracker(
                 rule,
                 memory,
-                prior_min=state.lot_spent_before_min.get(rule.name, 0.0),
                 excursions=self.excursions,
                 alarms=self.alarms,
                 roll_start_s=list(state.roll_start_s[index]),
@@ -536,6 +684,10 @@ class _Engine:
         self.dh_over_r = dh_over_r_k(self.activation_energy_kj_mol)
         window_min = settings.window_min if settings else None
         self.window_s = None if window_min is None else window_min * 60.0
+        # A window is complete when the data covers it to within one logging interval (the profile's, else the
+        # gap tolerance): a day logged every minute from 00:00 to 23:59 is a full day.
+        interval_min = profile.logging_interval_max_min or profile.gap_tolerance_min
+        self.complete_after_s = None if window_min is None else max(0.0, window_min - interval_min) * 60.0
         self.mkt = machine.mkt
         self.mkt_end_s = list(state.mkt_end_s)
         self.mkt_credit = list(state.mkt_credit)
@@ -560,12 +712,13 @@ class _Engine:
         window_s = self.window_s
         windowed = window_s is not None
         span_s = window_s if window_s is not None else 0.0
+        complete_after_s = self.complete_after_s or 0.0
         quiet_low = temperature.quiet_low
         quiet_high = temperature.quiet_high
 
         count = self.readings
         first_s = self.first_s
-        full_window_s = first_s + span_s
+        full_window_s = first_s + complete_after_s
         last_s = self.last_s
         last_seq = self.last_seq
         next_checkpoint_s = self.next_checkpoint_s
@@ -583,6 +736,7 @@ class _Engine:
         window_min = mkt.window_credited_min
         worst_ratio = -1.0 if mkt.worst_ratio is None else mkt.worst_ratio
         worst_end_s = mkt.worst_end_s
+        worst_min = mkt.worst_min
         ends = self.mkt_end_s
         credits = self.mkt_credit
         helds = self.mkt_held_min
@@ -613,6 +767,7 @@ class _Engine:
                             window_credited_min=window_min, head=head + self.mkt_offset,
                             length=size + self.mkt_offset,
                             worst_ratio=None if worst_ratio < 0 else worst_ratio, worst_end_s=worst_end_s,
+                            worst_min=worst_min,
                         ),
                     )  # fmt: skip
                     self._checkpoint()
@@ -638,7 +793,7 @@ class _Engine:
                         window_min += held_min
             else:
                 first_s = time_s
-                full_window_s = first_s + span_s
+                full_window_s = first_s + complete_after_s
                 gap = False
                 next_checkpoint_s = (math.floor(time_s / every_s) + 1) * every_s
 
@@ -693,6 +848,7 @@ class _Engine:
                     if ratio_min > 0 and ratio_sum > worst_ratio * ratio_min:
                         worst_ratio = ratio_sum / ratio_min
                         worst_end_s = time_s
+                        worst_min = ratio_min
 
             if others:
                 for channel in others:
@@ -710,6 +866,7 @@ class _Engine:
                 prev_weight=prev_weight, window_weighted_sum=window_sum, window_credited_min=window_min,
                 head=head + self.mkt_offset, length=size + self.mkt_offset,
                 worst_ratio=None if worst_ratio < 0 else worst_ratio, worst_end_s=worst_end_s,
+                worst_min=worst_min,
             ),
         )  # fmt: skip
         self._compact()
@@ -806,7 +963,8 @@ class _Engine:
         head = mkt.head - self.mkt_offset
         worst_ratio = mkt.worst_ratio
         worst_end_s = mkt.worst_end_s
-        if self.window_s is not None:
+        worst_min = mkt.worst_min
+        if self.window_s is not None and self.complete_after_s is not None:
             ends, credits, helds = self.mkt_end_s, self.mkt_credit, self.mkt_held_min
             ends.append(until_s)
             credits.append(credit)
@@ -818,13 +976,14 @@ class _Engine:
                 window_sum -= credits[head]
                 window_min -= helds[head]
                 head += 1
-            if until_s >= self.first_s + self.window_s:
+            if until_s >= self.first_s + self.complete_after_s:
                 outside_min = max(0.0, helds[head] - (ends[head] - window_start_s) / 60.0)
                 ratio_sum = window_sum - credits[head] * (outside_min / helds[head])
                 ratio_min = window_min - outside_min
                 if ratio_min > 0 and (worst_ratio is None or ratio_sum > worst_ratio * ratio_min):
                     worst_ratio = ratio_sum / ratio_min
                     worst_end_s = until_s
+                    worst_min = ratio_min
         self.mkt = msgspec.structs.replace(
             mkt,
             weighted_sum=mkt.weighted_sum + credit,
@@ -836,6 +995,7 @@ class _Engine:
             length=len(self.mkt_end_s) + self.mkt_offset,
             worst_ratio=worst_ratio,
             worst_end_s=worst_end_s,
+            worst_min=worst_min,
         )
 
     # -- results ---------------------------------------------------------------------------------------------
@@ -872,32 +1032,23 @@ class _Engine:
         return opened
 
     def mkt_result(self) -> MktResult:
-        settings = self.profile.mkt
         mkt = self.mkt
-        shipment_c = mkt_from_sums(mkt.weighted_sum, mkt.credited_min, self.dh_over_r) if mkt.credited_min > 0 else None
-        window_c = shipment_c
-        start: datetime | None = None
-        end: datetime | None = None
-        complete = False
-        if shipment_c is not None:
-            start, end = from_epoch_s(self.first_s), from_epoch_s(self.last_s)
+        worst: CompleteWindow | None = None
         if self.window_s is not None and mkt.worst_ratio is not None and mkt.worst_end_s is not None:
-            complete = True
-            window_c = self.dh_over_r / -math.log(mkt.worst_ratio) - KELVIN_OFFSET
             end = from_epoch_s(mkt.worst_end_s)
-            start = end - timedelta(seconds=self.window_s)
-        limit_c = settings.limit_c if settings else None
-        return MktResult(
-            activation_energy_kj_mol=self.activation_energy_kj_mol,
-            window=settings.window if settings else "shipment",
-            limit_c=limit_c,
-            shipment_mkt_c=shipment_c,
-            window_mkt_c=window_c,
-            window_start=start,
-            window_end=end,
-            window_complete=complete,
+            worst = CompleteWindow(
+                mkt_c=self.dh_over_r / -math.log(mkt.worst_ratio) - KELVIN_OFFSET,
+                start=end - timedelta(seconds=self.window_s),
+                end=end,
+                covered_min=mkt.worst_min,
+            )
+        return judge_mkt(
+            self.profile,
+            weighted_sum=mkt.weighted_sum,
             credited_min=mkt.credited_min,
-            passes=None if limit_c is None or window_c is None else window_c <= limit_c,
+            first=from_epoch_s(self.first_s) if self.readings else None,
+            last=from_epoch_s(self.last_s) if self.readings else None,
+            worst=worst,
         )
 
     def evaluation(self) -> Evaluation:
@@ -909,15 +1060,6 @@ class _Engine:
         excursions.sort(key=lambda excursion: (excursion.start, excursion.start_seq, excursion.rule))
         faults = self.faults + [fault for channel in self.channels if (fault := channel.open_fault()) is not None]
         faults.sort(key=lambda fault: (fault.start, fault.start_seq, fault.metric))
-        budgets = [
-            stability_budget(
-                tracker.rule,
-                spent_before_min=self.state.lot_spent_before_min.get(tracker.rule.name, 0.0),
-                spent_in_shipment_min=tracker.total_min,
-            )
-            for tracker in self.trackers
-            if tracker.rule.scope == "lifetime"
-        ]
         return Evaluation(
             profile_id=profile.id,
             profile_version=profile.version,
@@ -933,8 +1075,22 @@ class _Engine:
             gaps=list(self.gaps),
             faults=faults,
             mkt=self.mkt_result(),
-            budgets=budgets,
+            budgets=[],
         )
+
+    def spendings(self, *, stream_id: int, shipment_id: int) -> list[Spending]:
+        """This stream's spending of each lifetime rule (its intervals in device time)."""
+        return [
+            Spending.of(
+                stream_id=stream_id,
+                shipment_id=shipment_id,
+                rule=tracker.rule.name,
+                spent_min=tracker.total_min,
+                intervals=tracker.spending(),
+            )
+            for tracker in self.trackers
+            if tracker.rule.scope == "lifetime"
+        ]
 
 
 # -- the public operations -------------------------------------------------------------------------------
@@ -1036,9 +1192,58 @@ def rewind(profile: Profile, state: EvaluationState, earliest: ReadingKey) -> Re
     return Rewound(state=restored, replay_after=replay_after, superseded=superseded + open_keys)
 
 
+def stream_evaluation(profile: Profile, state: EvaluationState, *, until: datetime | None = None) -> Evaluation:
+    """One stream's evaluation before the lot's budget is judged: lifetime rules show their spending and status
+    but no alarm, and there are no budgets (see :func:`judge_lifetime_rules`). ``until`` as in
+    :func:`summarise`."""
+    _check_profile(profile, state)
+    engine = _Engine(profile, state)
+    if until is not None:
+        engine.hold_until(to_epoch_s(until))
+    return engine.evaluation()
+
+
+def stream_spendings(profile: Profile, state: EvaluationState, *, stream_id: int, shipment_id: int) -> list[Spending]:
+    """What the stream spent of each lifetime rule, as intervals in device time (the lot budget's input)."""
+    _check_profile(profile, state)
+    return _Engine(profile, state).spendings(stream_id=stream_id, shipment_id=shipment_id)
+
+
+def alarm_order(alarm: Alarm) -> tuple[datetime, datetime, int, str]:
+    """The order alarms are listed in: when their condition was met, then began, then by rule."""
+    return (alarm.met_at, alarm.began_at, alarm.began_seq, alarm.rule)
+
+
+def judge_lifetime_rules(
+    profile: Profile, evaluation: Evaluation, *, shipment_id: int, spendings: Sequence[Spending]
+) -> Evaluation:
+    """Judge each lifetime rule of a shipment's ``evaluation`` on the lot's timeline (``spendings`` of every
+    stream of the lot, this shipment's included): its budget as the shipment sees it and, when the lot's budget
+    ran out on this shipment, the alarm (:mod:`coldchain.domain.lot_budget`)."""
+    budgets: list[StabilityBudget] = []
+    alarms = list(evaluation.alarms)
+    rules = list(evaluation.rules)
+    for index, rule in enumerate(profile.rules):
+        if rule.scope != "lifetime":
+            continue
+        crossing = find_crossing(rule, spendings)
+        budgets.append(
+            shipment_budget(rule, shipment_id, spendings, shipment_end=evaluation.last_reading_at, crossing=crossing)
+        )
+        if crossing is not None and crossing.shipment_id == shipment_id:
+            alarm = lot_alarm(rule, crossing)
+            alarms.append(alarm)
+            rules[index] = msgspec.structs.replace(
+                rules[index], status="alarmed", since=alarm.began_at, alarms=rules[index].alarms + 1
+            )
+    alarms.sort(key=alarm_order)
+    return msgspec.structs.replace(evaluation, rules=rules, alarms=alarms, budgets=budgets)
+
+
 def summarise(profile: Profile, state: EvaluationState, *, until: datetime | None = None) -> Evaluation:
-    """The shipment's evaluation as of ``state``: rules, excursions (open ones included), alarms, gaps,
-    faults, MKT and stability budgets.
+    """The evaluation of one stream judged alone as of ``state``: rules, excursions (open ones included), alarms,
+    gaps, faults, MKT and stability budgets, the lot's budget taken as ``state.lot_spent_before_min`` spent
+    before this stream's first reading.
 
     ``until`` closes the record for a final evaluation (delivery, a logger's stop time): the last reading's
     values hold until then, as they would until a next reading. The state itself is not changed.
@@ -1047,7 +1252,16 @@ def summarise(profile: Profile, state: EvaluationState, *, until: datetime | Non
     engine = _Engine(profile, state)
     if until is not None:
         engine.hold_until(to_epoch_s(until))
-    return engine.evaluation()
+    prior = [
+        Spending(stream_id=-1, shipment_id=-1, rule=rule, unplaced_min=minutes)
+        for rule, minutes in sorted(state.lot_spent_before_min.items())
+    ]
+    return judge_lifetime_rules(
+        profile,
+        engine.evaluation(),
+        shipment_id=0,
+        spendings=[*engine.spendings(stream_id=0, shipment_id=0), *prior],
+    )
 
 
 def evaluate(

@@ -10,9 +10,11 @@ and each new valid value (``observe``). It keeps the rule's excursions, counters
   threshold. Uncredited time inside an excursion (a gap or a faulted reading between readings both beyond the
   threshold) neither resets nor advances the counter: there is no evidence the value came back, nor that it
   stayed;
-- cumulative, scope shipment or lifetime (Controlant, WHO PQS E006/TR07): the alarm is met when the time
-  beyond the threshold, never reset, reaches ``delay_min``; for lifetime the minutes the lot spent before this
-  shipment count too (a stability budget, REFERENCE §4). One alarm per shipment;
+- cumulative, scope shipment (Controlant, WHO PQS E006/TR07): the alarm is met when the time beyond the
+  threshold, never reset, reaches ``delay_min``. One alarm per shipment;
+- cumulative, scope lifetime (a stability budget, REFERENCE §4): the tracker records the intervals it spent
+  beyond the threshold (device time) and raises nothing itself: the budget is one timeline across every stream
+  of every shipment of the lot, judged by :mod:`coldchain.domain.lot_budget`;
 - cumulative, scope rolling_24h: the alarm is met when the time beyond the threshold within the 24 h ending at
   some moment reaches ``delay_min``; it can be met again once that time has fallen below ``delay_min``.
 
@@ -140,8 +142,8 @@ class RuleTracker:
 
     Closed excursions and raised alarms are appended to the lists given at construction (shared by all
     trackers of an evaluation, so they stay in the order the facts happened). ``roll_start_s``/``roll_end_s``
-    are the rolling-window buffer (beyond intervals, merged when contiguous) and ``roll_offset`` how many
-    entries were dropped from their front.
+    are the rule's buffer of beyond intervals, merged when contiguous: the rolling window's, or a lifetime rule's
+    spending in device time (never dropped); ``roll_offset`` is how many entries were dropped from their front.
     """
 
     __slots__ = (
@@ -153,7 +155,7 @@ class RuleTracker:
         "_excursions",
         "_inclusive",
         "_instant",
-        "_prior",
+        "_lifetime",
         "_rolling",
         "_snapshot",
         "_threshold",
@@ -191,7 +193,6 @@ class RuleTracker:
         rule: AlarmRule,
         memory: RuleMemory,
         *,
-        prior_min: float,
         excursions: list[Excursion],
         alarms: list[Alarm],
         roll_start_s: list[float],
@@ -207,8 +208,8 @@ class RuleTracker:
         self._instant = rule.mode == "instant"
         self._consecutive = rule.mode == "consecutive"
         self._rolling = rule.scope == "rolling_24h"
-        self._cumulative = rule.mode == "cumulative" and not self._rolling
-        self._prior = prior_min if rule.scope == "lifetime" else 0.0
+        self._lifetime = rule.scope == "lifetime"
+        self._cumulative = rule.mode == "cumulative" and not self._rolling and not self._lifetime
         self._excursions = excursions
         self._alarms = alarms
         self.roll_start_s = roll_start_s
@@ -283,11 +284,19 @@ class RuleTracker:
                 self.ex_alarmed = True
                 self._raise(self.ex_start_s, self.ex_start_seq, start_s + (delay - before_min) * 60.0)
         elif self._cumulative:
-            spent_min = self._prior + total_before_min
-            if not self.latched and spent_min < delay <= spent_min + held_min:
+            if not self.latched and total_before_min < delay <= total_before_min + held_min:
                 self.latched = True
                 began_s = self.first_start_s if self.first_start_s is not None else self.ex_start_s
-                self._raise(began_s, self.first_start_seq, start_s + (delay - spent_min) * 60.0)
+                self._raise(began_s, self.first_start_seq, start_s + (delay - total_before_min) * 60.0)
+        elif self._lifetime:
+            if end_s > start_s:
+                ends = self.roll_end_s
+                if ends and ends[-1] == start_s:
+                    ends[-1] = end_s  # contiguous with the last spending: one interval
+                else:
+                    self.roll_start_s.append(start_s)
+                    ends.append(end_s)
+                    self.roll_start_seq.append(seq)
         elif self._rolling:
             if self.roll_x_s < start_s:
                 self._slide(self.roll_x_s, start_s, beyond=False, seq=seq)  # catch up the quiet time
@@ -324,8 +333,8 @@ class RuleTracker:
             if self._instant or (self._consecutive and self._delay == 0):
                 self.ex_alarmed = True
                 self._raise(time_s, seq, time_s)
-            elif self._cumulative and not self.latched and self._prior + self.total_min >= self._delay:
-                # Delay 0, or a lot whose budget was already spent before this shipment.
+            elif self._cumulative and not self.latched and self.total_min >= self._delay:
+                # Delay 0.
                 self.latched = True
                 self._raise(self.first_start_s, self.first_start_seq, time_s)
         elif self.open:
@@ -342,8 +351,8 @@ class RuleTracker:
         if self.alarms:
             status, since_s = "alarmed", self.last_alarm_began_s
         elif self.open:
-            status, since_s = "pending", self.first_start_s if self._cumulative else self.ex_start_s
-        elif self._cumulative and self.total_min > 0:
+            status, since_s = "pending", self.first_start_s if self._cumulative or self._lifetime else self.ex_start_s
+        elif (self._cumulative or self._lifetime) and self.total_min > 0:
             status, since_s = "pending", self.first_start_s
         elif self._rolling:
             window_start_s = last_s - _ROLLING_WINDOW_S
@@ -365,6 +374,10 @@ class RuleTracker:
             excursions=self.excursions,
             alarms=self.alarms,
         )
+
+    def spending(self) -> list[tuple[float, float, int]]:
+        """A lifetime rule's spending so far: (start, end, seq of the reading held) intervals in epoch seconds."""
+        return list(zip(self.roll_start_s, self.roll_end_s, self.roll_start_seq, strict=True))
 
     def memory(self) -> RuleMemory:
         """The tracker's memory (the same object again while nothing changed, which keeps checkpoints

@@ -18,7 +18,9 @@ import msgspec
 
 from coldchain.domain.evaluation import ReadingKey
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.lot_budget import Spending
 from coldchain.domain.profiles import Direction, Profile
+from coldchain.domain.quarantine import QuarantinedReading
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Assignment
@@ -39,6 +41,8 @@ __all__ = [
 _END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 _json = msgspec.json.Encoder(order="sorted")
+_intervals = msgspec.msgpack.Encoder()
+_intervals_of = msgspec.msgpack.Decoder(tuple[tuple[float, float, int], ...])
 
 
 class EvaluationStream(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,16 +164,32 @@ class EvaluationRecords(Protocol):
         (device_time, seq) comes after ``after`` (all of them when ``None``), in that order."""
         ...
 
-    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
-        """The minutes the stream spent beyond each lifetime rule's threshold so far."""
+    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spendings: Sequence[Spending]) -> None:
+        """What the stream spent of each lifetime rule so far: minutes and their intervals in device time."""
         ...
 
-    async def lot_budget_spent(self, lot_id: int, *, excluding_shipment_id: int) -> dict[str, float]:
-        """Per lifetime rule, the minutes the lot's other shipments spent (summed over their streams)."""
+    async def lock_lot(self, lot_id: int) -> None:
+        """Serialise, until the transaction ends, every transaction judging the budget of this lot (two trackers
+        of one lot syncing at once must not both miss the crossing)."""
         ...
 
-    async def shipment_budget_spent(self, shipment_id: int) -> dict[str, float]:
-        """Per lifetime rule, the minutes the shipment spent (summed over its streams)."""
+    async def lot_spending(self, lot_id: int) -> list[Spending]:
+        """Every stream's spending of every lifetime rule, over the lot's shipments."""
+        ...
+
+    async def shipment_spending(self, shipment_id: int) -> list[Spending]:
+        """The shipment's streams' spending of every lifetime rule."""
+        ...
+
+    async def lifetime_alarms(self, *, lot_id: int | None, shipment_id: int) -> list[StoredAlarm]:
+        """The standing lifetime alarms of the lot's shipments (of the shipment alone without a lot)."""
+        ...
+
+    async def quarantined_between(
+        self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None
+    ) -> list[QuarantinedReading]:
+        """The tracker's quarantined readings with ``starts_at <= device_time < ends_at`` (no end when ``None``),
+        by sequence number."""
         ...
 
     async def upsert_excursions(
@@ -326,19 +346,59 @@ class EvaluationSql(SqlBase):
         )
         return [self._reading(row) async for row in rows]
 
-    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
-        for rule, minutes in sorted(spent_min.items()):
+    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spendings: Sequence[Spending]) -> None:
+        for spending in sorted(spendings, key=lambda spending: spending.rule):
             await self._q.save_budget_spent(
-                self._conn, assignment_id=assignment_id, rule=rule, shipment_id=shipment_id, spent_min=minutes
+                self._conn,
+                assignment_id=assignment_id,
+                rule=spending.rule,
+                shipment_id=shipment_id,
+                spent_min=spending.total_min,
+                spending=_intervals.encode(spending.intervals),
             )
 
-    async def lot_budget_spent(self, lot_id: int, *, excluding_shipment_id: int) -> dict[str, float]:
-        rows = self._q.lot_budget_spent(self._conn, lot_id=lot_id, shipment_id=excluding_shipment_id)
-        return {row["rule"]: float(row["spent_min"]) async for row in rows}
+    async def lock_lot(self, lot_id: int) -> None:
+        await self._lock(f"lot:{lot_id}")
 
-    async def shipment_budget_spent(self, shipment_id: int) -> dict[str, float]:
-        rows = self._q.shipment_budget_spent(self._conn, shipment_id=shipment_id)
-        return {row["rule"]: float(row["spent_min"]) async for row in rows}
+    def _spending(self, row: Any) -> Spending:
+        held = bytes(row["spending"])
+        return Spending.of(
+            stream_id=row["assignment_id"],
+            shipment_id=row["shipment_id"],
+            rule=row["rule"],
+            spent_min=float(row["spent_min"]),
+            intervals=_intervals_of.decode(held) if held else (),
+        )
+
+    async def lot_spending(self, lot_id: int) -> list[Spending]:
+        return [self._spending(row) async for row in self._q.lot_spending(self._conn, lot_id=lot_id)]
+
+    async def shipment_spending(self, shipment_id: int) -> list[Spending]:
+        return [self._spending(row) async for row in self._q.shipment_spending(self._conn, shipment_id=shipment_id)]
+
+    async def lifetime_alarms(self, *, lot_id: int | None, shipment_id: int) -> list[StoredAlarm]:
+        if lot_id is None:
+            rows = self._q.shipment_lifetime_alarms(self._conn, shipment_id=shipment_id)
+        else:
+            rows = self._q.lot_lifetime_alarms(self._conn, lot_id=lot_id)
+        return [self._stored_alarm(row) async for row in rows]
+
+    async def quarantined_between(
+        self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None
+    ) -> list[QuarantinedReading]:
+        found = []
+        async for row in self._q.quarantined_of_tracker(self._conn, tracker_id=tracker_id):
+            reading = msgspec.json.decode(row["reading"], type=Reading)
+            if starts_at <= reading.device_time and (ends_at is None or reading.device_time < ends_at):
+                found.append(
+                    QuarantinedReading(
+                        tracker_id=tracker_id,
+                        reading=reading,
+                        reason=row["reason"],
+                        received_at=self._time_out(row["received_at"]),
+                    )
+                )
+        return found
 
     # -- excursions ------------------------------------------------------------------------------------------
 
