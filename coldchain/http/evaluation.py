@@ -20,6 +20,8 @@ from msgspec import Meta
 from coldchain.domain.disposition import DispositionReason, Recommendation
 from coldchain.domain.evaluation import MktBasis, MktResult, MktVerdict
 from coldchain.domain.excursions import FaultReason
+from coldchain.domain.findings import StoredAlarm, StoredExcursion
+from coldchain.domain.logger_files import DayLimit, LoggerDay
 from coldchain.domain.profiles import Action, Direction, Metric, MktWindow, Mode, Profile, Scope
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import RuleStatus
@@ -29,7 +31,6 @@ from coldchain.http.errors import ApiError
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
 from coldchain.services import loggers
-from coldchain.storage.evaluation import DayLimit, LoggerDay, StoredAlarm, StoredExcursion
 
 __all__ = ["EvaluationApi", "shipment_status"]
 

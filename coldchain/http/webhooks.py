@@ -15,9 +15,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.http.deps import PrincipalDep, StoreDep
-from coldchain.services import webhooks as use_cases
-from coldchain.storage.notifications import (
+from coldchain.domain.notifications import (
     NOTIFICATION_KINDS,
     DeliveryStatus,
     NotificationKind,
@@ -25,6 +23,8 @@ from coldchain.storage.notifications import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from coldchain.http.deps import PrincipalDep, StoreDep
+from coldchain.services import webhooks as use_cases
 
 __all__ = ["AttemptOut", "DeliveryOut", "WebhookApi", "WebhookCreatedOut", "WebhookIn", "WebhookOut"]
 

@@ -25,13 +25,13 @@ from typing import Any
 import msgspec
 
 from coldchain.domain.access import Principal
+from coldchain.domain.findings import StoredAlarm
+from coldchain.domain.notifications import NotificationKind
 from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Shipment
 from coldchain.services.access import require, visible_shipment
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.storage import Store, Transaction
-from coldchain.storage.evaluation import StoredAlarm
-from coldchain.storage.notifications import NotificationKind
 
 __all__ = [
     "LATE_AFTER",

@@ -45,6 +45,7 @@ from coldchain.domain.evaluation import (
     stream_spendings,
 )
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
 from coldchain.domain.judgement import judge_shipment
 from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm
 from coldchain.domain.profiles import AlarmRule, Profile
@@ -56,7 +57,6 @@ from coldchain.services import alarms, custody
 from coldchain.services.access import require, visible_shipment
 from coldchain.services.errors import Invalid
 from coldchain.storage import Store, Transaction
-from coldchain.storage.evaluation import EvaluationStream, StoredAlarm, StoredExcursion
 
 __all__ = [
     "CHECKPOINTS_KEPT",

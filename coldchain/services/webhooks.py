@@ -36,10 +36,10 @@ import httpx
 import msgspec
 
 from coldchain.domain.access import Principal
+from coldchain.domain.notifications import DeliveryStatus, DueDelivery, NotificationKind, Webhook, WebhookDelivery
 from coldchain.services.access import require
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.storage import Store
-from coldchain.storage.notifications import DeliveryStatus, DueDelivery, NotificationKind, Webhook, WebhookDelivery
 
 __all__ = [
     "MAX_WEBHOOKS_PER_ORGANISATION",

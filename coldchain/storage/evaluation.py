@@ -11,15 +11,17 @@ their original bytes and, for summary-only devices, their per-day figures.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
 
 from coldchain.domain.evaluation import ReadingKey
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
+from coldchain.domain.logger_files import DayLimit, LoggerDay, LoggerFile
 from coldchain.domain.lot_budget import Spending
-from coldchain.domain.profiles import Direction, Profile
+from coldchain.domain.profiles import Profile
 from coldchain.domain.quarantine import QuarantinedReading
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import Alarm
@@ -43,98 +45,6 @@ _END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 _json = msgspec.json.Encoder(order="sorted")
 _intervals = msgspec.msgpack.Encoder()
 _intervals_of = msgspec.msgpack.Decoder(tuple[tuple[float, float, int], ...])
-
-
-class EvaluationStream(msgspec.Struct, frozen=True, kw_only=True):
-    """The evaluation of one tracker assignment so far: the engine's ``state`` bytes, made for ``profile`` (the
-    shipment's pinned version), and how many readings it has judged."""
-
-    assignment_id: int
-    shipment_id: int
-    tracker_id: int
-    profile: Profile
-    state: bytes
-    readings: int
-    updated_at: datetime
-
-
-class StoredExcursion(msgspec.Struct, frozen=True, kw_only=True):
-    """An excursion as stored: the finding, the party that held the shipment when it began, and its history."""
-
-    id: int
-    assignment_id: int
-    shipment_id: int
-    excursion: Excursion
-    custodian_id: int | None
-    detected_at: datetime
-    updated_at: datetime
-    withdrawn_at: datetime | None
-
-
-class StoredAlarm(msgspec.Struct, frozen=True, kw_only=True):
-    """An alarm as stored: the condition (device times), when the service detected it (``late`` when that came
-    long after the condition was met), and what people did about it."""
-
-    id: int
-    assignment_id: int
-    shipment_id: int
-    alarm: Alarm
-    detected_at: datetime
-    late: bool
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    acknowledgement: str | None
-    escalated_at: datetime | None
-    withdrawn_at: datetime | None
-    updated_at: datetime
-
-    @property
-    def key(self) -> str:
-        return self.alarm.key
-
-
-class DayLimit(msgspec.Struct, frozen=True, kw_only=True):
-    """One alarm limit of a logger on one day: minutes beyond it, and when its alarm was met that day."""
-
-    limit: str
-    direction: Direction
-    threshold_c: float
-    delay_min: float
-    minutes: float
-    alarm_met_at: datetime | None = None
-
-
-class LoggerDay(msgspec.Struct, frozen=True, kw_only=True):
-    """One local day as a logger summarised it (min, max, mean, time beyond each alarm limit)."""
-
-    day: date
-    min_c: float | None
-    min_at: datetime | None
-    max_c: float | None
-    max_at: datetime | None
-    mean_c: float | None
-    beyond: list[DayLimit]
-    events: int | None = None
-    sensor_timeout_min: int | None = None
-
-
-class LoggerFile(msgspec.Struct, frozen=True, kw_only=True):
-    """A logger export held as evidence of a shipment (the bytes themselves are kept, not repeated here)."""
-
-    id: int
-    shipment_id: int
-    tracker_id: int | None
-    vendor: str
-    model: str
-    serial: str
-    file_name: str | None
-    file_sha256: str
-    utc_offset_min: int
-    readings: int
-    first_reading_at: datetime | None
-    last_reading_at: datetime | None
-    imported_by: str
-    imported_at: datetime
 
 
 class EvaluationRecords(Protocol):

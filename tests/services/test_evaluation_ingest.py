@@ -15,6 +15,7 @@ from coldchain.domain.access import OPERATOR
 from coldchain.domain.custody import Location
 from coldchain.domain.evaluation import evaluate
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.findings import StoredAlarm, StoredExcursion
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import Alarm
@@ -24,7 +25,6 @@ from coldchain.services.evaluation import shipment_judgement
 from coldchain.services.sync import SyncPolicy, record_batch
 from coldchain.storage import Store
 from coldchain.storage._sql import SqlTransaction
-from coldchain.storage.evaluation import StoredAlarm, StoredExcursion
 from tests.factories import assign, make_org, make_tracker
 
 T0 = datetime(2026, 2, 1, 6, 0, tzinfo=UTC)
