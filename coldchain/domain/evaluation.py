@@ -501,6 +501,12 @@ def _check_profile(profile: Profile, state: EvaluationState) -> None:
 # -- the engine ------------------------------------------------------------------------------------------
 
 
+class _Hold(msgspec.Struct, frozen=True):
+    """Fed to :meth:`_Engine.feed` after the readings: the record closes at ``until_s``."""
+
+    until_s: float
+
+
 class _Channel:
     """One metric's readings fed to the trackers of the rules on that metric, with sensor-fault runs."""
 
@@ -696,8 +702,12 @@ class _Engine:
 
     # -- feeding ---------------------------------------------------------------------------------------------
 
-    def feed(self, readings: Iterable[Reading]) -> None:
+    def feed(self, readings: Iterable[Reading | _Hold]) -> None:
         """Judge ``readings`` (strictly after the last one seen, in device time order).
+
+        A :class:`_Hold` instead of a reading closes the record at its time: the last reading's values hold
+        until then exactly as they would until a next reading (the same credit, gap and MKT window code), but
+        no value is taken and nothing is counted as a reading; it ends the feed.
 
         The inner loop works on local variables: a reading that is valid and within every threshold while
         nothing is open costs a few float operations (MKT sums and window) and no allocation.
@@ -744,18 +754,29 @@ class _Engine:
         size = len(ends)
 
         for reading in readings:
-            moment = reading.device_time
-            if moment.tzinfo is None:
-                raise ValueError(f"reading seq {reading.seq}: device_time must be timezone-aware (UTC)")
-            time_s = moment.timestamp()
-            seq = reading.seq
+            if isinstance(reading, _Hold):
+                holding = True
+                time_s = reading.until_s
+                moment = from_epoch_s(time_s)
+                seq = last_seq
+                value = None
+            else:
+                holding = False
+                moment = reading.device_time
+                if moment.tzinfo is None:
+                    raise ValueError(f"reading seq {reading.seq}: device_time must be timezone-aware (UTC)")
+                time_s = moment.timestamp()
+                seq = reading.seq
+                value = reading.temperature_c
             if count:
-                if time_s <= last_s and (time_s < last_s or seq <= last_seq):
+                if holding:
+                    pass
+                elif time_s <= last_s and (time_s < last_s or seq <= last_seq):
                     raise OutOfOrderError(
                         f"reading seq {seq} at {moment.isoformat()} is not after the last reading evaluated "
                         f"(seq {last_seq} at {from_epoch_s(last_s).isoformat()}): rewind first"
                     )
-                if time_s >= next_checkpoint_s:
+                elif time_s >= next_checkpoint_s:
                     self._sync(
                         count, first_s, last_s, last_seq, next_checkpoint_s, prev_valid, prev_c,
                         MktMemory(
@@ -797,8 +818,12 @@ class _Engine:
                 gap = False
                 next_checkpoint_s = (math.floor(time_s / every_s) + 1) * every_s
 
-            value = reading.temperature_c
-            if not busy and value is not None and quiet_low < value < quiet_high:
+            if holding:
+                temperature.prev_valid = prev_valid
+                temperature.prev_value = prev_c
+                for channel in self.channels:
+                    channel.hold(last_s, last_seq, time_s, gap)
+            elif not busy and value is not None and quiet_low < value < quiet_high:
                 # Valid, beyond no threshold, nothing open: no rule can change.
                 if value != prev_c or not prev_valid:
                     prev_weight = exp(-dh_over_r / (value + kelvin))
@@ -850,6 +875,8 @@ class _Engine:
                         worst_end_s = time_s
                         worst_min = ratio_min
 
+            if holding:
+                break
             if others:
                 for channel in others:
                     channel.step(last_s if count else None, last_seq, time_s, seq, gap, getattr(reading, channel.field))
@@ -944,59 +971,7 @@ class _Engine:
             return
         if until_s < self.last_s:
             raise ValueError("until is before the last reading")
-        held_s = until_s - self.last_s
-        gap = held_s > self.max_gap_s
-        if gap:
-            self.gaps.append(
-                DataGap(start=from_epoch_s(self.last_s), end=from_epoch_s(until_s), duration_min=held_s / 60.0)
-            )
-        for channel in self.channels:
-            channel.hold(self.last_s, self.last_seq, until_s, gap)
-        temperature = self.channels[0]
-        mkt = self.mkt
-        if gap or held_s == 0 or not temperature.prev_valid:
-            return
-        held_min = held_s / 60.0
-        credit = mkt.prev_weight * held_min
-        window_sum = mkt.window_weighted_sum
-        window_min = mkt.window_credited_min
-        head = mkt.head - self.mkt_offset
-        worst_ratio = mkt.worst_ratio
-        worst_end_s = mkt.worst_end_s
-        worst_min = mkt.worst_min
-        if self.window_s is not None and self.complete_after_s is not None:
-            ends, credits, helds = self.mkt_end_s, self.mkt_credit, self.mkt_held_min
-            ends.append(until_s)
-            credits.append(credit)
-            helds.append(held_min)
-            window_sum += credit
-            window_min += held_min
-            window_start_s = until_s - self.window_s
-            while head < len(ends) and ends[head] <= window_start_s:
-                window_sum -= credits[head]
-                window_min -= helds[head]
-                head += 1
-            if until_s >= self.first_s + self.complete_after_s:
-                outside_min = max(0.0, helds[head] - (ends[head] - window_start_s) / 60.0)
-                ratio_sum = window_sum - credits[head] * (outside_min / helds[head])
-                ratio_min = window_min - outside_min
-                if ratio_min > 0 and (worst_ratio is None or ratio_sum > worst_ratio * ratio_min):
-                    worst_ratio = ratio_sum / ratio_min
-                    worst_end_s = until_s
-                    worst_min = ratio_min
-        self.mkt = msgspec.structs.replace(
-            mkt,
-            weighted_sum=mkt.weighted_sum + credit,
-            credited_min=mkt.credited_min + held_min,
-            celsius_min_sum=mkt.celsius_min_sum + temperature.prev_value * held_min,
-            window_weighted_sum=window_sum,
-            window_credited_min=window_min,
-            head=head + self.mkt_offset,
-            length=len(self.mkt_end_s) + self.mkt_offset,
-            worst_ratio=worst_ratio,
-            worst_end_s=worst_end_s,
-            worst_min=worst_min,
-        )
+        self.feed((_Hold(until_s=until_s),))
 
     # -- results ---------------------------------------------------------------------------------------------
 
