@@ -77,7 +77,7 @@ class Channel:
     @property
     def busy(self) -> bool:
         """Whether a quiet reading can still change anything here (an open excursion or fault run)."""
-        return self.current.fault_open or any(tracker.open for tracker in self.trackers)
+        return self.current.fault_open or any(tracker.current.open for tracker in self.trackers)
 
     def step(
         self, prev_s: float | None, prev_seq: int, time_s: float, seq: int, gap: bool, value: float | None
@@ -92,11 +92,11 @@ class Channel:
             if self.current.prev_valid and not gap:
                 prev_value = self.current.prev_value
                 for tracker in trackers:
-                    if tracker.open:
+                    if tracker.current.open:
                         tracker.credit(prev_s, time_s, prev_value, prev_seq)
             else:
                 for tracker in trackers:
-                    if tracker.open:
+                    if tracker.current.open:
                         tracker.uncredited(prev_s, time_s)
         reason = classify_fault(self.metric, value)
         if reason is None:
@@ -105,9 +105,9 @@ class Channel:
                 self._close_fault(time_s)
             busy = False
             for tracker in trackers:
-                if tracker.open or tracker.is_beyond(value):
+                if tracker.current.open or tracker.is_beyond(value):
                     tracker.observe(time_s, seq, value)
-                    busy = busy or tracker.open
+                    busy = busy or tracker.current.open
             self.current.prev_valid = True
             self.current.prev_value = value
             return busy
@@ -129,7 +129,7 @@ class Channel:
         """The last reading's value holds until ``until_s`` (the end of the record), as before a next
         reading."""
         for tracker in self.trackers:
-            if tracker.open:
+            if tracker.current.open:
                 if self.current.prev_valid and not gap:
                     tracker.credit(prev_s, until_s, self.current.prev_value, prev_seq)
                 else:
@@ -574,7 +574,7 @@ class Engine:
                 stream_id=stream_id,
                 shipment_id=shipment_id,
                 rule=tracker.rule.name,
-                spent_min=tracker.total_min,
+                spent_min=tracker.current.total_min,
                 intervals=tracker.spending(),
             )
             for tracker in self.trackers
