@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import msgspec
 
-from coldchain.domain._epoch import from_epoch_s
+from coldchain.domain._epoch import from_epoch_s, to_epoch_s
 from coldchain.domain.evaluation.results import CompleteWindow, Evaluation, Event, MktResult, judge_mkt
 from coldchain.domain.evaluation.state import (
     ChannelMemory,
@@ -26,7 +26,7 @@ from coldchain.domain.profiles import DEFAULT_ACTIVATION_ENERGY_KJ_MOL, Metric, 
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import RuleTracker
 
-__all__ = ["Engine", "Hold"]
+__all__ = ["HOLD_SEQ", "Engine"]
 
 #: Buffer length beyond which a long ``advance`` compacts at a checkpoint (it always compacts at its end).
 _COMPACT_AT = 1 << 16
@@ -38,10 +38,8 @@ _READING_FIELD: dict[Metric, str] = {
 }
 
 
-class Hold(msgspec.Struct, frozen=True):
-    """Fed to :meth:`Engine.feed` after the readings: the record closes at ``until_s``."""
-
-    until_s: float
+#: The sequence number of the mark :meth:`Engine.hold_until` feeds (a tracker's numbers start at 1).
+HOLD_SEQ = -1
 
 
 class Channel:
@@ -216,12 +214,12 @@ class Engine:
 
     # -- feeding ---------------------------------------------------------------------------------------------
 
-    def feed(self, readings: Iterable[Reading | Hold]) -> None:
+    def feed(self, readings: Iterable[Reading]) -> None:
         """Judge ``readings`` (strictly after the last one seen, in device time order).
 
-        A :class:`Hold` instead of a reading closes the record at its time: the last reading's values hold
-        until then exactly as they would until a next reading (the same credit, gap and MKT window code), but
-        no value is taken and nothing is counted as a reading; it ends the feed.
+        A mark with sequence number :data:`HOLD_SEQ` instead of a reading closes the record at its time: the
+        last reading's values hold until then exactly as they would until a next reading (the same credit, gap
+        and MKT window code), but no value is taken and nothing is counted as a reading; it ends the feed.
 
         The inner loop works on local variables: a reading that is valid and within every threshold while
         nothing is open costs a few float operations (MKT sums and window) and no allocation.
@@ -237,6 +235,7 @@ class Engine:
         windowed = window_s is not None
         span_s = window_s if window_s is not None else 0.0
         complete_after_s = self.complete_after_s or 0.0
+        hold_seq = HOLD_SEQ
         quiet_low = temperature.quiet_low
         quiet_high = temperature.quiet_high
 
@@ -268,23 +267,15 @@ class Engine:
         size = len(ends)
 
         for reading in readings:
-            if isinstance(reading, Hold):
-                holding = True
-                time_s = reading.until_s
-                moment = from_epoch_s(time_s)
-                seq = last_seq
-                value = None
-            else:
-                holding = False
-                moment = reading.device_time
-                if moment.tzinfo is None:
-                    raise ValueError(f"reading seq {reading.seq}: device_time must be timezone-aware (UTC)")
-                time_s = moment.timestamp()
-                seq = reading.seq
-                value = reading.temperature_c
+            moment = reading.device_time
+            if moment.tzinfo is None:
+                raise ValueError(f"reading seq {reading.seq}: device_time must be timezone-aware (UTC)")
+            time_s = moment.timestamp()
+            seq = reading.seq
+            holding = seq == hold_seq
             if count:
                 if holding:
-                    pass
+                    seq = last_seq
                 elif time_s <= last_s and (time_s < last_s or seq <= last_seq):
                     raise OutOfOrderError(
                         f"reading seq {seq} at {moment.isoformat()} is not after the last reading evaluated "
@@ -332,6 +323,7 @@ class Engine:
                 gap = False
                 next_checkpoint_s = (math.floor(time_s / every_s) + 1) * every_s
 
+            value = reading.temperature_c
             if holding:
                 temperature.current.prev_valid = prev_valid
                 temperature.current.prev_value = prev_c
@@ -478,14 +470,14 @@ class Engine:
                 tracker.roll_offset += drop
                 tracker.roll_head -= drop
 
-    def hold_until(self, until_s: float) -> None:
-        """Close the record at ``until_s``: the last reading's values hold until then, as they would until a
+    def hold_until(self, until: datetime) -> None:
+        """Close the record at ``until``: the last reading's values hold until then, as they would until a
         next reading (not across a gap, which is reported). Used on a copy, for a final evaluation."""
         if not self.readings:
             return
-        if until_s < self.last_s:
+        if to_epoch_s(until) < self.last_s:
             raise ValueError("until is before the last reading")
-        self.feed((Hold(until_s=until_s),))
+        self.feed((Reading(seq=HOLD_SEQ, device_time=until),))
 
     # -- results ---------------------------------------------------------------------------------------------
 

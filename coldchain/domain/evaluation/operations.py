@@ -121,7 +121,7 @@ def stream_evaluation(profile: Profile, state: EvaluationState, *, until: dateti
     check_profile(profile, state)
     engine = Engine(profile, state)
     if until is not None:
-        engine.hold_until(to_epoch_s(until))
+        engine.hold_until(until)
     return engine.evaluation()
 
 
@@ -142,7 +142,7 @@ def summarise(profile: Profile, state: EvaluationState, *, until: datetime | Non
     check_profile(profile, state)
     engine = Engine(profile, state)
     if until is not None:
-        engine.hold_until(to_epoch_s(until))
+        engine.hold_until(until)
     prior = [
         Spending(stream_id=-1, shipment_id=-1, rule=rule, unplaced_min=minutes)
         for rule, minutes in sorted(state.lot_spent_before_min.items())
