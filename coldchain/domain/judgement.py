@@ -9,15 +9,17 @@ same time both count, which errs on the side of caution.
 
 Lifetime rules are judged on the lot's timeline (:mod:`coldchain.domain.lot_budget`): the budget as the shipment
 sees it (what the lot had spent by its last reading, and the lot's total now), and the alarm when the lot's
-budget ran out on one of this shipment's streams. Readings quarantined at ingest count as faults. Everything here
-is pure: the service loads the streams' states, the lot's spending and the quarantined readings, calls
-:func:`judge_shipment`, and shows or saves the result.
+budget ran out on one of this shipment's streams. Readings quarantined at ingest count as faults. Each cumulative
+rule shows the allowance it has left, and an alarm detected long after its condition was met is late
+(:func:`is_late_detection`). Everything here is pure: the service loads the streams' states, the lot's spending
+and the quarantined readings, calls :func:`judge_shipment`, and shows or saves the result.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import msgspec
 
@@ -36,20 +38,49 @@ from coldchain.domain.lot_budget import Spending
 from coldchain.domain.mkt import KELVIN_OFFSET, dh_over_r_k
 from coldchain.domain.profiles import Profile
 from coldchain.domain.quarantine import QuarantineFault
-from coldchain.domain.rules import RuleStatus, RuleSummary
+from coldchain.domain.rules import Alarm, RuleStatus, RuleSummary
 
-__all__ = ["Judgement", "combine_streams", "judge_shipment"]
+__all__ = ["LATE_AFTER", "Judgement", "allowances_left", "combine_streams", "is_late_detection", "judge_shipment"]
+
+#: Detection more than this after the condition was met marks an alarm late. Trackers log every 1 to 15 minutes
+#: and sync at least as often while they have a network: a quarter of an hour tells a live alarm from one read out
+#: of a buffer. The condition's *met* time is the measure rather than its start: a consecutive 10 h rule is met
+#: 10 h after its excursion began, and detecting it at that moment is on time.
+LATE_AFTER = timedelta(minutes=15)
 
 _STATUS_RANK: dict[RuleStatus, int] = {"ok": 0, "pending": 1, "alarmed": 2}
 
 
 class Judgement(msgspec.Struct, frozen=True, kw_only=True):
-    """A shipment's evaluation (streams combined, lot budgets judged), its quarantine faults and the
-    recommendation."""
+    """A shipment's evaluation (streams combined, lot budgets judged), the allowance each cumulative rule has
+    left (``None`` for other rules), its quarantine faults and the recommendation."""
 
     evaluation: Evaluation
+    allowances: dict[str, float | None]
     quarantined: list[QuarantineFault]
     disposition: Disposition
+
+
+def is_late_detection(alarm: Alarm, detected_at: datetime) -> bool:
+    """Whether an alarm detected at ``detected_at`` (service time) came long after its condition was met
+    (device time): buffered data after an outage, to be shown as an account of the past, not as live."""
+    return detected_at - alarm.met_at > LATE_AFTER
+
+
+def allowances_left(profile: Profile, evaluation: Evaluation) -> dict[str, float | None]:
+    """Minutes each cumulative rule may still spend beyond its threshold before its alarm, never below 0: a
+    lifetime rule's from the lot's budget as the shipment sees it, a shipment rule's from the shipment's time
+    beyond; ``None`` for rules without an allowance (instant, consecutive, rolling)."""
+    budgets = {budget.rule: budget for budget in evaluation.budgets}
+    left: dict[str, float | None] = {}
+    for rule, summary in zip(profile.rules, evaluation.rules, strict=True):
+        if rule.scope == "lifetime":
+            left[rule.name] = budgets[rule.name].remaining_min
+        elif rule.mode == "cumulative" and rule.scope == "shipment":
+            left[rule.name] = max(0.0, rule.delay_min - summary.beyond_min)
+        else:
+            left[rule.name] = None
+    return left
 
 
 def judge_shipment(
@@ -67,6 +98,7 @@ def judge_shipment(
     evaluation = judge_lifetime_rules(profile, combined, shipment_id=shipment_id, spendings=lot_spendings)
     return Judgement(
         evaluation=evaluation,
+        allowances=allowances_left(profile, evaluation),
         quarantined=list(quarantined),
         disposition=recommend_disposition(evaluation, quarantined=quarantined),
     )

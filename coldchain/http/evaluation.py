@@ -320,14 +320,8 @@ def _alarm_out(stored: StoredAlarm) -> AlarmOut:
 
 
 def _rules_out(profile: Profile, judgement: use_cases.ShipmentJudgement) -> list[RuleOut]:
-    budgets = {budget.rule: budget for budget in judgement.evaluation.budgets}
     rules = []
     for rule, summary in zip(profile.rules, judgement.evaluation.rules, strict=True):
-        left: float | None = None
-        if rule.scope == "lifetime":
-            left = budgets[rule.name].remaining_min
-        elif rule.mode == "cumulative" and rule.scope == "shipment":
-            left = max(0.0, rule.delay_min - summary.beyond_min)
         rules.append(
             RuleOut(
                 rule=rule.name,
@@ -346,7 +340,7 @@ def _rules_out(profile: Profile, judgement: use_cases.ShipmentJudgement) -> list
                 degree_min=summary.degree_min,
                 excursions=summary.excursions,
                 alarms=summary.alarms,
-                allowance_left_min=left,
+                allowance_left_min=judgement.allowances[rule.name],
             )
         )
     return rules

@@ -92,6 +92,8 @@ class ShipmentJudgement(msgspec.Struct, frozen=True, kw_only=True):
     profile: Profile
     streams: int
     evaluation: Evaluation
+    allowances: dict[str, float | None]
+    """Per rule, the minutes a cumulative rule may still spend beyond its threshold (``None``: no allowance)."""
     quarantined: list[QuarantineFault]
     excursions: list[StoredExcursion]
     alarms: list[StoredAlarm]
@@ -368,6 +370,7 @@ async def shipment_judgement(store: Store, principal: Principal, shipment_id: in
         profile=profile,
         streams=len(streams),
         evaluation=judgement.evaluation,
+        allowances=judgement.allowances,
         quarantined=judgement.quarantined,
         excursions=excursions,
         alarms=stored_alarms,
