@@ -122,18 +122,36 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
     ordered = _in_order(readings)
     earliest, latest = ordered[0].device_time, ordered[-1].device_time
     candidates = await tx.assignments_with_streams(tracker_id, earliest=earliest, latest=latest)
+    for lot_id in await _lots_spending(tx, candidates):
+        await tx.lock_lot(lot_id)
     spent: dict[int, Profile] = {}
     for (assignment, stream), own in _by_assignment(candidates, ordered, earliest=earliest, latest=latest):
         profile = await _judge_stream(tx, assignment, stream, own, now=now)
         if profile is not None:
             spent.setdefault(assignment.shipment_id, profile)
-    budgets: dict[int | None, tuple[Shipment, Profile]] = {}
+    # Each lot whose spending changed is judged once, lots in id order (two batches touching the same lots lock
+    # them in the same order, so they cannot deadlock); a shipment of no lot is its own.
+    lots: dict[tuple[int, int], tuple[Shipment, Profile]] = {}
     for shipment_id, profile in sorted(spent.items()):
         shipment = await _shipment(tx, shipment_id)
-        key = shipment.lot_id if shipment.lot_id is not None else -shipment.id
-        budgets.setdefault(key, (shipment, profile))
-    for _, (shipment, profile) in sorted(budgets.items(), key=lambda item: item[1][0].lot_id or 0):
+        key = (0, shipment.lot_id) if shipment.lot_id is not None else (1, shipment.id)
+        lots.setdefault(key, (shipment, profile))
+    for _, (shipment, profile) in sorted(lots.items(), key=lambda item: item[0]):
         await _judge_lot_budget(tx, shipment, profile, now=now)
+
+
+async def _lots_spending(tx: Transaction, candidates: Sequence[_Candidate]) -> list[int]:
+    """The lots whose budget these assignments may spend from, in id order: locked before anything else is
+    written (the audit chain's lock included), so that two transactions of one lot serialise and never wait for
+    each other's locks in opposite orders."""
+    lots: set[int] = set()
+    for assignment, stream in candidates:
+        if stream is not None and not any(rule.scope == "lifetime" for rule in stream.profile.rules):
+            continue
+        shipment = await _shipment(tx, assignment.shipment_id)
+        if shipment.lot_id is not None:
+            lots.add(shipment.lot_id)
+    return sorted(lots)
 
 
 def _in_order(readings: Sequence[Reading]) -> list[Reading]:
@@ -237,12 +255,10 @@ async def _judge_lot_budget(tx: Transaction, shipment: Shipment, profile: Profil
     """Put each lifetime rule's alarm where the lot's summed spending crosses the allowance in device time:
     raised (or brought up to date) on the stream that crossed it, withdrawn from every other stream of the lot.
 
-    The lot is locked first, so of two transactions spending from one lot at once, the later reads the earlier's
-    spending once it has committed. The rule is the judged shipment's profile's (a lot's shipments share their
-    product's profile)."""
+    :func:`judge_readings` locked the lot before judging, so of two transactions spending from one lot at once,
+    the later reads the earlier's spending once it has committed. The rule is the judged shipment's profile's (a
+    lot's shipments share their product's profile)."""
     rules = [rule for rule in profile.rules if rule.scope == "lifetime"]
-    if shipment.lot_id is not None:
-        await tx.lock_lot(shipment.lot_id)
     spendings = await _lot_spendings(tx, shipment)
     wanted: dict[tuple[int, str], tuple[int, Alarm]] = {}
     for rule in rules:
