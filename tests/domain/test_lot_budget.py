@@ -116,3 +116,30 @@ def test_the_lot_alarm_carries_the_rule_and_the_crossing() -> None:
         at(0),
         at(120),
     )
+
+
+def test_two_trackers_spending_the_very_same_minutes_give_the_crossing_to_the_lower_shipment() -> None:
+    crossing = find_crossing(BUDGET, [spending(2, (0, 100)), spending(1, (0, 100))])
+
+    assert crossing is not None
+    assert (crossing.rule, crossing.shipment_id, crossing.stream_id, crossing.at) == ("budget", 1, 1, at(60))
+
+
+def test_of_two_runs_begun_together_the_lower_shipment_takes_the_crossing_whichever_ends_first() -> None:
+    crossing = find_crossing(BUDGET, [spending(1, (0, 100), stream_id=5), spending(2, (0, 70), stream_id=3)])
+
+    assert crossing is not None and (crossing.shipment_id, crossing.stream_id) == (1, 5)
+
+
+def test_a_run_of_no_length_spends_nothing() -> None:
+    assert find_crossing(BUDGET, [spending(1, (10, 10), (20, 20)), spending(2, (30, 149))]) is None
+
+
+def test_rounding_below_a_millionth_of_a_minute_and_a_total_short_of_the_intervals_leave_nothing_unplaced() -> None:
+    intervals = [(START_S, START_S + 600.0, 1)]
+
+    short = Spending.of(stream_id=4, shipment_id=2, rule="b", spent_min=9.0, intervals=intervals)
+    rounded = Spending.of(stream_id=4, shipment_id=2, rule="b", spent_min=10.0 + 1e-9, intervals=intervals)
+
+    assert (short.stream_id, short.shipment_id, short.rule, short.unplaced_min) == (4, 2, "b", 0.0)
+    assert rounded.unplaced_min == 0.0
