@@ -3,11 +3,15 @@ each rule has left, late detection and the recommendation."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
-from coldchain.domain.evaluation import Evaluation, advance, new_state, stream_evaluation, stream_spendings
+import pytest
+
+from coldchain.domain.evaluation import Evaluation, advance, evaluate, new_state, stream_evaluation, stream_spendings
 from coldchain.domain.judgement import LATE_AFTER, is_late_detection, judge_shipment
 from coldchain.domain.lot_budget import Spending
+from coldchain.domain.profiles import MktSettings
 from coldchain.domain.quarantine import QuarantineFault
 from tests.domain.engine_support import at, profile, readings, rule
 
@@ -72,3 +76,73 @@ def test_an_alarm_detected_more_than_a_quarter_of_an_hour_after_it_was_met_is_la
 
     assert not is_late_detection(alarm, alarm.met_at + LATE_AFTER)
     assert is_late_detection(alarm, alarm.met_at + LATE_AFTER + timedelta(seconds=1))
+
+
+WINDOWED = profile(HEAT_TOTAL, BUDGET, rule(name="heat"), mkt=MktSettings(window="24h", limit_c=8.0))
+
+
+def windowed_stream(points: Sequence[tuple[float, float | None]]) -> Evaluation:
+    state, _ = advance(WINDOWED, new_state(WINDOWED), readings(points))
+    return stream_evaluation(WINDOWED, state)
+
+
+def test_two_streams_are_summed_as_one_record_with_the_time_between_them_credited_to_neither() -> None:
+    first = [(0.0, 5.0), (60.0, 15.0)]
+    second = [(200.0, 12.0), (260.0, 4.0), (320.0, 4.0)]
+
+    judgement = judge_shipment(
+        WINDOWED, shipment_id=1, streams=[windowed_stream(first), windowed_stream(second)], lot_spendings=[]
+    )
+
+    one_record = evaluate(WINDOWED, readings(first + second))  # 60 -> 200 is a gap: credited to nobody
+    combined = judgement.evaluation
+    assert combined.readings == 5
+    assert (combined.first_reading_at, combined.last_reading_at) == (at(0), at(320))
+    assert (combined.temperature_min_c, combined.temperature_max_c) == (4.0, 15.0)
+    assert combined.temperature_mean_c == pytest.approx((5 * 60 + 12 * 60 + 4 * 60) / 180)
+    assert combined.mkt.shipment_mkt_c == pytest.approx(one_record.mkt.shipment_mkt_c)
+    for field in ("window_mkt_c", "best_case_mkt_c", "worst_case_mkt_c", "coverage", "covered_min", "credited_min"):
+        assert getattr(combined.mkt, field) == pytest.approx(getattr(one_record.mkt, field)), field
+    assert (combined.mkt.verdict, combined.mkt.rests_on, combined.mkt.window_complete) == ("pass", "bounds", False)
+    assert (combined.mkt.window_start, combined.mkt.window_end) == (at(0), at(320))
+
+
+def test_the_worst_complete_window_of_any_stream_stands_for_the_shipment() -> None:
+    warm_day = [(minutes, 9.0) for minutes in range(0, 24 * 60 + 1, 60)]
+    cool_day = [(2000.0 + minutes, 3.0) for minutes in range(0, 24 * 60 + 1, 60)]
+    short = [(5000.0, 20.0), (5060.0, 20.0)]
+
+    warm, cool = windowed_stream(warm_day), windowed_stream(cool_day)
+    judgement = judge_shipment(WINDOWED, shipment_id=1, streams=[cool, windowed_stream(short), warm], lot_spendings=[])
+
+    mkt = judgement.evaluation.mkt
+    assert (mkt.window_complete, mkt.rests_on, mkt.verdict, mkt.passes) == (True, "complete_window", "fail", False)
+    assert (mkt.window_mkt_c, mkt.window_start, mkt.window_end) == (
+        warm.mkt.window_mkt_c,
+        warm.mkt.window_start,
+        warm.mkt.window_end,
+    )
+    assert mkt.covered_min == warm.mkt.covered_min
+
+
+def test_a_rules_status_is_its_worst_in_any_stream_and_its_figures_add_up() -> None:
+    alarmed = windowed_stream([(0, 9.0), (30, 9.0), (60, 9.0), (70, 5.0)])  # heat met at minute 60
+    building = windowed_stream([(100, 5.0), (110, 9.0), (130, 10.0), (140, 5.0)])
+    quiet = windowed_stream([(200, 5.0), (210, 5.0)])
+
+    judgement = judge_shipment(WINDOWED, shipment_id=1, streams=[quiet, building, alarmed], lot_spendings=[])
+
+    heat = {summary.rule: summary for summary in judgement.evaluation.rules}["heat"]
+    assert (heat.status, heat.since, heat.beyond_now) == ("alarmed", at(0), False)
+    assert (heat.beyond_min, heat.longest_min, heat.excursions, heat.alarms) == (100.0, 70.0, 2, 1)
+    assert heat.degree_min == pytest.approx(70 * 1.0 + 20 * 1.0 + 10 * 2.0)
+    starts = [(e.start, e.rule) for e in judgement.evaluation.excursions]
+    assert starts == sorted(starts)
+    assert [a.met_at for a in judgement.evaluation.alarms] == sorted(a.met_at for a in judgement.evaluation.alarms)
+
+
+def test_a_shipment_without_streams_is_judged_on_no_data() -> None:
+    judgement = judge_shipment(WINDOWED, shipment_id=1, streams=[], lot_spendings=[])
+
+    assert (judgement.evaluation.readings, judgement.disposition.recommendation) == (0, "quarantine")
+    assert [reason.code for reason in judgement.disposition.reasons] == ["no_data"]
