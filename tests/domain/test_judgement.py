@@ -146,3 +146,26 @@ def test_a_shipment_without_streams_is_judged_on_no_data() -> None:
 
     assert (judgement.evaluation.readings, judgement.disposition.recommendation) == (0, "quarantine")
     assert [reason.code for reason in judgement.disposition.reasons] == ["no_data"]
+
+
+def test_a_stream_with_no_credited_time_and_one_with_half_a_minute_combine_to_the_half_minute() -> None:
+    single = windowed_stream([(0.0, 30.0)])  # one reading: no time credited to anyone
+    brief = windowed_stream([(100.0, 6.0), (100.5, 6.0)])  # 30 s at 6 °C
+
+    judgement = judge_shipment(WINDOWED, shipment_id=1, streams=[single, brief], lot_spendings=[])
+
+    combined = judgement.evaluation
+    assert (combined.profile_id, combined.profile_version) == (WINDOWED.id, WINDOWED.version)
+    assert combined.mkt.credited_min == 0.5
+    assert combined.mkt.shipment_mkt_c == pytest.approx(6.0)
+    assert combined.temperature_mean_c == pytest.approx(6.0)
+
+
+def test_an_allowance_spent_beyond_its_delay_is_left_at_zero_and_the_faults_are_kept() -> None:
+    spent, spending = stream([(0, 9.0), (40, 9.0), (80, 5.0)], stream_id=1, shipment_id=1)  # 80 min beyond 8 °C
+    fault = QuarantineFault(kind="position incomplete", first_at=at(5), last_at=at(6), readings=2)
+
+    judgement = judge_shipment(RULES, shipment_id=1, streams=[spent], lot_spendings=spending, quarantined=[fault])
+
+    assert judgement.allowances == {"heat total": 0.0, "budget": 10.0, "heat": None}
+    assert judgement.quarantined == [fault]
