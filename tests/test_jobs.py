@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+from coldchain.domain.notifications import Notification
 from coldchain.jobs import Job, JobScheduler, tick_of
 from coldchain.services.jobs import claim_tick, job_runs
 from coldchain.services.silence import notice_silent_trackers
 from coldchain.storage import Store, open_store
-from coldchain.storage.notifications import Notification
 from tests.factories import assign, make_org, make_shipment, make_tracker
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -22,6 +22,7 @@ __all__ = [
     "Action",
     "AlarmRule",
     "Direction",
+    "IncompleteWindow",
     "Metric",
     "MktSettings",
     "MktWindow",
@@ -40,6 +41,7 @@ Mode = Literal["instant", "consecutive", "cumulative"]
 Scope = Literal["shipment", "rolling_24h", "lifetime"]
 Action = Literal["warn", "quarantine", "reject"]
 MktWindow = Literal["24h", "30d", "shipment"]
+IncompleteWindow = Literal["bound", "covered"]
 
 #: ΔH = 83.144 kJ/mol with R = 8.3144 J/(mol·K) gives ΔH/R = 10 000 K exactly (USP <1079.2>, REFERENCE §1).
 DEFAULT_ACTIVATION_ENERGY_KJ_MOL = 83.144
@@ -120,11 +122,18 @@ class MktSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     ``window``: ``24h`` for controlled cold products, ``30d`` for controlled room temperature products (the
     worst window of that length is judged), ``shipment`` for the whole shipment. ``limit_c`` is the highest
     MKT allowed.
+
+    ``incomplete_window`` says how a window the data covers only in part is judged (USP <1079.2> asks for the
+    whole window including the excursion): ``bound`` (default) bounds the full window's MKT with the unrecorded
+    time at the label range's lower and upper ends, and fails, passes or asks for review accordingly;
+    ``covered`` judges the MKT over the data covered, labelled as such. See
+    :func:`coldchain.domain.evaluation.judge_mkt`.
     """
 
     activation_energy_kj_mol: float = DEFAULT_ACTIVATION_ENERGY_KJ_MOL
     window: MktWindow = "shipment"
     limit_c: float | None = None
+    incomplete_window: IncompleteWindow = "bound"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.activation_energy_kj_mol) or self.activation_energy_kj_mol <= 0:

@@ -10,9 +10,11 @@ and each new valid value (``observe``). It keeps the rule's excursions, counters
   threshold. Uncredited time inside an excursion (a gap or a faulted reading between readings both beyond the
   threshold) neither resets nor advances the counter: there is no evidence the value came back, nor that it
   stayed;
-- cumulative, scope shipment or lifetime (Controlant, WHO PQS E006/TR07): the alarm is met when the time
-  beyond the threshold, never reset, reaches ``delay_min``; for lifetime the minutes the lot spent before this
-  shipment count too (a stability budget, REFERENCE §4). One alarm per shipment;
+- cumulative, scope shipment (Controlant, WHO PQS E006/TR07): the alarm is met when the time beyond the
+  threshold, never reset, reaches ``delay_min``. One alarm per shipment;
+- cumulative, scope lifetime (a stability budget, REFERENCE §4): the tracker records the intervals it spent
+  beyond the threshold (device time) and raises nothing itself: the budget is one timeline across every stream
+  of every shipment of the lot, judged by :mod:`coldchain.domain.lot_budget`;
 - cumulative, scope rolling_24h: the alarm is met when the time beyond the threshold within the 24 h ending at
   some moment reaches ``delay_min``; it can be met again once that time has fallen below ``delay_min``.
 
@@ -101,8 +103,10 @@ class RuleSummary(msgspec.Struct, frozen=True, kw_only=True):
     alarms: int
 
 
-class RuleMemory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class RuleMemory(msgspec.Struct, kw_only=True, array_like=True):
     """Everything a :class:`RuleTracker` remembers, as plain values (stored in states and checkpoints).
+
+    Mutable: a tracker works on its own copy and hands out copies at checkpoints.
 
     Times are epoch seconds. ``roll_*`` describe the rolling window: absolute indices of its buffer's head and
     end, the end of its last interval (the last interval may be extended after a checkpoint), the beyond
@@ -140,8 +144,8 @@ class RuleTracker:
 
     Closed excursions and raised alarms are appended to the lists given at construction (shared by all
     trackers of an evaluation, so they stay in the order the facts happened). ``roll_start_s``/``roll_end_s``
-    are the rolling-window buffer (beyond intervals, merged when contiguous) and ``roll_offset`` how many
-    entries were dropped from their front.
+    are the rule's buffer of beyond intervals, merged when contiguous: the rolling window's, or a lifetime rule's
+    spending in device time (never dropped); ``roll_offset`` is how many entries were dropped from their front.
     """
 
     __slots__ = (
@@ -153,37 +157,17 @@ class RuleTracker:
         "_excursions",
         "_inclusive",
         "_instant",
-        "_prior",
+        "_lifetime",
         "_rolling",
         "_snapshot",
         "_threshold",
-        "alarms",
-        "ex_alarmed",
-        "ex_credited_min",
-        "ex_degree_min",
-        "ex_end_s",
-        "ex_peak",
-        "ex_start_s",
-        "ex_start_seq",
-        "ex_uncredited_min",
-        "excursions",
-        "first_start_s",
-        "first_start_seq",
-        "last_alarm_began_s",
-        "latched",
-        "longest_min",
-        "open",
-        "roll_armed",
+        "current",
         "roll_end_s",
         "roll_head",
         "roll_offset",
         "roll_start_s",
         "roll_start_seq",
-        "roll_sum_min",
-        "roll_x_s",
         "rule",
-        "total_degree_min",
-        "total_min",
     )
 
     def __init__(
@@ -191,7 +175,6 @@ class RuleTracker:
         rule: AlarmRule,
         memory: RuleMemory,
         *,
-        prior_min: float,
         excursions: list[Excursion],
         alarms: list[Alarm],
         roll_start_s: list[float],
@@ -207,36 +190,17 @@ class RuleTracker:
         self._instant = rule.mode == "instant"
         self._consecutive = rule.mode == "consecutive"
         self._rolling = rule.scope == "rolling_24h"
-        self._cumulative = rule.mode == "cumulative" and not self._rolling
-        self._prior = prior_min if rule.scope == "lifetime" else 0.0
+        self._lifetime = rule.scope == "lifetime"
+        self._cumulative = rule.mode == "cumulative" and not self._rolling and not self._lifetime
         self._excursions = excursions
         self._alarms = alarms
         self.roll_start_s = roll_start_s
         self.roll_end_s = roll_end_s
         self.roll_start_seq = roll_start_seq
         self.roll_offset = roll_offset
-        self.open = memory.open
-        self.ex_start_s = memory.ex_start_s
-        self.ex_start_seq = memory.ex_start_seq
-        self.ex_end_s = memory.ex_end_s
-        self.ex_credited_min = memory.ex_credited_min
-        self.ex_uncredited_min = memory.ex_uncredited_min
-        self.ex_peak = memory.ex_peak
-        self.ex_degree_min = memory.ex_degree_min
-        self.ex_alarmed = memory.ex_alarmed
-        self.total_min = memory.total_min
-        self.total_degree_min = memory.total_degree_min
-        self.longest_min = memory.longest_min
-        self.excursions = memory.excursions
-        self.alarms = memory.alarms
-        self.first_start_s = memory.first_start_s
-        self.first_start_seq = memory.first_start_seq
-        self.latched = memory.latched
-        self.last_alarm_began_s = memory.last_alarm_began_s
+        # The rule's memory, its own mutable copy (roll_head is kept relative to the buffers, below).
+        self.current = msgspec.structs.replace(memory)
         self.roll_head = memory.roll_head - roll_offset
-        self.roll_sum_min = memory.roll_sum_min
-        self.roll_armed = memory.roll_armed
-        self.roll_x_s = memory.roll_x_s
         self._snapshot: RuleMemory | None = memory
 
     # -- the rule itself -------------------------------------------------------------------------------------
@@ -253,7 +217,7 @@ class RuleTracker:
         A rolling window slides lazily: the quiet time since its last beyond interval is slid over when the
         next beyond interval comes (the result is the same, the window's sum only falls in quiet time).
         """
-        return self.open
+        return self.current.open
 
     # -- feeding ---------------------------------------------------------------------------------------------
 
@@ -263,88 +227,100 @@ class RuleTracker:
         Only time beyond the threshold changes anything, and the last valid value is beyond the threshold
         exactly while the excursion is open: a value within the threshold is a no-op.
         """
-        if not self.open:
+        state = self.current
+        if not state.open:
             return
         self._snapshot = None
         held_min = (end_s - start_s) / 60.0
-        before_min = self.ex_credited_min
-        self.ex_credited_min = before_min + held_min
+        before_min = state.ex_credited_min
+        state.ex_credited_min = before_min + held_min
         excess = value - self._threshold if self._above else self._threshold - value
         if excess > 0:
             degree_min = excess * held_min
-            self.ex_degree_min += degree_min
-            self.total_degree_min += degree_min
-        total_before_min = self.total_min
-        self.total_min = total_before_min + held_min
-        self.ex_end_s = end_s
+            state.ex_degree_min += degree_min
+            state.total_degree_min += degree_min
+        total_before_min = state.total_min
+        state.total_min = total_before_min + held_min
+        state.ex_end_s = end_s
         delay = self._delay
         if self._consecutive:
-            if not self.ex_alarmed and before_min < delay <= before_min + held_min:
-                self.ex_alarmed = True
-                self._raise(self.ex_start_s, self.ex_start_seq, start_s + (delay - before_min) * 60.0)
+            if not state.ex_alarmed and before_min < delay <= before_min + held_min:
+                state.ex_alarmed = True
+                self._raise(state.ex_start_s, state.ex_start_seq, start_s + (delay - before_min) * 60.0)
         elif self._cumulative:
-            spent_min = self._prior + total_before_min
-            if not self.latched and spent_min < delay <= spent_min + held_min:
-                self.latched = True
-                began_s = self.first_start_s if self.first_start_s is not None else self.ex_start_s
-                self._raise(began_s, self.first_start_seq, start_s + (delay - spent_min) * 60.0)
+            if not state.latched and total_before_min < delay <= total_before_min + held_min:
+                state.latched = True
+                began_s = state.first_start_s if state.first_start_s is not None else state.ex_start_s
+                self._raise(began_s, state.first_start_seq, start_s + (delay - total_before_min) * 60.0)
+        elif self._lifetime:
+            if end_s > start_s:
+                ends = self.roll_end_s
+                if ends and ends[-1] == start_s:
+                    ends[-1] = end_s  # contiguous with the last spending: one interval
+                else:
+                    self.roll_start_s.append(start_s)
+                    ends.append(end_s)
+                    self.roll_start_seq.append(seq)
         elif self._rolling:
-            if self.roll_x_s < start_s:
-                self._slide(self.roll_x_s, start_s, beyond=False, seq=seq)  # catch up the quiet time
+            if state.roll_x_s < start_s:
+                self._slide(state.roll_x_s, start_s, beyond=False, seq=seq)  # catch up the quiet time
             self._slide(start_s, end_s, beyond=True, seq=seq)
-            self.roll_x_s = end_s
+            state.roll_x_s = end_s
 
     def uncredited(self, start_s: float, end_s: float) -> None:
         """Time between two readings that is credited to no value (a data gap, or a faulted reading)."""
-        if self.open:
+        state = self.current
+        if state.open:
             self._snapshot = None
-            self.ex_uncredited_min += (end_s - start_s) / 60.0
+            state.ex_uncredited_min += (end_s - start_s) / 60.0
 
     def observe(self, time_s: float, seq: int, value: float) -> None:
         """A new valid reading (``seq`` at ``time_s``): opens, continues or closes this rule's excursion."""
+        state = self.current
         self._snapshot = None
         if self.is_beyond(value):
-            if self.open:
-                if (value > self.ex_peak) if self._above else (value < self.ex_peak):
-                    self.ex_peak = value
+            if state.open:
+                if (value > state.ex_peak) if self._above else (value < state.ex_peak):
+                    state.ex_peak = value
                 return
-            self.open = True
-            self.ex_start_s = time_s
-            self.ex_start_seq = seq
-            self.ex_end_s = time_s
-            self.ex_credited_min = 0.0
-            self.ex_uncredited_min = 0.0
-            self.ex_peak = value
-            self.ex_degree_min = 0.0
-            self.ex_alarmed = False
-            self.excursions += 1
-            if self.first_start_s is None:
-                self.first_start_s = time_s
-                self.first_start_seq = seq
+            state.open = True
+            state.ex_start_s = time_s
+            state.ex_start_seq = seq
+            state.ex_end_s = time_s
+            state.ex_credited_min = 0.0
+            state.ex_uncredited_min = 0.0
+            state.ex_peak = value
+            state.ex_degree_min = 0.0
+            state.ex_alarmed = False
+            state.excursions += 1
+            if state.first_start_s is None:
+                state.first_start_s = time_s
+                state.first_start_seq = seq
             if self._instant or (self._consecutive and self._delay == 0):
-                self.ex_alarmed = True
+                state.ex_alarmed = True
                 self._raise(time_s, seq, time_s)
-            elif self._cumulative and not self.latched and self._prior + self.total_min >= self._delay:
-                # Delay 0, or a lot whose budget was already spent before this shipment.
-                self.latched = True
-                self._raise(self.first_start_s, self.first_start_seq, time_s)
-        elif self.open:
+            elif self._cumulative and not state.latched and state.total_min >= self._delay:
+                # Delay 0.
+                state.latched = True
+                self._raise(state.first_start_s, state.first_start_seq, time_s)
+        elif state.open:
             self._close()
 
     def open_excursion(self) -> Excursion | None:
         """The excursion in progress, if any."""
-        return self._excursion(end_s=None) if self.open else None
+        return self._excursion(end_s=None) if self.current.open else None
 
     def summary(self, last_s: float) -> RuleSummary:
         """Where the rule stands after the reading at ``last_s``."""
+        state = self.current
         since_s: float | None = None
         status: RuleStatus = "ok"
-        if self.alarms:
-            status, since_s = "alarmed", self.last_alarm_began_s
-        elif self.open:
-            status, since_s = "pending", self.first_start_s if self._cumulative else self.ex_start_s
-        elif self._cumulative and self.total_min > 0:
-            status, since_s = "pending", self.first_start_s
+        if state.alarms:
+            status, since_s = "alarmed", state.last_alarm_began_s
+        elif state.open:
+            status, since_s = "pending", state.first_start_s if self._cumulative or self._lifetime else state.ex_start_s
+        elif (self._cumulative or self._lifetime) and state.total_min > 0:
+            status, since_s = "pending", state.first_start_s
         elif self._rolling:
             window_start_s = last_s - _ROLLING_WINDOW_S
             for start_s, end_s in zip(
@@ -353,82 +329,65 @@ class RuleTracker:
                 if end_s > window_start_s:
                     status, since_s = "pending", start_s
                     break
-        longest = max(self.longest_min, self.ex_credited_min) if self.open else self.longest_min
+        longest = max(state.longest_min, state.ex_credited_min) if state.open else state.longest_min
         return RuleSummary(
             rule=self.rule.name,
             status=status,
             since=None if since_s is None else from_epoch_s(since_s),
-            beyond_now=self.open,
-            beyond_min=self.total_min,
+            beyond_now=state.open,
+            beyond_min=state.total_min,
             longest_min=longest,
-            degree_min=self.total_degree_min,
-            excursions=self.excursions,
-            alarms=self.alarms,
+            degree_min=state.total_degree_min,
+            excursions=state.excursions,
+            alarms=state.alarms,
         )
+
+    def spending(self) -> list[tuple[float, float, int]]:
+        """A lifetime rule's spending so far: (start, end, seq of the reading held) intervals in epoch seconds."""
+        return list(zip(self.roll_start_s, self.roll_end_s, self.roll_start_seq, strict=True))
 
     def memory(self) -> RuleMemory:
-        """The tracker's memory (the same object again while nothing changed, which keeps checkpoints
+        """A copy of the tracker's memory (the same copy again while nothing changed, which keeps checkpoints
         cheap)."""
         if self._snapshot is None:
-            self._snapshot = self._remember()
+            current = self.current
+            current.roll_head = self.roll_head + self.roll_offset
+            current.roll_len = len(self.roll_start_s) + self.roll_offset
+            current.roll_last_end_s = self.roll_end_s[-1] if self.roll_end_s else None
+            self._snapshot = msgspec.structs.replace(current)
         return self._snapshot
-
-    def _remember(self) -> RuleMemory:
-        return RuleMemory(
-            open=self.open,
-            ex_start_s=self.ex_start_s,
-            ex_start_seq=self.ex_start_seq,
-            ex_end_s=self.ex_end_s,
-            ex_credited_min=self.ex_credited_min,
-            ex_uncredited_min=self.ex_uncredited_min,
-            ex_peak=self.ex_peak,
-            ex_degree_min=self.ex_degree_min,
-            ex_alarmed=self.ex_alarmed,
-            total_min=self.total_min,
-            total_degree_min=self.total_degree_min,
-            longest_min=self.longest_min,
-            excursions=self.excursions,
-            alarms=self.alarms,
-            first_start_s=self.first_start_s,
-            first_start_seq=self.first_start_seq,
-            latched=self.latched,
-            last_alarm_began_s=self.last_alarm_began_s,
-            roll_head=self.roll_head + self.roll_offset,
-            roll_len=len(self.roll_start_s) + self.roll_offset,
-            roll_last_end_s=self.roll_end_s[-1] if self.roll_end_s else None,
-            roll_sum_min=self.roll_sum_min,
-            roll_armed=self.roll_armed,
-            roll_x_s=self.roll_x_s,
-        )
 
     # -- internals -------------------------------------------------------------------------------------------
 
     def _close(self) -> None:
-        self.open = False
-        if self.ex_credited_min > self.longest_min:
-            self.longest_min = self.ex_credited_min
-        self._excursions.append(self._excursion(end_s=self.ex_end_s))
+        state = self.current
+        state.open = False
+        if state.ex_credited_min > state.longest_min:
+            state.longest_min = state.ex_credited_min
+        self._excursions.append(self._excursion(end_s=state.ex_end_s))
 
     def _excursion(self, *, end_s: float | None) -> Excursion:
+        state = self.current
         rule = self.rule
         return Excursion(
             rule=rule.name,
             metric=rule.metric,
             direction=rule.direction,
             threshold=rule.threshold,
-            start=from_epoch_s(self.ex_start_s),
-            start_seq=self.ex_start_seq,
+            start=from_epoch_s(state.ex_start_s),
+            start_seq=state.ex_start_seq,
             end=None if end_s is None else from_epoch_s(end_s),
-            duration_min=self.ex_credited_min,
-            uncredited_min=self.ex_uncredited_min,
-            peak=self.ex_peak,
-            degree_min=self.ex_degree_min,
+            duration_min=state.ex_credited_min,
+            uncredited_min=state.ex_uncredited_min,
+            peak=state.ex_peak,
+            degree_min=state.ex_degree_min,
         )
 
     def _raise(self, began_s: float, began_seq: int, met_s: float) -> None:
+        state = self.current
         rule = self.rule
-        self.alarms += 1
-        self.last_alarm_began_s = began_s
+        state.alarms += 1
+        state.last_alarm_began_s = began_s
         self._alarms.append(
             Alarm(
                 rule=rule.name,
@@ -452,11 +411,12 @@ class RuleTracker:
         window's start crosses a buffered interval's edge; walking those breakpoints finds the exact moment S
         reaches the delay (alarm) or falls below it again (re-armed).
         """
+        state = self.current
         starts, ends = self.roll_start_s, self.roll_end_s
         if self.roll_head >= len(starts):
             # Nothing in the window: the sum is 0 (reset, so rounding cannot accumulate) and below any delay.
-            self.roll_sum_min = 0.0
-            self.roll_armed = True
+            state.roll_sum_min = 0.0
+            state.roll_armed = True
             if not beyond:
                 return
         if beyond and end_s - start_s >= _ROLLING_WINDOW_S / 2:
@@ -467,7 +427,7 @@ class RuleTracker:
             self._slide(middle_s, end_s, beyond=beyond, seq=seq)
             return
         delay = self._delay
-        total = self.roll_sum_min
+        total = state.roll_sum_min
         head = self.roll_head
         count = len(starts)
         x = start_s
@@ -486,18 +446,18 @@ class RuleTracker:
             y = end_s if end_s < next_break else next_break
             slope = (1 if beyond else 0) - (1 if inside else 0)
             after = total + slope * (y - x) / 60.0
-            if slope > 0 and self.roll_armed and total < delay <= after:
-                self.roll_armed = False
+            if slope > 0 and state.roll_armed and total < delay <= after:
+                state.roll_armed = False
                 # The window's start lies before the head interval (slope > 0), so the earliest beyond period
                 # in the window is the head interval, or the one being added when the buffer is empty.
                 began_s, began_seq = (starts[head], self.roll_start_seq[head]) if head < count else (start_s, seq)
                 self._raise(began_s, began_seq, x + (delay - total) * 60.0)
-            elif slope < 0 and not self.roll_armed and after < delay:
-                self.roll_armed = True
+            elif slope < 0 and not state.roll_armed and after < delay:
+                state.roll_armed = True
             total = after
             x = y
         self.roll_head = head
-        self.roll_sum_min = total
+        state.roll_sum_min = total
         if beyond:
             if head < len(starts) and ends[-1] == start_s:
                 ends[-1] = end_s  # contiguous with the last beyond period: one period

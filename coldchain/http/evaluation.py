@@ -19,9 +19,12 @@ from litestar.params import FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
 from coldchain.domain.disposition import DispositionReason, Recommendation
-from coldchain.domain.evaluation import MktResult
+from coldchain.domain.evaluation import MktBasis, MktResult, MktVerdict
 from coldchain.domain.excursions import FaultReason
+from coldchain.domain.findings import StoredAlarm, StoredExcursion
+from coldchain.domain.logger_files import DayLimit, LoggerDay
 from coldchain.domain.profiles import Action, Direction, Metric, MktWindow, Mode, Profile, Scope
+from coldchain.domain.readings import Reading
 from coldchain.domain.rules import RuleStatus
 from coldchain.domain.shipments import ShipmentStatus
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
@@ -31,7 +34,6 @@ from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
 from coldchain.services import loggers
-from coldchain.storage.evaluation import DayLimit, LoggerDay, StoredAlarm, StoredExcursion
 
 __all__ = ["EvaluationApi", "shipment_status"]
 
@@ -77,12 +79,18 @@ class BudgetOut(msgspec.Struct, frozen=True, kw_only=True):
     rule: str
     allowed_min: float
     spent_before_min: float
-    """What the lot's other shipments spent, as stored now."""
+    """What the lot's other shipments (and earlier life) had spent by this shipment's last reading (device time)."""
     spent_in_shipment_min: float
     consumed_min: float
+    """What the lot had spent by this shipment's last reading, this shipment included."""
     remaining_min: float
     overrun_min: float
     exhausted: bool
+    """The lot's budget was spent by this shipment's last reading."""
+    lot_spent_min: float
+    """The lot's total now, later shipments included."""
+    lot_exhausted_at: datetime | None
+    """Device time the lot's budget ran out (on whichever shipment crossed it), if it did."""
 
 
 class MktOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,8 +102,23 @@ class MktOut(msgspec.Struct, frozen=True, kw_only=True):
     window_start: datetime | None
     window_end: datetime | None
     window_complete: bool
+    """The data covers the window to within one logging interval."""
     credited_min: float
     passes: bool | None
+    """True for a pass, false for a fail, null for a review or without a limit."""
+    window_min: float | None
+    covered_min: float
+    """Minutes of the window the verdict rests on that readings cover."""
+    coverage: float | None
+    """``covered_min`` as a fraction of the window."""
+    best_case_mkt_c: float | None
+    """Incomplete window: the window's MKT with the unrecorded time at the label range's lower end."""
+    worst_case_mkt_c: float | None
+    """Incomplete window: the window's MKT with the unrecorded time at the label range's upper end."""
+    verdict: MktVerdict | None
+    rests_on: MktBasis | None
+    """What the verdict rests on: a complete window, the bounds of an incomplete one, the data covered, or the
+    whole shipment."""
 
 
 class ExcursionOut(msgspec.Struct, frozen=True, kw_only=True):
@@ -157,6 +180,31 @@ class FaultOut(msgspec.Struct, frozen=True, kw_only=True):
     first_value: float | None
 
 
+class QuarantineFaultOut(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    """The quarantine reason without its value, e.g. ``temperature_c not a number``."""
+    first_at: datetime
+    last_at: datetime
+    readings: int
+
+
+class QuarantinedReadingOut(msgspec.Struct, frozen=True, kw_only=True):
+    tracker_id: int
+    seq: int
+    device_time: datetime
+    received_at: datetime
+    reason: str
+    """Why the reading was refused at ingest (it names the value; JSON has no NaN, so such values show as null)."""
+    reading: Reading
+    """The values as stored."""
+
+
+class QuarantinedPageOut(msgspec.Struct, frozen=True, kw_only=True):
+    items: list[QuarantinedReadingOut]
+    next: str | None
+    """Pass as ``after`` for the next page; null on the last."""
+
+
 class DispositionOut(msgspec.Struct, frozen=True, kw_only=True):
     recommendation: Recommendation
     reasons: list[DispositionReason]
@@ -183,6 +231,8 @@ class ShipmentStatusOut(msgspec.Struct, frozen=True, kw_only=True):
     alarms: list[AlarmOut]
     gaps: list[GapOut]
     faults: list[FaultOut]
+    quarantined: list[QuarantineFaultOut]
+    """Readings of the shipment's trackers quarantined at ingest (sensor faults), by kind."""
     disposition: DispositionOut
 
 
@@ -282,14 +332,8 @@ def _alarm_out(stored: StoredAlarm) -> AlarmOut:
 
 
 def _rules_out(profile: Profile, judgement: use_cases.ShipmentJudgement) -> list[RuleOut]:
-    budgets = {budget.rule: budget for budget in judgement.evaluation.budgets}
     rules = []
     for rule, summary in zip(profile.rules, judgement.evaluation.rules, strict=True):
-        left: float | None = None
-        if rule.scope == "lifetime":
-            left = budgets[rule.name].remaining_min
-        elif rule.mode == "cumulative" and rule.scope == "shipment":
-            left = max(0.0, rule.delay_min - summary.beyond_min)
         rules.append(
             RuleOut(
                 rule=rule.name,
@@ -308,7 +352,7 @@ def _rules_out(profile: Profile, judgement: use_cases.ShipmentJudgement) -> list
                 degree_min=summary.degree_min,
                 excursions=summary.excursions,
                 alarms=summary.alarms,
-                allowance_left_min=left,
+                allowance_left_min=judgement.allowances[rule.name],
             )
         )
     return rules
@@ -345,6 +389,8 @@ def _status_out(judgement: use_cases.ShipmentJudgement) -> ShipmentStatusOut:
                 remaining_min=budget.remaining_min,
                 overrun_min=budget.overrun_min,
                 exhausted=budget.exhausted,
+                lot_spent_min=budget.lot_spent_min,
+                lot_exhausted_at=budget.lot_exhausted_at,
             )
             for budget in evaluation.budgets
         ],
@@ -362,6 +408,10 @@ def _status_out(judgement: use_cases.ShipmentJudgement) -> ShipmentStatusOut:
                 first_value=fault.first_value,
             )
             for fault in evaluation.faults
+        ],
+        quarantined=[
+            QuarantineFaultOut(kind=f.kind, first_at=f.first_at, last_at=f.last_at, readings=f.readings)
+            for f in judgement.quarantined
         ],
         disposition=DispositionOut(
             recommendation=judgement.disposition.recommendation, reasons=judgement.disposition.reasons
@@ -463,6 +513,36 @@ class EvaluationApi(Controller):
     ) -> list[ExcursionOut]:
         found = await use_cases.shipment_excursions(store, principal, shipment_id, withdrawn=withdrawn)
         return [_excursion_out(stored) for stored in found]
+
+    @get(
+        "/{shipment_id:int}/quarantined",
+        summary="Readings of the shipment's trackers quarantined at ingest",
+        responses=errors(401, 404, 422),
+    )
+    async def quarantined(
+        self,
+        shipment_id: PathId,
+        store: StoreDep,
+        principal: PrincipalDep,
+        after: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 100,
+    ) -> QuarantinedPageOut:
+        """Paged by tracker and sequence number: pass the page's ``next`` as ``after`` for the following one."""
+        page = await use_cases.shipment_quarantined(store, principal, shipment_id, after=after, limit=limit)
+        return QuarantinedPageOut(
+            items=[
+                QuarantinedReadingOut(
+                    tracker_id=item.tracker_id,
+                    seq=item.reading.seq,
+                    device_time=item.reading.device_time,
+                    received_at=item.received_at,
+                    reason=item.reason,
+                    reading=item.reading,
+                )
+                for item in page.items
+            ],
+            next=page.next,
+        )
 
     @get(
         "/{shipment_id:int}/alarms",

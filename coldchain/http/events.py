@@ -20,13 +20,13 @@ from litestar import get
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from coldchain.domain.notifications import Notification, NotificationKind
 from coldchain.http.deps import PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, QueryId
 from coldchain.services.events import events_after, open_stream
 from coldchain.settings import Settings
 from coldchain.storage import Store
-from coldchain.storage.notifications import Notification, NotificationKind
 
 __all__ = ["EventOut", "events"]
 

@@ -34,6 +34,7 @@ from markupsafe import Markup, escape
 
 from coldchain.domain.access import ROLES, Principal, allowed
 from coldchain.domain.board import BOARD_STATES, BoardState
+from coldchain.domain.notifications import NOTIFICATION_KINDS
 from coldchain.domain.shipments import Leg, Place
 from coldchain.http.auth import CSRF_FIELD, check_csrf, request_session
 from coldchain.http.deps import NowDep, SettingsDep, StoreDep
@@ -54,7 +55,6 @@ from coldchain.services.errors import ServiceError
 from coldchain.services.eta import shipment_eta
 from coldchain.settings import Settings
 from coldchain.storage import AlreadyExists
-from coldchain.storage.notifications import NOTIFICATION_KINDS
 
 __all__ = ["TEMPLATES", "VENDOR", "portal_routes", "template_filters"]
 

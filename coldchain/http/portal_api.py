@@ -16,6 +16,7 @@ from litestar.params import QueryParameter
 
 from coldchain.domain.board import BoardState
 from coldchain.domain.eta import EtaEstimate
+from coldchain.domain.portal import ReadingBucket, ReadingKey, ShipmentReading
 from coldchain.domain.shipments import Priority
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
@@ -23,11 +24,13 @@ from coldchain.http.evaluation import AlarmOut, _alarm_out
 from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, PathId
 from coldchain.services import portal as use_cases
-from coldchain.storage.portal import ReadingBucket, ReadingKey, ShipmentReading
 
 __all__ = ["BoardOut", "alarm_inbox", "board", "parse_after", "shipment_readings"]
 
-TimeQuery = Annotated[datetime | None, QueryParameter(description="RFC 3339 with a UTC offset")]
+RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
+TimeQuery = Annotated[
+    str | None, QueryParameter(pattern=RFC3339, max_length=40, description="RFC 3339 with a UTC offset")
+]
 AfterQuery = Annotated[
     str | None,
     QueryParameter(max_length=80, description="the `next` of the previous page: the readings after that key"),
@@ -214,6 +217,18 @@ _READING_FIELDS = tuple(ReadingOut.__struct_fields__)
 _BUCKET_FIELDS = tuple(ReadingBucket.__struct_fields__)
 
 
+def _moment(name: str, text: str | None) -> datetime | None:
+    """A time of the query: RFC 3339 with its UTC offset (the pattern has checked the form), with a UTC form."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+        moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ApiError(422, "invalid", f"{name}: {text!r} is not a time with a UTC form (RFC 3339)") from None
+    return moment
+
+
 @get(
     "/v1/shipments/{shipment_id:int}/readings",
     summary="The shipment's readings for a time range: paged by key, JSON or CSV, or min/mean/max per bucket",
@@ -236,14 +251,12 @@ async def shipment_readings(
     """Without ``start`` and ``end``: the whole shipment. With ``resolution`` (seconds) the answer has one bucket
     per interval with readings, aligned to the Unix epoch, and is never paged (at most 5,000 buckets). CSV pages
     carry the next page's key in the ``X-Next-After`` header."""
-    for name, value in (("start", start), ("end", end)):
-        if value is not None and value.tzinfo is None:
-            raise ApiError(422, "invalid", f"{name}: give the time with its UTC offset (Z or +hh:mm)")
+    start_at, end_at = _moment("start", start), _moment("end", end)
     if resolution is not None:
         if after is not None:
             raise ApiError(422, "invalid", "after: summarised answers are not paged")
         lower, upper, buckets = await use_cases.reading_buckets(
-            store, principal, shipment_id, start=start, end=end, seconds=resolution, now=now
+            store, principal, shipment_id, start=start_at, end=end_at, seconds=resolution, now=now
         )
         if format == "csv":
             return Response(_csv(list(buckets), _BUCKET_FIELDS), media_type="text/csv")
@@ -252,17 +265,17 @@ async def shipment_readings(
         )
     key = parse_after(after)
     page = await use_cases.readings_page(
-        store, principal, shipment_id, start=start, end=end, after=key, limit=limit, now=now
+        store, principal, shipment_id, start=start_at, end=end_at, after=key, limit=limit, now=now
     )
     readings = [_reading_out(found) for found in page.readings]
     if format == "csv":
         headers = {} if page.next is None else {"X-Next-After": _cursor(page.next) or ""}
         return Response(_csv(list(readings), _READING_FIELDS), media_type="text/csv", headers=headers)
-    lower = start or (readings[0].device_time if readings else now)
+    lower = start_at or (readings[0].device_time if readings else now)
     return Response(
         ReadingsOut(
             start=lower,
-            end=end or now,
+            end=end_at or now,
             resolution_s=None,
             readings=readings,
             buckets=None,

@@ -15,11 +15,7 @@ from litestar import Controller, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
-from coldchain.http.openapi import BEARER, errors
-from coldchain.http.wire import BodyIn, Id, PathId, QueryId
-from coldchain.services import webhooks as use_cases
-from coldchain.storage.notifications import (
+from coldchain.domain.notifications import (
     NOTIFICATION_KINDS,
     DeliveryStatus,
     NotificationKind,
@@ -27,6 +23,10 @@ from coldchain.storage.notifications import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
+from coldchain.http.openapi import BEARER, errors
+from coldchain.http.wire import BodyIn, Id, PathId, QueryId
+from coldchain.services import webhooks as use_cases
 
 __all__ = ["AttemptOut", "DeliveryOut", "WebhookApi", "WebhookCreatedOut", "WebhookIn", "WebhookOut"]
 

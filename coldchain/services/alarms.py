@@ -25,13 +25,14 @@ from typing import Any
 import msgspec
 
 from coldchain.domain.access import Principal
+from coldchain.domain.findings import StoredAlarm
+from coldchain.domain.judgement import LATE_AFTER, is_late_detection
+from coldchain.domain.notifications import NotificationKind
 from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Shipment
 from coldchain.services.access import require, visible_shipment
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.storage import Store, Transaction
-from coldchain.storage.evaluation import StoredAlarm
-from coldchain.storage.notifications import NotificationKind
 
 __all__ = [
     "LATE_AFTER",
@@ -43,20 +44,10 @@ __all__ = [
     "withdraw_alarm",
 ]
 
-#: Detection more than this after the condition was met marks the alarm late. Trackers log every 1 to 15
-#: minutes and sync at least as often while they have a network: a quarter of an hour tells a live alarm from
-#: one read out of a buffer.
-LATE_AFTER = timedelta(minutes=15)
-
 MAX_COMMENT_CHARS = 2000
 
 #: The audit trail's name for the service judging readings on its own.
 EVALUATION_ACTOR = "coldchain:evaluation"
-
-
-def is_late_detection(alarm: Alarm, detected_at: datetime) -> bool:
-    """Whether an alarm detected at ``detected_at`` came long after its condition was met."""
-    return detected_at - alarm.met_at > LATE_AFTER
 
 
 def alarm_payload(stored: StoredAlarm) -> dict[str, Any]:

@@ -8,33 +8,32 @@ rewinds the state to its last checkpoint before that reading and replays the sto
 findings are stored by their stable keys, so any split into batches and any delivery order end with what one
 pass over the complete log in time order finds; a finding that late data took back is marked withdrawn.
 
-A shipment's judgement combines its streams: times beyond a rule, excursion and alarm counts add up, a rule's
-status is its worst in any stream, MKT is taken over the credited time of all streams, and a lifetime rule's
-budget counts what this shipment spent plus what the lot's other shipments spent (their stored figures, as they
-stand now). Each stream is judged on its own: streams are meant to follow each other (a tracker replaced on the
-way); two trackers watching the same time both count, which errs on the side of caution.
+A shipment's judgement is pure domain code (:func:`coldchain.domain.judgement.judge_shipment`): the streams
+combined, the lot's stability budget as one timeline in device time, the recommendation. This module loads what
+it needs (the streams' states, the lot's spending, the quarantined readings of the shipment's trackers inside
+their assignments), calls it, and saves what ingest finds.
 
-The lot's budget enters a stream once, when the stream starts (``lot_spent_before_min``): what the lot's other
-shipments spent by then. The status shows current figures.
+The lot's budget: each stream saves the intervals it spent beyond each lifetime rule's threshold. After a batch
+changed a stream's spending, the lot is locked (two trackers of one lot syncing at once serialise there, so the
+later one sees the earlier one's spending and neither misses the crossing), every stream's spending of the lot is
+read, and the lot's budget alarm is put where the summed spending crosses the allowance in device time: raised
+on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
 
 from coldchain.domain.access import Principal
-from coldchain.domain.budget import stability_budget
-from coldchain.domain.disposition import Disposition, recommend_disposition
+from coldchain.domain.disposition import Disposition
 from coldchain.domain.evaluation import (
     Evaluation,
     EvaluationState,
     Event,
-    MktResult,
     ReadingKey,
     advance,
     decode_state,
@@ -42,32 +41,39 @@ from coldchain.domain.evaluation import (
     is_late,
     new_state,
     rewind,
-    summarise,
+    stream_evaluation,
+    stream_spendings,
 )
 from coldchain.domain.excursions import Excursion
-from coldchain.domain.mkt import KELVIN_OFFSET, dh_over_r_k, mkt_from_sums
+from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
+from coldchain.domain.judgement import judge_shipment
+from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm
 from coldchain.domain.profiles import AlarmRule, Profile
+from coldchain.domain.quarantine import QuarantinedReading, QuarantineFault, quarantine_faults
 from coldchain.domain.readings import Reading
-from coldchain.domain.rules import Alarm, RuleStatus, RuleSummary
+from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Assignment, Shipment
 from coldchain.services import alarms, custody
 from coldchain.services.access import require, visible_shipment
+from coldchain.services.errors import Invalid
 from coldchain.storage import Store, Transaction
-from coldchain.storage.evaluation import EvaluationStream, StoredAlarm, StoredExcursion
 
 __all__ = [
     "CHECKPOINTS_KEPT",
     "CHECKPOINT_EVERY_MIN",
+    "MAX_QUARANTINED_PAGE",
+    "QuarantinedPage",
     "ShipmentJudgement",
     "budgets_left",
-    "combine_streams",
     "judge_readings",
     "shipment_alarms",
     "shipment_excursions",
     "shipment_judgement",
+    "shipment_quarantined",
 ]
 
-_STATUS_RANK: dict[RuleStatus, int] = {"ok": 0, "pending": 1, "alarmed": 2}
+#: The most quarantined readings one page lists.
+MAX_QUARANTINED_PAGE = 1000
 
 #: How far back late data is re-judged from a checkpoint rather than from the stream's first reading: one
 #: checkpoint an hour of device time, a day of them. Late readings come from retried or reordered batches,
@@ -78,16 +84,28 @@ CHECKPOINTS_KEPT = 24
 
 
 class ShipmentJudgement(msgspec.Struct, frozen=True, kw_only=True):
-    """Where a shipment stands: its streams combined (``evaluation``, budgets with the lot's current figures),
-    the stored excursions and alarms (with their custodians and acknowledgements), and the recommendation."""
+    """Where a shipment stands: its streams combined (``evaluation``, budgets on the lot's timeline), the faults
+    of its quarantined readings, the stored excursions and alarms (with their custodians and acknowledgements),
+    and the recommendation."""
 
     shipment: Shipment
     profile: Profile
     streams: int
     evaluation: Evaluation
+    allowances: dict[str, float | None]
+    """Per rule, the minutes a cumulative rule may still spend beyond its threshold (``None``: no allowance)."""
+    quarantined: list[QuarantineFault]
     excursions: list[StoredExcursion]
     alarms: list[StoredAlarm]
     disposition: Disposition
+
+
+class QuarantinedPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of a shipment's quarantined readings, by tracker and sequence number; ``next`` is the cursor of
+    the following page (``None`` on the last)."""
+
+    items: list[QuarantinedReading]
+    next: str | None
 
 
 # -- judging at ingest -----------------------------------------------------------------------------------------
@@ -104,8 +122,36 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
     ordered = _in_order(readings)
     earliest, latest = ordered[0].device_time, ordered[-1].device_time
     candidates = await tx.assignments_with_streams(tracker_id, earliest=earliest, latest=latest)
+    for lot_id in await _lots_spending(tx, candidates):
+        await tx.lock_lot(lot_id)
+    spent: dict[int, Profile] = {}
     for (assignment, stream), own in _by_assignment(candidates, ordered, earliest=earliest, latest=latest):
-        await _judge_stream(tx, assignment, stream, own, now=now)
+        profile = await _judge_stream(tx, assignment, stream, own, now=now)
+        if profile is not None:
+            spent.setdefault(assignment.shipment_id, profile)
+    # Each lot whose spending changed is judged once, lots in id order (two batches touching the same lots lock
+    # them in the same order, so they cannot deadlock); a shipment of no lot is its own.
+    lots: dict[tuple[int, int], tuple[Shipment, Profile]] = {}
+    for shipment_id, profile in sorted(spent.items()):
+        shipment = await _shipment(tx, shipment_id)
+        key = (0, shipment.lot_id) if shipment.lot_id is not None else (1, shipment.id)
+        lots.setdefault(key, (shipment, profile))
+    for _, (shipment, profile) in sorted(lots.items(), key=lambda item: item[0]):
+        await _judge_lot_budget(tx, shipment, profile, now=now)
+
+
+async def _lots_spending(tx: Transaction, candidates: Sequence[_Candidate]) -> list[int]:
+    """The lots whose budget these assignments may spend from, in id order: locked before anything else is
+    written (the audit chain's lock included), so that two transactions of one lot serialise and never wait for
+    each other's locks in opposite orders."""
+    lots: set[int] = set()
+    for assignment, stream in candidates:
+        if stream is not None and not any(rule.scope == "lifetime" for rule in stream.profile.rules):
+            continue
+        shipment = await _shipment(tx, assignment.shipment_id)
+        if shipment.lot_id is not None:
+            lots.add(shipment.lot_id)
+    return sorted(lots)
 
 
 def _in_order(readings: Sequence[Reading]) -> list[Reading]:
@@ -142,9 +188,10 @@ def _by_assignment(
 
 async def _judge_stream(
     tx: Transaction, assignment: Assignment, stream: EvaluationStream | None, new: list[Reading], *, now: datetime
-) -> None:
+) -> Profile | None:
     """Advance the assignment's stream by its ``new`` readings (in order), or re-judge from the last checkpoint
-    before the first of them when it is late; store the state, the lot budget spent and the findings.
+    before the first of them when it is late; store the state, the lot budget spent and the findings. Returns the
+    profile when the stream's spending of a lifetime rule changed (the lot's budget must be judged again).
 
     A stream's first batch takes every reading held in the assignment's range, not only the new ones: an
     assignment may be made after its tracker had already delivered readings of that time."""
@@ -154,16 +201,11 @@ async def _judge_stream(
         )
         shipment = await _shipment(tx, assignment.shipment_id)
         profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
-        state = new_state(
-            profile,
-            lot_spent_before_min=await _lot_spent_before(tx, shipment, profile),
-            checkpoint_every_min=CHECKPOINT_EVERY_MIN,
-            checkpoints_kept=CHECKPOINTS_KEPT,
-        )
+        state = new_state(profile, checkpoint_every_min=CHECKPOINT_EVERY_MIN, checkpoints_kept=CHECKPOINTS_KEPT)
     else:
         profile = stream.profile
         state = decode_state(stream.state)
-    spent_before = _lifetime_spent(profile, state)
+    spent_before = _spendings(profile, state, assignment)
     withdrawn: set[str] = set()
     rewound_from: ReadingKey | None = None
     if is_late(state, new[0]):
@@ -187,13 +229,60 @@ async def _judge_stream(
             updated_at=now,
         )
     )
-    spent = _lifetime_spent(profile, state)
-    if spent and (stream is None or spent != spent_before):
+    spent = _spendings(profile, state, assignment)
+    changed = spent != spent_before
+    if changed:
         await tx.save_budget_spent(assignment.id, assignment.shipment_id, spent)
     if events or withdrawn:
         # In time order, an excursion that began before this batch was stored with its custodian when it began.
         known_before = None if rewound_from is not None else new[0].device_time
         await _store_findings(tx, assignment, events, withdrawn, custodians_known_before=known_before, now=now)
+    return profile if changed else None
+
+
+def _spendings(profile: Profile, state: EvaluationState, assignment: Assignment) -> list[Spending]:
+    return stream_spendings(profile, state, stream_id=assignment.id, shipment_id=assignment.shipment_id)
+
+
+async def _lot_spendings(tx: Transaction, shipment: Shipment) -> list[Spending]:
+    """Every stream's spending of the shipment's lot (of the shipment alone when it belongs to no lot)."""
+    if shipment.lot_id is None:
+        return await tx.shipment_spending(shipment.id)
+    return await tx.lot_spending(shipment.lot_id)
+
+
+async def _judge_lot_budget(tx: Transaction, shipment: Shipment, profile: Profile, *, now: datetime) -> None:
+    """Put each lifetime rule's alarm where the lot's summed spending crosses the allowance in device time:
+    raised (or brought up to date) on the stream that crossed it, withdrawn from every other stream of the lot.
+
+    :func:`judge_readings` locked the lot before judging, so of two transactions spending from one lot at once,
+    the later reads the earlier's spending once it has committed. The rule is the judged shipment's profile's (a
+    lot's shipments share their product's profile)."""
+    rules = [rule for rule in profile.rules if rule.scope == "lifetime"]
+    spendings = await _lot_spendings(tx, shipment)
+    wanted: dict[tuple[int, str], tuple[int, Alarm]] = {}
+    for rule in rules:
+        crossing = find_crossing(rule, spendings)
+        if crossing is not None:
+            alarm = lot_alarm(rule, crossing)
+            wanted[(crossing.stream_id, alarm.key)] = (crossing.shipment_id, alarm)
+    names = {rule.name for rule in rules}
+    standing = await tx.lifetime_alarms(lot_id=shipment.lot_id, shipment_id=shipment.id)
+    shipments: dict[int, Shipment] = {shipment.id: shipment}
+    for stored in standing:
+        place = (stored.assignment_id, stored.key)
+        if stored.alarm.rule not in names:
+            continue
+        if place not in wanted:
+            owner = shipments.get(stored.shipment_id) or await _shipment(tx, stored.shipment_id)
+            shipments[owner.id] = owner
+            await alarms.withdraw_alarm(tx, owner, stored.assignment_id, stored.key, now=now)
+        elif stored.alarm == wanted[place][1]:
+            del wanted[place]  # standing as it should: nothing to do
+    for (assignment_id, _), (shipment_id, alarm) in sorted(wanted.items()):
+        owner = shipments.get(shipment_id) or await _shipment(tx, shipment_id)
+        shipments[owner.id] = owner
+        await alarms.record_alarm(tx, owner, assignment_id, alarm, now=now)
 
 
 async def _store_findings(
@@ -255,64 +344,96 @@ async def _profile(tx: Transaction, profile_id: str, version: int) -> Profile:
     return profile
 
 
-def _lifetime_rules(profile: Profile) -> list[str]:
-    return [rule.name for rule in profile.rules if rule.scope == "lifetime"]
-
-
-async def _lot_spent_before(tx: Transaction, shipment: Shipment, profile: Profile) -> dict[str, float]:
-    """What the lot's other shipments spent of each lifetime rule of the profile, as stored now."""
-    names = _lifetime_rules(profile)
-    if shipment.lot_id is None or not names:
-        return {}
-    spent = await tx.lot_budget_spent(shipment.lot_id, excluding_shipment_id=shipment.id)
-    return {name: spent[name] for name in names if name in spent}
-
-
-def _lifetime_spent(profile: Profile, state: EvaluationState) -> dict[str, float]:
-    """Minutes beyond each lifetime rule's threshold in this stream (the engine's running total)."""
-    return {
-        rule.name: memory.total_min
-        for rule, memory in zip(profile.rules, state.machine.rules, strict=True)
-        if rule.scope == "lifetime"
-    }
-
-
 async def budgets_left(tx: Transaction, shipment: Shipment) -> list[tuple[AlarmRule, float]]:
-    """Each lifetime rule of the shipment's profile with the minutes its lot may still spend beyond the threshold
-    (what the lot's other shipments and this one spent so far, as stored; never below 0)."""
+    """Each lifetime rule of the shipment's profile with the minutes its lot may still spend beyond the threshold:
+    the allowance less the lot's total spending now, never below 0."""
     profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
     rules = [rule for rule in profile.rules if rule.scope == "lifetime"]
     if not rules:
         return []
-    others = await _lot_spent_before(tx, shipment, profile)
-    own = await tx.shipment_budget_spent(shipment.id)
-    return [(rule, max(0.0, rule.delay_min - others.get(rule.name, 0.0) - own.get(rule.name, 0.0))) for rule in rules]
+    spendings = await _lot_spendings(tx, shipment)
+    return [
+        (rule, max(0.0, rule.delay_min - sum(s.total_min for s in spendings if s.rule == rule.name))) for rule in rules
+    ]
 
 
 # -- where a shipment stands ---------------------------------------------------------------------------------
 
 
 async def shipment_judgement(store: Store, principal: Principal, shipment_id: int) -> ShipmentJudgement:
-    """The shipment's current judgement: each rule's state, budgets, MKT, excursions, alarms, recommendation."""
+    """The shipment's current judgement: each rule's state, budgets, MKT, faults, excursions, alarms,
+    recommendation."""
     async with store.transaction() as tx:
         shipment = await visible_shipment(tx, principal, shipment_id)
         require(principal, "read")
         profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
         streams = await tx.evaluation_streams(shipment_id)
-        parts = [summarise(stream.profile, decode_state(stream.state)) for stream in streams]
-        lot_spent = await _lot_spent_before(tx, shipment, profile)
+        parts = [stream_evaluation(stream.profile, decode_state(stream.state)) for stream in streams]
+        has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
+        spendings = await _lot_spendings(tx, shipment) if has_budget else []
+        quarantined = await _quarantined(tx, shipment_id)
         excursions = await tx.excursions_of_shipment(shipment_id)
         stored_alarms = await tx.alarms_of_shipment(shipment_id)
-    evaluation = combine_streams(profile, parts, lot_spent_before_min=lot_spent)
+    judgement = judge_shipment(
+        profile,
+        shipment_id=shipment_id,
+        streams=parts,
+        lot_spendings=spendings,
+        quarantined=quarantine_faults(quarantined),
+    )
     return ShipmentJudgement(
         shipment=shipment,
         profile=profile,
         streams=len(streams),
-        evaluation=evaluation,
+        evaluation=judgement.evaluation,
+        allowances=judgement.allowances,
+        quarantined=judgement.quarantined,
         excursions=excursions,
         alarms=stored_alarms,
-        disposition=recommend_disposition(evaluation),
+        disposition=judgement.disposition,
     )
+
+
+async def _quarantined(tx: Transaction, shipment_id: int) -> list[QuarantinedReading]:
+    """The quarantined readings of the shipment's trackers inside their assignments, by tracker and seq."""
+    found: list[QuarantinedReading] = []
+    for assignment in await tx.assignments_of_shipment(shipment_id):
+        found.extend(
+            await tx.quarantined_between(
+                assignment.tracker_id, starts_at=assignment.starts_at, ends_at=assignment.ends_at
+            )
+        )
+    found.sort(key=lambda item: (item.tracker_id, item.reading.seq))
+    return found
+
+
+def _cursor(item: QuarantinedReading) -> str:
+    return f"{item.tracker_id}:{item.reading.seq}"
+
+
+def _parse_cursor(after: str) -> tuple[int, int]:
+    tracker, _, seq = after.partition(":")
+    if not (tracker.isdigit() and seq.isdigit()):
+        raise Invalid(f"after must be a cursor from a previous page (tracker:seq), got {after!r}")
+    return int(tracker), int(seq)
+
+
+async def shipment_quarantined(
+    store: Store, principal: Principal, shipment_id: int, *, after: str | None, limit: int
+) -> QuarantinedPage:
+    """A page of the readings quarantined at ingest from the shipment's trackers during their assignments, with
+    their reasons and values as stored, after the cursor ``after`` (from the page before)."""
+    if not 1 <= limit <= MAX_QUARANTINED_PAGE:
+        raise Invalid(f"limit must be between 1 and {MAX_QUARANTINED_PAGE}, got {limit}")
+    start = None if after is None else _parse_cursor(after)
+    async with store.transaction() as tx:
+        await visible_shipment(tx, principal, shipment_id)
+        require(principal, "read")
+        found = await _quarantined(tx, shipment_id)
+    if start is not None:
+        found = [item for item in found if (item.tracker_id, item.reading.seq) > start]
+    page = found[:limit]
+    return QuarantinedPage(items=page, next=_cursor(page[-1]) if len(found) > limit else None)
 
 
 async def shipment_excursions(
@@ -331,117 +452,3 @@ async def shipment_alarms(
         await visible_shipment(tx, principal, shipment_id)
         require(principal, "read")
         return await tx.alarms_of_shipment(shipment_id, withdrawn=withdrawn)
-
-
-# -- combining streams ---------------------------------------------------------------------------------------
-
-
-def combine_streams(
-    profile: Profile, parts: Sequence[Evaluation], *, lot_spent_before_min: dict[str, float]
-) -> Evaluation:
-    """One evaluation of a shipment from those of its streams (see the module docstring for how figures add
-    up). Budgets are computed afresh from ``lot_spent_before_min`` (the lot's other shipments, now)."""
-    if not parts:
-        parts = [summarise(profile, new_state(profile))]
-    rules = [_combine_rule([part.rules[index] for part in parts]) for index in range(len(profile.rules))]
-    beyond = {summary.rule: summary.beyond_min for summary in rules}
-    budgets = [
-        stability_budget(
-            rule,
-            spent_before_min=lot_spent_before_min.get(rule.name, 0.0),
-            spent_in_shipment_min=beyond[rule.name],
-        )
-        for rule in profile.rules
-        if rule.scope == "lifetime"
-    ]
-    if len(parts) == 1:
-        return msgspec.structs.replace(parts[0], budgets=budgets)
-    return Evaluation(
-        profile_id=profile.id,
-        profile_version=profile.version,
-        readings=sum(part.readings for part in parts),
-        first_reading_at=min((p.first_reading_at for p in parts if p.first_reading_at is not None), default=None),
-        last_reading_at=max((p.last_reading_at for p in parts if p.last_reading_at is not None), default=None),
-        temperature_min_c=min((p.temperature_min_c for p in parts if p.temperature_min_c is not None), default=None),
-        temperature_max_c=max((p.temperature_max_c for p in parts if p.temperature_max_c is not None), default=None),
-        temperature_mean_c=_time_weighted_mean(parts),
-        rules=rules,
-        excursions=sorted(
-            (excursion for part in parts for excursion in part.excursions),
-            key=lambda excursion: (excursion.start, excursion.start_seq, excursion.rule),
-        ),
-        alarms=sorted(
-            (alarm for part in parts for alarm in part.alarms),
-            key=lambda alarm: (alarm.met_at, alarm.began_at, alarm.rule),
-        ),
-        gaps=sorted((gap for part in parts for gap in part.gaps), key=lambda gap: (gap.start, gap.end)),
-        faults=sorted(
-            (fault for part in parts for fault in part.faults),
-            key=lambda fault: (fault.start, fault.start_seq, fault.metric),
-        ),
-        mkt=_combine_mkt([part.mkt for part in parts]),
-        budgets=budgets,
-    )
-
-
-def _time_weighted_mean(parts: Sequence[Evaluation]) -> float | None:
-    if len(parts) == 1:
-        return parts[0].temperature_mean_c
-    weighted = [(p.temperature_mean_c, p.mkt.credited_min) for p in parts if p.temperature_mean_c is not None]
-    total_min = sum(minutes for _, minutes in weighted)
-    return sum(mean * minutes for mean, minutes in weighted) / total_min if total_min > 0 else None
-
-
-def _combine_rule(summaries: list[RuleSummary]) -> RuleSummary:
-    if len(summaries) == 1:
-        return summaries[0]
-    worst = max(summaries, key=lambda summary: _STATUS_RANK[summary.status]).status
-    since = min((s.since for s in summaries if s.status == worst and s.since is not None), default=None)
-    return RuleSummary(
-        rule=summaries[0].rule,
-        status=worst,
-        since=since,
-        beyond_now=any(summary.beyond_now for summary in summaries),
-        beyond_min=sum(summary.beyond_min for summary in summaries),
-        longest_min=max(summary.longest_min for summary in summaries),
-        degree_min=sum(summary.degree_min for summary in summaries),
-        excursions=sum(summary.excursions for summary in summaries),
-        alarms=sum(summary.alarms for summary in summaries),
-    )
-
-
-def _combine_mkt(results: list[MktResult]) -> MktResult:
-    """The shipment MKT over all streams' credited time (each stream's Arrhenius mean weighted by its minutes).
-    A window is judged within one stream: the worst stream's window figure stands for the shipment."""
-    if len(results) == 1:
-        return results[0]
-    first = results[0]
-    dh_over_r = dh_over_r_k(first.activation_energy_kj_mol)
-    weighted = [
-        (result.credited_min * math.exp(-dh_over_r / (result.shipment_mkt_c + KELVIN_OFFSET)), result.credited_min)
-        for result in results
-        if result.shipment_mkt_c is not None and result.credited_min > 0
-    ]
-    credited_min = sum(minutes for _, minutes in weighted)
-    shipment_c = mkt_from_sums(sum(weight for weight, _ in weighted), credited_min, dh_over_r) if weighted else None
-    judged = [result for result in results if result.window_mkt_c is not None]
-    if first.window == "shipment" or not judged:
-        window_c, complete = shipment_c, False
-        start = min((result.window_start for result in judged if result.window_start is not None), default=None)
-        end = max((result.window_end for result in judged if result.window_end is not None), default=None)
-    else:
-        worst = max(judged, key=lambda result: result.window_mkt_c or -math.inf)
-        window_c, complete, start, end = worst.window_mkt_c, worst.window_complete, worst.window_start, worst.window_end
-    limit_c = first.limit_c
-    return MktResult(
-        activation_energy_kj_mol=first.activation_energy_kj_mol,
-        window=first.window,
-        limit_c=limit_c,
-        shipment_mkt_c=shipment_c,
-        window_mkt_c=window_c,
-        window_start=start,
-        window_end=end,
-        window_complete=complete,
-        credited_min=credited_min,
-        passes=None if limit_c is None or window_c is None else window_c <= limit_c,
-    )

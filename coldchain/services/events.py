@@ -7,10 +7,10 @@ commit in commit order, so a client that resumes after the last position it saw 
 from __future__ import annotations
 
 from coldchain.domain.access import Principal
+from coldchain.domain.notifications import Notification
 from coldchain.services.access import require
 from coldchain.services.errors import Invalid, NotFound
 from coldchain.storage import Store
-from coldchain.storage.notifications import Notification
 
 __all__ = ["events_after", "open_stream"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from coldchain.domain.notifications import JobRun
 from coldchain.storage import Store
-from coldchain.storage.notifications import JobRun
 
 __all__ = ["claim_tick", "finish_tick", "job_runs"]
 

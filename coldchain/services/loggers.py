@@ -27,6 +27,7 @@ from typing import Any
 import msgspec
 
 from coldchain.domain.access import Principal
+from coldchain.domain.logger_files import DayLimit, LoggerDay, LoggerFile
 from coldchain.domain.loggers.berlinger import BerlingerExport, LoggerFileError, parse_berlinger
 from coldchain.domain.parties import Tracker
 from coldchain.domain.readings import Reading
@@ -36,7 +37,6 @@ from coldchain.services.access import require, visible_shipment
 from coldchain.services.errors import Conflict, Invalid
 from coldchain.services.evaluation import judge_readings
 from coldchain.storage import Store, Transaction
-from coldchain.storage.evaluation import DayLimit, LoggerDay, LoggerFile
 
 __all__ = ["MAX_FILE_NAME_CHARS", "MAX_UTC_OFFSET_MIN", "LoggerImport", "MalformedLoggerFile", "import_logger_file"]
 

@@ -14,10 +14,10 @@ import msgspec
 from coldchain.domain.access import Principal
 from coldchain.domain.board import BoardState, board_state
 from coldchain.domain.eta import EtaEstimate
+from coldchain.domain.portal import BoardEntry, InboxAlarm, ReadingBucket, ReadingKey, ShipmentReading
 from coldchain.services.access import require, visible_shipment
 from coldchain.services.errors import Invalid
 from coldchain.storage import Store
-from coldchain.storage.portal import BoardEntry, InboxAlarm, ReadingBucket, ReadingKey, ShipmentReading
 
 __all__ = [
     "MAX_BUCKETS",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from coldchain.domain.notifications import TrackerOnDuty
 from coldchain.storage import Store
-from coldchain.storage.notifications import TrackerOnDuty
 
 __all__ = ["notice_silent_trackers", "silent_since"]
 

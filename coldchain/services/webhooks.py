@@ -36,11 +36,11 @@ import msgspec
 
 from coldchain.domain.access import Principal
 from coldchain.domain.canonical import canonical_json, canonical_text
+from coldchain.domain.notifications import DeliveryStatus, DueDelivery, NotificationKind, Webhook, WebhookDelivery
 from coldchain.services.access import require
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.services.targets import Resolver, Target, TargetRefused, check_url, resolve, resolve_target
 from coldchain.storage import Store
-from coldchain.storage.notifications import DeliveryStatus, DueDelivery, NotificationKind, Webhook, WebhookDelivery
 
 __all__ = [
     "MAX_WEBHOOKS_PER_ORGANISATION",

@@ -11,7 +11,7 @@ their original bytes and, for summary-only devices, their per-day figures.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -19,7 +19,11 @@ import msgspec
 from coldchain.domain.canonical import canonical_text
 from coldchain.domain.evaluation import ReadingKey
 from coldchain.domain.excursions import Excursion
-from coldchain.domain.profiles import Direction, Profile
+from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
+from coldchain.domain.logger_files import DayLimit, LoggerDay, LoggerFile
+from coldchain.domain.lot_budget import Spending
+from coldchain.domain.profiles import Profile
+from coldchain.domain.quarantine import QuarantinedReading
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Assignment
@@ -39,97 +43,8 @@ __all__ = [
 #: Stands for "no end" of an open assignment in range queries (both engines hold it exactly).
 _END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
-
-class EvaluationStream(msgspec.Struct, frozen=True, kw_only=True):
-    """The evaluation of one tracker assignment so far: the engine's ``state`` bytes, made for ``profile`` (the
-    shipment's pinned version), and how many readings it has judged."""
-
-    assignment_id: int
-    shipment_id: int
-    tracker_id: int
-    profile: Profile
-    state: bytes
-    readings: int
-    updated_at: datetime
-
-
-class StoredExcursion(msgspec.Struct, frozen=True, kw_only=True):
-    """An excursion as stored: the finding, the party that held the shipment when it began, and its history."""
-
-    id: int
-    assignment_id: int
-    shipment_id: int
-    excursion: Excursion
-    custodian_id: int | None
-    detected_at: datetime
-    updated_at: datetime
-    withdrawn_at: datetime | None
-
-
-class StoredAlarm(msgspec.Struct, frozen=True, kw_only=True):
-    """An alarm as stored: the condition (device times), when the service detected it (``late`` when that came
-    long after the condition was met), and what people did about it."""
-
-    id: int
-    assignment_id: int
-    shipment_id: int
-    alarm: Alarm
-    detected_at: datetime
-    late: bool
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-    acknowledgement: str | None
-    escalated_at: datetime | None
-    withdrawn_at: datetime | None
-    updated_at: datetime
-
-    @property
-    def key(self) -> str:
-        return self.alarm.key
-
-
-class DayLimit(msgspec.Struct, frozen=True, kw_only=True):
-    """One alarm limit of a logger on one day: minutes beyond it, and when its alarm was met that day."""
-
-    limit: str
-    direction: Direction
-    threshold_c: float
-    delay_min: float
-    minutes: float
-    alarm_met_at: datetime | None = None
-
-
-class LoggerDay(msgspec.Struct, frozen=True, kw_only=True):
-    """One local day as a logger summarised it (min, max, mean, time beyond each alarm limit)."""
-
-    day: date
-    min_c: float | None
-    min_at: datetime | None
-    max_c: float | None
-    max_at: datetime | None
-    mean_c: float | None
-    beyond: list[DayLimit]
-    events: int | None = None
-    sensor_timeout_min: int | None = None
-
-
-class LoggerFile(msgspec.Struct, frozen=True, kw_only=True):
-    """A logger export held as evidence of a shipment (the bytes themselves are kept, not repeated here)."""
-
-    id: int
-    shipment_id: int
-    tracker_id: int | None
-    vendor: str
-    model: str
-    serial: str
-    file_name: str | None
-    file_sha256: str
-    utc_offset_min: int
-    readings: int
-    first_reading_at: datetime | None
-    last_reading_at: datetime | None
-    imported_by: str
-    imported_at: datetime
+_intervals = msgspec.msgpack.Encoder()
+_intervals_of = msgspec.msgpack.Decoder(tuple[tuple[float, float, int], ...])
 
 
 class EvaluationRecords(Protocol):
@@ -159,16 +74,32 @@ class EvaluationRecords(Protocol):
         (device_time, seq) comes after ``after`` (all of them when ``None``), in that order."""
         ...
 
-    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
-        """The minutes the stream spent beyond each lifetime rule's threshold so far."""
+    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spendings: Sequence[Spending]) -> None:
+        """What the stream spent of each lifetime rule so far: minutes and their intervals in device time."""
         ...
 
-    async def lot_budget_spent(self, lot_id: int, *, excluding_shipment_id: int) -> dict[str, float]:
-        """Per lifetime rule, the minutes the lot's other shipments spent (summed over their streams)."""
+    async def lock_lot(self, lot_id: int) -> None:
+        """Serialise, until the transaction ends, every transaction judging the budget of this lot (two trackers
+        of one lot syncing at once must not both miss the crossing)."""
         ...
 
-    async def shipment_budget_spent(self, shipment_id: int) -> dict[str, float]:
-        """Per lifetime rule, the minutes the shipment spent (summed over its streams)."""
+    async def lot_spending(self, lot_id: int) -> list[Spending]:
+        """Every stream's spending of every lifetime rule, over the lot's shipments."""
+        ...
+
+    async def shipment_spending(self, shipment_id: int) -> list[Spending]:
+        """The shipment's streams' spending of every lifetime rule."""
+        ...
+
+    async def lifetime_alarms(self, *, lot_id: int | None, shipment_id: int) -> list[StoredAlarm]:
+        """The standing lifetime alarms of the lot's shipments (of the shipment alone without a lot)."""
+        ...
+
+    async def quarantined_between(
+        self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None
+    ) -> list[QuarantinedReading]:
+        """The tracker's quarantined readings with ``starts_at <= device_time < ends_at`` (no end when ``None``),
+        by sequence number."""
         ...
 
     async def upsert_excursions(
@@ -325,19 +256,59 @@ class EvaluationSql(SqlBase):
         )
         return [self._reading(row) async for row in rows]
 
-    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spent_min: Mapping[str, float]) -> None:
-        for rule, minutes in sorted(spent_min.items()):
+    async def save_budget_spent(self, assignment_id: int, shipment_id: int, spendings: Sequence[Spending]) -> None:
+        for spending in sorted(spendings, key=lambda spending: spending.rule):
             await self._q.save_budget_spent(
-                self._conn, assignment_id=assignment_id, rule=rule, shipment_id=shipment_id, spent_min=minutes
+                self._conn,
+                assignment_id=assignment_id,
+                rule=spending.rule,
+                shipment_id=shipment_id,
+                spent_min=spending.total_min,
+                spending=_intervals.encode(spending.intervals),
             )
 
-    async def lot_budget_spent(self, lot_id: int, *, excluding_shipment_id: int) -> dict[str, float]:
-        rows = self._q.lot_budget_spent(self._conn, lot_id=lot_id, shipment_id=excluding_shipment_id)
-        return {row["rule"]: float(row["spent_min"]) async for row in rows}
+    async def lock_lot(self, lot_id: int) -> None:
+        await self._lock(f"lot:{lot_id}")
 
-    async def shipment_budget_spent(self, shipment_id: int) -> dict[str, float]:
-        rows = self._q.shipment_budget_spent(self._conn, shipment_id=shipment_id)
-        return {row["rule"]: float(row["spent_min"]) async for row in rows}
+    def _spending(self, row: Any) -> Spending:
+        held = bytes(row["spending"])
+        return Spending.of(
+            stream_id=row["assignment_id"],
+            shipment_id=row["shipment_id"],
+            rule=row["rule"],
+            spent_min=float(row["spent_min"]),
+            intervals=_intervals_of.decode(held) if held else (),
+        )
+
+    async def lot_spending(self, lot_id: int) -> list[Spending]:
+        return [self._spending(row) async for row in self._q.lot_spending(self._conn, lot_id=lot_id)]
+
+    async def shipment_spending(self, shipment_id: int) -> list[Spending]:
+        return [self._spending(row) async for row in self._q.shipment_spending(self._conn, shipment_id=shipment_id)]
+
+    async def lifetime_alarms(self, *, lot_id: int | None, shipment_id: int) -> list[StoredAlarm]:
+        if lot_id is None:
+            rows = self._q.shipment_lifetime_alarms(self._conn, shipment_id=shipment_id)
+        else:
+            rows = self._q.lot_lifetime_alarms(self._conn, lot_id=lot_id)
+        return [self._stored_alarm(row) async for row in rows]
+
+    async def quarantined_between(
+        self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None
+    ) -> list[QuarantinedReading]:
+        found = []
+        async for row in self._q.quarantined_of_tracker(self._conn, tracker_id=tracker_id):
+            reading = msgspec.json.decode(row["reading"], type=Reading)
+            if starts_at <= reading.device_time and (ends_at is None or reading.device_time < ends_at):
+                found.append(
+                    QuarantinedReading(
+                        tracker_id=tracker_id,
+                        reading=reading,
+                        reason=row["reason"],
+                        received_at=self._time_out(row["received_at"]),
+                    )
+                )
+        return found
 
     # -- excursions ------------------------------------------------------------------------------------------
 

@@ -42,20 +42,31 @@ WHERE tracker_id = :tracker_id AND device_time >= :starts_at AND device_time < :
   AND (device_time > :after_time OR (device_time = :after_time AND seq > :after_seq))
 ORDER BY device_time, seq;
 
--- name: save_budget_spent(assignment_id, rule, shipment_id, spent_min)!
-INSERT INTO budget_spent (assignment_id, rule, shipment_id, spent_min)
-VALUES (:assignment_id, :rule, :shipment_id, :spent_min)
-ON CONFLICT (assignment_id, rule) DO UPDATE SET spent_min = excluded.spent_min;
+-- name: save_budget_spent(assignment_id, rule, shipment_id, spent_min, spending)!
+INSERT INTO budget_spent (assignment_id, rule, shipment_id, spent_min, spending)
+VALUES (:assignment_id, :rule, :shipment_id, :spent_min, :spending)
+ON CONFLICT (assignment_id, rule) DO UPDATE SET spent_min = excluded.spent_min, spending = excluded.spending;
 
--- name: lot_budget_spent(lot_id, shipment_id)
-SELECT b.rule, sum(b.spent_min) AS spent_min
+-- Every stream's spending of the lot's lifetime rules: the lot budget's timeline.
+-- name: lot_spending(lot_id)
+SELECT b.assignment_id, b.shipment_id, b.rule, b.spent_min, b.spending
 FROM budget_spent b JOIN shipments s ON s.id = b.shipment_id
-WHERE s.lot_id = :lot_id AND b.shipment_id <> :shipment_id
-GROUP BY b.rule
-ORDER BY b.rule;
+WHERE s.lot_id = :lot_id
+ORDER BY b.shipment_id, b.assignment_id, b.rule;
 
--- name: shipment_budget_spent(shipment_id)
-SELECT rule, sum(spent_min) AS spent_min FROM budget_spent WHERE shipment_id = :shipment_id GROUP BY rule ORDER BY rule;
+-- name: shipment_spending(shipment_id)
+SELECT assignment_id, shipment_id, rule, spent_min, spending
+FROM budget_spent WHERE shipment_id = :shipment_id
+ORDER BY assignment_id, rule;
+
+-- The lifetime alarms standing on the streams of a lot's shipments (at most one per rule where the budget ran out).
+-- name: lot_lifetime_alarms(lot_id)
+SELECT a.* FROM alarms a JOIN shipments s ON s.id = a.shipment_id
+WHERE s.lot_id = :lot_id AND a.scope = 'lifetime' AND a.withdrawn_at IS NULL
+ORDER BY a.id;
+
+-- name: shipment_lifetime_alarms(shipment_id)
+SELECT * FROM alarms WHERE shipment_id = :shipment_id AND scope = 'lifetime' AND withdrawn_at IS NULL ORDER BY id;
 
 -- name: upsert_excursions(assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at, start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id, now)*!
 INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at,

@@ -166,15 +166,26 @@ def test_the_24h_window_mkt_finds_the_worst_day_not_the_shipment_average() -> No
     assert at(36 * 60) <= result.mkt.window_end <= at(54 * 60)
 
 
-def test_a_shipment_shorter_than_its_mkt_window_is_judged_on_all_its_data() -> None:
+def test_a_shipment_shorter_than_its_mkt_window_is_judged_on_the_bounds_of_the_whole_window() -> None:
     result = evaluate(
         profile(HEAT, mkt=MktSettings(window="30d", limit_c=25.0), max_gap_min=90.0),
         readings(hourly(24.0, 24.0, 30.0, 24.0)),
     )
 
     assert not result.mkt.window_complete
-    assert result.mkt.window_mkt_c == result.mkt.shipment_mkt_c
-    assert result.mkt.passes is False
+    assert result.mkt.window_mkt_c == result.mkt.shipment_mkt_c  # the MKT over the 3 h covered: above 25 °C
+    assert (result.mkt.shipment_mkt_c or 0.0) > 25.0
+    # 3 h of a 30-day window: even with the rest at the label range's upper end (8 °C) the window stays far below.
+    assert (result.mkt.verdict, result.mkt.rests_on, result.mkt.passes) == ("pass", "bounds", True)
+
+
+def test_with_incomplete_windows_judged_on_the_data_covered_a_short_shipment_fails_on_its_own_mkt() -> None:
+    result = evaluate(
+        profile(HEAT, mkt=MktSettings(window="30d", limit_c=25.0, incomplete_window="covered"), max_gap_min=90.0),
+        readings(hourly(24.0, 24.0, 30.0, 24.0)),
+    )
+
+    assert (result.mkt.verdict, result.mkt.rests_on, result.mkt.passes) == ("fail", "covered_data", False)
 
 
 def test_without_mkt_settings_the_shipment_mkt_is_still_reported_without_a_verdict() -> None:

@@ -16,8 +16,8 @@ import httpx
 import msgspec
 import pytest
 
+from coldchain.domain.notifications import NotificationKind
 from coldchain.storage import Store, open_store
-from coldchain.storage.notifications import NotificationKind
 from tests.factories import OPERATOR_HEADERS, OPERATOR_TOKEN, bearer, make_org, make_token
 from tests.http.test_sync_api import assert_error
 from tests.served import ServedColdchain, served

@@ -30,6 +30,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/shipments/{shipment_id:int}/alarms"): {},
     ("POST", "/v1/shipments/{shipment_id:int}/alarms/{alarm_id:int}/acknowledge"): {"json": {"comment": "seen"}},
     ("GET", "/v1/shipments/{shipment_id:int}/excursions"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/quarantined"): {},
     ("POST", "/v1/shipments/{shipment_id:int}/logger-files"): {
         "content": (LOGGER_FILE / "fridgetag2_130400191542_202302140605.txt").read_bytes(),
         "headers": {"Content-Type": "text/plain"},
@@ -49,7 +50,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
 # Routes across the caller's shipments: another tenant's shipments are simply not in the answer.
 ACROSS_SHIPMENTS = ("/v1/board", "/v1/alarms")
 
-SNAPSHOT = ("", "/trackers", "/status", "/alarms", "/excursions", "/custody", "/custody/verify")
+SNAPSHOT = ("", "/trackers", "/status", "/alarms", "/excursions", "/quarantined", "/custody", "/custody/verify")
 
 
 def shipment_routes(world: World) -> set[tuple[str, str]]:

@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 
 from coldchain.domain.access import OPERATOR, Principal, Role
+from coldchain.domain.findings import StoredAlarm
 from coldchain.domain.readings import Reading
 from coldchain.services.access import authenticate
 from coldchain.services.alarms import LATE_AFTER, acknowledge_alarm, escalate_unacknowledged
 from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound
 from coldchain.storage import Store
-from coldchain.storage.evaluation import StoredAlarm
 from tests.factories import make_org, make_token
 from tests.services.test_evaluation_ingest import TRIP, World, alarms_of, at, log, make_world, shipment_of, sync
 

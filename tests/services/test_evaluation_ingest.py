@@ -15,6 +15,7 @@ from coldchain.domain.access import OPERATOR
 from coldchain.domain.custody import Location
 from coldchain.domain.evaluation import evaluate
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.findings import StoredAlarm, StoredExcursion
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import Alarm
@@ -24,7 +25,6 @@ from coldchain.services.evaluation import shipment_judgement
 from coldchain.services.sync import SyncPolicy, record_batch
 from coldchain.storage import Store
 from coldchain.storage._sql import SqlTransaction
-from coldchain.storage.evaluation import StoredAlarm, StoredExcursion
 from tests.factories import assign, make_org, make_tracker
 
 T0 = datetime(2026, 2, 1, 6, 0, tzinfo=UTC)
@@ -380,7 +380,9 @@ async def test_a_lots_budget_spent_in_an_earlier_shipment_counts_in_the_next_one
     assert budget.overrun_min == 30.0
     first = await shipment_judgement(store, OPERATOR, world.shipment.id)
     (first_budget,) = first.evaluation.budgets
-    assert (first_budget.spent_before_min, first_budget.consumed_min) == (60.0, 150.0)  # current lot figures
+    # By its own time the lot had spent 90 min; the lot's total now is shown apart from it.
+    assert (first_budget.spent_before_min, first_budget.consumed_min, first_budget.exhausted) == (0.0, 90.0, False)
+    assert (first_budget.lot_spent_min, first_budget.lot_exhausted_at) == (150.0, at(1040))
 
 
 async def test_an_open_excursion_is_one_row_brought_up_to_date_until_it_closes(store: Store) -> None:

@@ -24,12 +24,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coldchain.domain.access import OPERATOR, Principal
+from coldchain.domain.notifications import NotificationKind, Webhook, WebhookDelivery
 from coldchain.services import webhooks
 from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound
 from coldchain.services.targets import REFUSED_TARGET, Resolver, address_refusal, resolve
 from coldchain.services.webhooks import DeliveryPolicy, deliver_due, retry_delay
 from coldchain.storage import Store, open_store
-from coldchain.storage.notifications import NotificationKind, Webhook, WebhookDelivery
 from tests.factories import make_org
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
