@@ -13,7 +13,7 @@ ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
 PORT ?=
 DEMO_ARGS := $(if $(PORT),--port $(PORT))
 
-.PHONY: demo serve migrate assets test lint bench clean
+.PHONY: demo serve migrate assets test lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -65,6 +65,12 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_ingest_evaluation.py
 	$(BIN)/python tests/benchmarks/bench_eta.py
 	$(BIN)/python tests/benchmarks/bench_portal.py
+
+# Mutation testing of the domain against its own tests (minutes to hours; not part of the test run).
+mutation: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[mutation]'
+	$(BIN)/mutmut run
+	$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(ASSETS)/node_modules tests/artifacts

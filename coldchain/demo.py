@@ -246,10 +246,29 @@ class Shipment(msgspec.Struct, frozen=True, kw_only=True):
     credentials: TrackerCredentials
 
 
+class Login(msgspec.Struct, frozen=True, kw_only=True):
+    """A person of the demo who signs in to the portal."""
+
+    who: str
+    email: str
+    password: str
+
+
 class World(msgspec.Struct, frozen=True, kw_only=True):
     tokens: Tokens
     orgs: dict[str, int]
     shipments: list[Shipment]
+    logins: list[Login]
+
+
+DEMO_USERS = (
+    ("shipper", "admin", "Ada Admin", "admin@pharma.demo", "shipper admin"),
+    ("shipper", "logistics", "Lena Logistics", "logistics@pharma.demo", "shipper logistics"),
+    ("carrier", "carrier", "Carl Carrier", "dispatch@reefer.demo", "carrier dispatch"),
+    ("receiver", "pharmacist", "Paula Pharmacist", "pharmacist@pharmacy.demo", "receiving pharmacist"),
+    ("shipper", "auditor", "Otto Auditor", "qa@pharma.demo", "QA auditor"),
+)
+"""One portal user per role with work to do: (organisation, role, name, email, who)."""
 
 
 def _place(route_point: Any) -> dict[str, Any]:
@@ -275,6 +294,12 @@ async def _set_up(http: httpx.AsyncClient, operator: str, now: datetime, stamp: 
         goods_in=await token("receiver", "logistics", "demo goods-in desk"),
         auditor=await token("shipper", "auditor", "demo QA auditor"),
     )
+    logins = []
+    for kind, role, name, email, who in DEMO_USERS:
+        password = secrets.token_urlsafe(9)
+        user = {"role": role, "name": name, "email": email, "password": password}
+        await _call(http, "POST", f"/v1/organisations/{orgs[kind]}/users", operator, user)
+        logins.append(Login(who=who, email=email, password=password))
     shipper = tokens.shipper_logistics
     lots: dict[str, tuple[int, int]] = {}
     for key, (name, profile_id) in PRODUCTS.items():
@@ -315,7 +340,7 @@ async def _set_up(http: httpx.AsyncClient, operator: str, now: datetime, stamp: 
         shipments.append(
             Shipment(id=shipment["id"], reference=reference, plan=plan, start=start, credentials=credentials)
         )
-    return World(tokens=tokens, orgs=orgs, shipments=shipments)
+    return World(tokens=tokens, orgs=orgs, shipments=shipments, logins=logins)
 
 
 async def _complete_delivery(http: httpx.AsyncClient, world: World, shipment: Shipment, now: datetime) -> None:
@@ -364,6 +389,9 @@ def _summary(world: World, statuses: list[dict[str, Any]], url: str, speed: floa
         return f"curl -s{verb} -H 'Authorization: Bearer {token}'{data} {url}{path}"
 
     lines += [
+        "",
+        f"The portal: {url}/portal (its board moves as the trackers sync). Sign in as:",
+        *(f"  {login.email:<26} password {login.password:<14} ({login.who})" for login in world.logins),
         "",
         "Tokens, one per role with work to do, each with a call to try:",
         f"  shipper admin      {tokens.shipper_admin}",
@@ -426,7 +454,7 @@ async def _demo(http: httpx.AsyncClient, operator: str, clock: AcceleratedClock,
     """Set up, let every tracker sync what it logged before now, print the summary, play on until cancelled."""
     now = clock.now()
     stamp = now.strftime("%Y%m%d%H%M%S")
-    _say("setting up organisations, tokens, products, lots and five shipments through the API")
+    _say("setting up organisations, users, tokens, products, lots and five shipments through the API")
     world = await _set_up(http, operator, now, stamp)
     _say("playing the trips: each tracker syncs what it logged before now, then lives on the demo clock")
     runs = [
@@ -496,7 +524,9 @@ async def _serve_demo(
     app = create_app(
         settings, clock=clock.now, background=[lambda store: running_jobs(store, settings, clock=clock.now)]
     )
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # The client lets idle connections go well before the server closes them: otherwise a request sent on a
+    # connection the server is closing at that moment fails ("server disconnected").
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=30))
     _say(f"migrating {options.database} and starting the service")
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     stopping = asyncio.create_task(stop.wait())
@@ -514,7 +544,8 @@ async def _serve_demo(
     _say(f"serving on {url} from {database_url.removeprefix('sqlite:///')}")
     print(f"operator token for this run: {operator}", flush=True)
     with tempfile.TemporaryDirectory(prefix="coldchain-demo-") as logbooks:
-        async with httpx.AsyncClient(base_url=url, timeout=60.0) as http:
+        limits = httpx.Limits(keepalive_expiry=5.0)
+        async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as http:
             work = asyncio.create_task(_demo(http, operator, clock, url, Path(logbooks)))
             done, _ = await asyncio.wait({work, stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
             await _stop(server, serving, work)

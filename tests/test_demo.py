@@ -126,6 +126,20 @@ def test_the_live_demo_raises_a_live_alarm_and_an_at_risk_eta_soon_after_its_sum
         shipments = {s["reference"]: s for s in httpx.get(f"{url}/v1/shipments", headers=logistics).json()}
         by_story = {story: shipments[reference]["id"] for story, reference in references.items()}
 
+        # Every demo user printed can sign in to the portal, and the portal's board shows the shipments in transit.
+        logins = [line.split() for line in demo.lines if re.match(r"^  \S+@\S+\.demo +password ", line)]
+        assert len(logins) == 5, demo.output
+        for login in logins:
+            email, password = login[0], login[2]
+            with httpx.Client(base_url=url) as browser:
+                signed_in = browser.post("/v1/session", json={"email": email, "password": password})
+                assert signed_in.status_code == 201, signed_in.text
+                board = browser.get("/v1/board")
+                assert board.status_code == 200
+        assert f"{url}/portal" in demo.output
+        in_transit = {s["reference"] for s in board.json()["shipments"]}
+        assert {references["live-alarm"], references["at-risk"], references["in-flight"]} <= in_transit
+
         # The shipment delivered before the demo began holds a complete, intact custody chain.
         auditor = {"Authorization": f"Bearer {demo.token('auditor')}"}
         chain = httpx.get(f"{url}/v1/shipments/{by_story['delivered']}/custody", headers=auditor).json()
