@@ -35,7 +35,7 @@ from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
 from coldchain.services import loggers
 
-__all__ = ["EvaluationApi", "shipment_status"]
+__all__ = ["AlarmOut", "EvaluationApi", "alarm_out", "shipment_status"]
 
 UtcOffsetQuery = Annotated[
     int,
@@ -307,7 +307,7 @@ def _excursion_out(stored: StoredExcursion) -> ExcursionOut:
     )
 
 
-def _alarm_out(stored: StoredAlarm) -> AlarmOut:
+def alarm_out(stored: StoredAlarm) -> AlarmOut:
     alarm = stored.alarm
     return AlarmOut(
         id=stored.id,
@@ -396,7 +396,7 @@ def _status_out(judgement: use_cases.ShipmentJudgement) -> ShipmentStatusOut:
         ],
         mkt=_mkt_out(evaluation.mkt),
         excursions=[_excursion_out(stored) for stored in judgement.excursions],
-        alarms=[_alarm_out(stored) for stored in judgement.alarms],
+        alarms=[alarm_out(stored) for stored in judgement.alarms],
         gaps=[GapOut(start=gap.start, end=gap.end, duration_min=gap.duration_min) for gap in evaluation.gaps],
         faults=[
             FaultOut(
@@ -553,7 +553,7 @@ class EvaluationApi(Controller):
         self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
     ) -> list[AlarmOut]:
         found = await use_cases.shipment_alarms(store, principal, shipment_id, withdrawn=withdrawn)
-        return [_alarm_out(stored) for stored in found]
+        return [alarm_out(stored) for stored in found]
 
     @post(
         "/{shipment_id:int}/alarms/{alarm_id:int}/acknowledge",
@@ -573,7 +573,7 @@ class EvaluationApi(Controller):
         stored = await alarm_cases.acknowledge_alarm(
             store, principal, shipment_id, alarm_id, comment=data.comment, now=now
         )
-        return _alarm_out(stored)
+        return alarm_out(stored)
 
     @post(
         "/{shipment_id:int}/logger-files",

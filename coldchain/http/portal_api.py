@@ -20,7 +20,7 @@ from coldchain.domain.portal import ReadingBucket, ReadingKey, ShipmentReading
 from coldchain.domain.shipments import Priority
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
-from coldchain.http.evaluation import AlarmOut, _alarm_out
+from coldchain.http.evaluation import AlarmOut, alarm_out
 from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, PathId
 from coldchain.services import portal as use_cases
@@ -295,6 +295,6 @@ async def alarm_inbox(store: StoreDep, principal: PrincipalDep, limit: InboxLimi
     """Escalated alarms first, then the most recently detected; withdrawn and acknowledged alarms are left out."""
     found = await use_cases.alarm_inbox(store, principal, limit=limit)
     return [
-        InboxAlarmOut(shipment_id=item.alarm.shipment_id, reference=item.reference, alarm=_alarm_out(item.alarm))
+        InboxAlarmOut(shipment_id=item.alarm.shipment_id, reference=item.reference, alarm=alarm_out(item.alarm))
         for item in found
     ]
