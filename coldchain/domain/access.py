@@ -8,7 +8,7 @@ role          may
 ============  =======================================================================================
 admin         everything its organisation may, plus manage the organisation's tokens and webhooks
 logistics     set up products, lots, trackers and shipments; record custody; acknowledge alarms
-pharmacist    read; acknowledge alarms (and, with the reports, decide dispositions)
+pharmacist    read; acknowledge alarms; decide and sign dispositions (a person, signed in: never a token)
 carrier       read the shipments it carries; record custody events on them
 auditor       read
 ============  =======================================================================================
@@ -39,7 +39,7 @@ __all__ = [
 Role = Literal["admin", "logistics", "pharmacist", "carrier", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "logistics", "pharmacist", "carrier", "auditor")
 
-Action = Literal["read", "manage", "setup", "custody", "acknowledge"]
+Action = Literal["read", "manage", "setup", "custody", "acknowledge", "decide"]
 
 _GRANTS: dict[Action, frozenset[Role]] = {
     "read": frozenset(ROLES),
@@ -47,6 +47,7 @@ _GRANTS: dict[Action, frozenset[Role]] = {
     "setup": frozenset({"admin", "logistics"}),
     "custody": frozenset({"admin", "logistics", "carrier"}),
     "acknowledge": frozenset({"admin", "logistics", "pharmacist"}),
+    "decide": frozenset({"pharmacist"}),
 }
 
 
@@ -77,6 +78,8 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     user_id: int | None = None
     user_name: str | None = None
     user_email: str | None = None
+    session_sha256: str | None = None
+    """The portal session the person acts through (its SHA-256), for the signing rules of 21 CFR 11.200."""
 
     @property
     def is_operator(self) -> bool:

@@ -55,6 +55,7 @@ __all__ = [
     "decision_state",
     "evaluation_snapshot",
     "in_effect",
+    "jcs_bytes",
     "jcs_sha256",
     "needs_approval",
     "record_content",
@@ -153,9 +154,14 @@ class WorkItem(msgspec.Struct, frozen=True, kw_only=True):
     latest_decision: Decision | None
 
 
+def jcs_bytes(value: Any) -> bytes:
+    """``value``'s RFC 8785 (JCS) canonical JSON; ``value`` may hold Structs, datetimes, dates."""
+    return rfc8785.dumps(_plain(value))
+
+
 def jcs_sha256(value: Any) -> str:
-    """SHA-256 (hex) of ``value``'s RFC 8785 canonical JSON; ``value`` may hold Structs, datetimes, dates."""
-    return hashlib.sha256(rfc8785.dumps(_plain(value))).hexdigest()
+    """SHA-256 (hex) of :func:`jcs_bytes`."""
+    return hashlib.sha256(jcs_bytes(value)).hexdigest()
 
 
 def _plain(value: Any) -> Any:

@@ -122,7 +122,8 @@ class Chart(msgspec.Struct, frozen=True, kw_only=True):
 class ExcursionView(msgspec.Struct, frozen=True, kw_only=True):
     stored: StoredExcursion
     custodian_name: str | None
-    chart: Chart
+    chart: Chart | None
+    """The readings around it with the limits (temperature excursions; ``None`` past the first fifty)."""
 
 
 class DecisionView(msgspec.Struct, frozen=True, kw_only=True):

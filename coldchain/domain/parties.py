@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 import msgspec
@@ -38,6 +38,8 @@ class Tracker(msgspec.Struct, frozen=True, kw_only=True):
     created_at: datetime
     protocol: TrackerProtocol = "hmac"
     device_id: str | None = None
+    calibration_due_on: date | None = None
+    """When the tracker's calibration certificate runs out (EU GDP ch. 9: calibrated at least yearly)."""
 
     def __repr__(self) -> str:
         return (

@@ -70,6 +70,7 @@ class TrackerAdmin(Controller):
             organisation_id=data.organisation_id,
             now=now,
             protocol=data.protocol,
+            calibration_due_on=data.calibration_due_on,
         )
         if tracker.protocol == "osmand":
             return TrackerCreatedOut(tracker_id=tracker.serial, protocol=tracker.protocol, device_id=tracker.device_id)

@@ -17,6 +17,7 @@ from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
 from coldchain.http.auth import provide_principal
 from coldchain.http.custody import CustodyApi
+from coldchain.http.decisions import DecisionApi, worklist
 from coldchain.http.deps import (
     Clock,
     provide_now,
@@ -80,6 +81,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             ShipmentApi,
             shipment_status,  # after ShipmentApi, which holds POST on the same path
             EvaluationApi,
+            DecisionApi,
+            worklist,
             CustodyApi,
             TrackerAdmin,
             ProfileAdmin,

@@ -8,6 +8,7 @@ number of the problem in ``detail``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
@@ -18,12 +19,13 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
-from coldchain.domain.disposition import DispositionReason, Recommendation
-from coldchain.domain.evaluation import MktBasis, MktResult, MktVerdict
+from coldchain.domain.disposition import Disposition, DispositionReason, Recommendation
+from coldchain.domain.evaluation import Evaluation, MktBasis, MktResult, MktVerdict
 from coldchain.domain.excursions import FaultReason
 from coldchain.domain.findings import StoredAlarm, StoredExcursion
 from coldchain.domain.logger_files import DayLimit, LoggerDay
 from coldchain.domain.profiles import Action, Direction, Metric, MktWindow, Mode, Profile, Scope
+from coldchain.domain.quarantine import QuarantineFault
 from coldchain.domain.readings import Reading
 from coldchain.domain.rules import RuleStatus
 from coldchain.domain.shipments import ShipmentStatus
@@ -35,7 +37,16 @@ from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
 from coldchain.services import loggers
 
-__all__ = ["AlarmOut", "EvaluationApi", "alarm_out", "shipment_status"]
+__all__ = [
+    "AlarmOut",
+    "EvaluationApi",
+    "ExcursionOut",
+    "ShipmentStatusOut",
+    "alarm_out",
+    "excursion_out",
+    "shipment_status",
+    "status_parts_out",
+]
 
 UtcOffsetQuery = Annotated[
     int,
@@ -286,7 +297,7 @@ class LoggerImportOut(msgspec.Struct, frozen=True, kw_only=True):
 # -- mapping -----------------------------------------------------------------------------------------------
 
 
-def _excursion_out(stored: StoredExcursion) -> ExcursionOut:
+def excursion_out(stored: StoredExcursion) -> ExcursionOut:
     excursion = stored.excursion
     return ExcursionOut(
         id=stored.id,
@@ -331,9 +342,9 @@ def alarm_out(stored: StoredAlarm) -> AlarmOut:
     )
 
 
-def _rules_out(profile: Profile, judgement: use_cases.ShipmentJudgement) -> list[RuleOut]:
+def _rules_out(profile: Profile, evaluation: Evaluation, allowances: dict[str, float | None]) -> list[RuleOut]:
     rules = []
-    for rule, summary in zip(profile.rules, judgement.evaluation.rules, strict=True):
+    for rule, summary in zip(profile.rules, evaluation.rules, strict=True):
         rules.append(
             RuleOut(
                 rule=rule.name,
@@ -352,7 +363,7 @@ def _rules_out(profile: Profile, judgement: use_cases.ShipmentJudgement) -> list
                 degree_min=summary.degree_min,
                 excursions=summary.excursions,
                 alarms=summary.alarms,
-                allowance_left_min=judgement.allowances[rule.name],
+                allowance_left_min=allowances[rule.name],
             )
         )
     return rules
@@ -363,22 +374,51 @@ def _mkt_out(mkt: MktResult) -> MktOut:
 
 
 def _status_out(judgement: use_cases.ShipmentJudgement) -> ShipmentStatusOut:
-    evaluation = judgement.evaluation
     shipment = judgement.shipment
-    return ShipmentStatusOut(
+    return status_parts_out(
         shipment_id=shipment.id,
         reference=shipment.reference,
         status=shipment.status,
+        profile=judgement.profile,
+        streams=judgement.streams,
+        evaluation=judgement.evaluation,
+        allowances=judgement.allowances,
+        quarantined=judgement.quarantined,
+        excursions=judgement.excursions,
+        alarms=judgement.alarms,
+        disposition=judgement.disposition,
+    )
+
+
+def status_parts_out(
+    *,
+    shipment_id: int,
+    reference: str,
+    status: ShipmentStatus,
+    profile: Profile,
+    streams: int,
+    evaluation: Evaluation,
+    allowances: dict[str, float | None],
+    quarantined: Sequence[QuarantineFault],
+    excursions: Sequence[StoredExcursion],
+    alarms: Sequence[StoredAlarm],
+    disposition: Disposition,
+) -> ShipmentStatusOut:
+    """The shipment's judgement on the wire, from its parts (the status route's, the investigation's)."""
+    return ShipmentStatusOut(
+        shipment_id=shipment_id,
+        reference=reference,
+        status=status,
         profile_id=evaluation.profile_id,
         profile_version=evaluation.profile_version,
-        streams=judgement.streams,
+        streams=streams,
         readings=evaluation.readings,
         first_reading_at=evaluation.first_reading_at,
         last_reading_at=evaluation.last_reading_at,
         temperature_min_c=evaluation.temperature_min_c,
         temperature_max_c=evaluation.temperature_max_c,
         temperature_mean_c=evaluation.temperature_mean_c,
-        rules=_rules_out(judgement.profile, judgement),
+        rules=_rules_out(profile, evaluation, allowances),
         budgets=[
             BudgetOut(
                 rule=budget.rule,
@@ -395,8 +435,8 @@ def _status_out(judgement: use_cases.ShipmentJudgement) -> ShipmentStatusOut:
             for budget in evaluation.budgets
         ],
         mkt=_mkt_out(evaluation.mkt),
-        excursions=[_excursion_out(stored) for stored in judgement.excursions],
-        alarms=[alarm_out(stored) for stored in judgement.alarms],
+        excursions=[excursion_out(stored) for stored in excursions],
+        alarms=[alarm_out(stored) for stored in alarms],
         gaps=[GapOut(start=gap.start, end=gap.end, duration_min=gap.duration_min) for gap in evaluation.gaps],
         faults=[
             FaultOut(
@@ -411,11 +451,9 @@ def _status_out(judgement: use_cases.ShipmentJudgement) -> ShipmentStatusOut:
         ],
         quarantined=[
             QuarantineFaultOut(kind=f.kind, first_at=f.first_at, last_at=f.last_at, readings=f.readings)
-            for f in judgement.quarantined
+            for f in quarantined
         ],
-        disposition=DispositionOut(
-            recommendation=judgement.disposition.recommendation, reasons=judgement.disposition.reasons
-        ),
+        disposition=DispositionOut(recommendation=disposition.recommendation, reasons=disposition.reasons),
     )
 
 
@@ -512,7 +550,7 @@ class EvaluationApi(Controller):
         self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, withdrawn: FromQuery[bool] = False
     ) -> list[ExcursionOut]:
         found = await use_cases.shipment_excursions(store, principal, shipment_id, withdrawn=withdrawn)
-        return [_excursion_out(stored) for stored in found]
+        return [excursion_out(stored) for stored in found]
 
     @get(
         "/{shipment_id:int}/quarantined",

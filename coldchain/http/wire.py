@@ -10,7 +10,7 @@ blocks a tracker's queue: such a reading is quarantined with its reason, such a 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 import msgspec
@@ -125,6 +125,8 @@ class TrackerIn(BodyIn, frozen=True, kw_only=True, forbid_unknown_fields=True):
     organisation_id: Id | None = None
     protocol: TrackerProtocol = "hmac"
     """``hmac``: signed sync batches. ``osmand``: OsmAnd positions, under a generated device id. Fixed for good."""
+    calibration_due_on: date | None = None
+    """When the tracker's calibration certificate runs out (``PUT /v1/trackers/{serial}/calibration`` renews it)."""
 
 
 class TrackerCreatedOut(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -66,6 +66,7 @@ __all__ = [
     "ShipmentJudgement",
     "budgets_left",
     "judge_readings",
+    "judgement_in",
     "shipment_alarms",
     "shipment_excursions",
     "shipment_judgement",
@@ -366,17 +367,22 @@ async def shipment_judgement(store: Store, principal: Principal, shipment_id: in
     async with store.transaction() as tx:
         shipment = await visible_shipment(tx, principal, shipment_id)
         require(principal, "read")
-        profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
-        streams = await tx.evaluation_streams(shipment_id)
-        parts = [stream_evaluation(stream.profile, decode_state(stream.state)) for stream in streams]
-        has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
-        spendings = await _lot_spendings(tx, shipment) if has_budget else []
-        quarantined = await _quarantined(tx, shipment_id)
-        excursions = await tx.excursions_of_shipment(shipment_id)
-        stored_alarms = await tx.alarms_of_shipment(shipment_id)
+        return await judgement_in(tx, shipment)
+
+
+async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement:
+    """:func:`shipment_judgement` inside an open transaction, for a shipment the caller already may see."""
+    profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
+    streams = await tx.evaluation_streams(shipment.id)
+    parts = [stream_evaluation(stream.profile, decode_state(stream.state)) for stream in streams]
+    has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
+    spendings = await _lot_spendings(tx, shipment) if has_budget else []
+    quarantined = await _quarantined(tx, shipment.id)
+    excursions = await tx.excursions_of_shipment(shipment.id)
+    stored_alarms = await tx.alarms_of_shipment(shipment.id)
     judgement = judge_shipment(
         profile,
-        shipment_id=shipment_id,
+        shipment_id=shipment.id,
         streams=parts,
         lot_spendings=spendings,
         quarantined=quarantine_faults(quarantined),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 
 import msgspec
 
@@ -22,6 +22,7 @@ __all__ = [
     "UnknownOrganisation",
     "find_osmand_tracker",
     "find_tracker",
+    "record_calibration",
     "register_tracker",
     "sync_overview",
     "tracker_status",
@@ -51,6 +52,7 @@ async def register_tracker(
     organisation_id: int | None,
     now: datetime,
     protocol: TrackerProtocol = "hmac",
+    calibration_due_on: date | None = None,
 ) -> tuple[Tracker, str]:
     """Create a tracker of the caller's organisation speaking ``protocol`` (fixed from now on) and its secret; the
     secret is returned here once and never shown again. The operator may register a tracker of any organisation,
@@ -80,9 +82,16 @@ async def register_tracker(
             now=now,
             protocol=protocol,
             device_id=device_id,
+            calibration_due_on=calibration_due_on,
         )
         detail = msgspec.json.encode(
-            {"serial": serial, "model": model, "organisation_id": organisation_id, "protocol": protocol}
+            {
+                "serial": serial,
+                "model": model,
+                "organisation_id": organisation_id,
+                "protocol": protocol,
+                "calibration_due_on": None if calibration_due_on is None else calibration_due_on.isoformat(),
+            }
         )
         await tx.append_audit(
             actor=actor, action="tracker.registered", subject=f"tracker:{tracker.id}", detail=detail.decode(), now=now
@@ -147,3 +156,29 @@ class TrackerCache:
             self._entries.clear()
         self._entries[serial] = (now, tracker)
         return tracker
+
+
+async def record_calibration(
+    store: Store, principal: Principal, serial: str, *, due_on: date | None, certificate: str | None, now: datetime
+) -> Tracker:
+    """Record when the tracker's calibration runs out (a new certificate), with an audit entry."""
+    require(principal, "setup")
+    async with store.transaction() as tx:
+        tracker = await tx.get_tracker(serial)
+        if tracker is None or principal.organisation_id not in (None, tracker.organisation_id):
+            raise NotFound(f"no tracker {serial!r}")
+        await tx.set_tracker_calibration(tracker.id, due_on)
+        detail = {
+            "serial": serial,
+            "calibration_due_on": None if due_on is None else due_on.isoformat(),
+            "before": None if tracker.calibration_due_on is None else tracker.calibration_due_on.isoformat(),
+            "certificate": certificate,
+        }
+        await tx.append_audit(
+            actor=principal.actor,
+            action="tracker.calibrated",
+            subject=f"tracker:{tracker.id}",
+            detail=msgspec.json.encode(detail).decode(),
+            now=now,
+        )
+    return msgspec.structs.replace(tracker, calibration_due_on=due_on)

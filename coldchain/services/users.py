@@ -25,7 +25,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from coldchain.domain.access import Principal, Role
 from coldchain.domain.users import LoginLimits, User, locked_out, normalise_email, session_valid
 from coldchain.services.access import require
-from coldchain.services.errors import Invalid, NotFound
+from coldchain.services.errors import Forbidden, Invalid, NotFound
 from coldchain.storage import Store, Transaction
 
 __all__ = [
@@ -33,6 +33,8 @@ __all__ = [
     "MIN_PASSWORD_CHARS",
     "SignIn",
     "SignInRefused",
+    "SignatureRefused",
+    "check_signer",
     "create_user",
     "disable_user",
     "enable_user",
@@ -60,6 +62,11 @@ class SignInRefused(Exception):
     def __init__(self, message: str, *, locked: bool) -> None:
         super().__init__(message)
         self.locked = locked
+
+
+class SignatureRefused(Forbidden):
+    """An electronic signature refused: the password (or, at a session's first signing, the user id) is not the
+    signer's, or too many attempts failed. The attempt is in the audit trail."""
 
 
 class SignIn(msgspec.Struct, frozen=True, kw_only=True):
@@ -252,7 +259,7 @@ async def sign_in(
     return SignIn(session_id=session_id, csrf_token=csrf_token, user=user)
 
 
-def _principal(user: User) -> Principal:
+def _principal(user: User, session_sha256: str | None = None) -> Principal:
     return Principal(
         organisation_id=user.organisation_id,
         role=user.role,
@@ -260,6 +267,7 @@ def _principal(user: User) -> Principal:
         user_id=user.id,
         user_name=user.name,
         user_email=user.email,
+        session_sha256=session_sha256,
     )
 
 
@@ -282,7 +290,7 @@ async def session_principal(
             return None
         if now - session.last_seen_at >= _TOUCH_EVERY:
             await tx.touch_session(digest, now=now)
-    return _principal(user), session.csrf_token
+    return _principal(user, digest), session.csrf_token
 
 
 async def sign_out(store: Store, session_id: str, *, now: datetime) -> None:
@@ -296,3 +304,48 @@ async def sign_out(store: Store, session_id: str, *, now: datetime) -> None:
         user = await tx.get_user(session.user_id)
         actor = PORTAL_ACTOR if user is None else _actor(user)
         await _audit(tx, actor, "user.signed_out", f"user:{session.user_id}", {}, now)
+
+
+async def check_signer(
+    store: Store,
+    principal: Principal,
+    *,
+    email: str | None,
+    password: str,
+    client: str,
+    limits: LoginLimits,
+    subject: str,
+    now: datetime,
+) -> bool:
+    """Check the two components of an electronic signature (21 CFR 11.200(a)(1)): at the first signing of a
+    session, the user id (email) and the password; at later signings in the same session, the password (an email
+    given must still be the signer's). Whether this is the session's first signing.
+
+    A failure is counted like a failed sign-in (past the limits every signing is refused until the window has
+    passed), written to the audit trail with ``subject`` (what was to be signed), and raises
+    :class:`SignatureRefused`. The caller must be a person in a portal session: a token signs nothing.
+    """
+    if principal.user_id is None or principal.session_sha256 is None or principal.user_email is None:
+        raise Forbidden("an electronic signature is a person's: sign in to the portal (an API token cannot sign)")
+    address = principal.user_email
+    async with store.transaction() as tx:
+        first = await tx.session_signed_at(principal.session_sha256) is None
+        failures = await tx.login_failures(email=address, client=client, since=now - limits.window)
+        found = await tx.user_by_email(address)
+    problem: str | None = None
+    if locked_out(*failures, limits):
+        problem = "too many failed attempts: wait, or ask an admin to reset the password"
+    elif first and email is None:
+        problem = "the first signature of a session needs your email (user id) and your password"
+    elif email is not None and normalise_email(email) != address:
+        problem = "the email is not the signed-in user's"
+    elif found is None or not await _verify(found[1], password[:MAX_PASSWORD_CHARS]):
+        problem = "the password is not right"
+    if problem is None:
+        return first
+    async with store.transaction() as tx:
+        await tx.forget_login_failures_before(now - limits.window)
+        await tx.record_login_failure(email=address, client=client, now=now)
+        detail = {"subject": subject, "problem": problem, "client": client, "first_of_session": first}
+        await _audit(tx, principal.actor, "signature.refused", f"user:{principal.user_id}", detail, now)
+    raise SignatureRefused(f"signature refused: {problem}; the attempt is recorded")

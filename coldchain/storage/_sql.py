@@ -21,6 +21,7 @@ from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, S
 from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.storage._sqlbase import SqlBase
 from coldchain.storage.custody import CustodySql
+from coldchain.storage.decisions import DecisionsSql
 from coldchain.storage.errors import AlreadyExists
 from coldchain.storage.evaluation import EvaluationSql
 from coldchain.storage.notifications import NotificationsSql
@@ -71,7 +72,7 @@ def load_queries(driver: str) -> Any:
     return aiosql.from_path(sql_dir() / "queries", driver)
 
 
-class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, SqlBase):
+class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, DecisionsSql, SqlBase):
     """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
 
     Subclasses say how a time crosses the driver and how readings are written in bulk (see :class:`SqlBase`).
@@ -92,6 +93,7 @@ class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, Use
             created_at=self._time_out(row["created_at"]),
             protocol=protocol,
             device_id=row["device_id"],
+            calibration_due_on=None if row["calibration_due_on"] is None else self._date_out(row["calibration_due_on"]),
         )
 
     def _audit_entry(self, row: Any) -> AuditEntry:
@@ -193,6 +195,7 @@ class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, Use
         now: datetime,
         protocol: TrackerProtocol = "hmac",
         device_id: str | None = None,
+        calibration_due_on: date | None = None,
     ) -> Tracker:
         row = await self._q.insert_tracker(
             self._conn,
@@ -203,11 +206,17 @@ class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, Use
             protocol=protocol,
             device_id=device_id,
             created_at=self._time_in(now),
+            calibration_due_on=None if calibration_due_on is None else self._date_in(calibration_due_on),
         )
         if row is None:
             raise AlreadyExists(f"a tracker with serial {serial!r} already exists")
         await self._q.insert_sync_state(self._conn, tracker_id=row["id"])
         return self._tracker(row)
+
+    async def set_tracker_calibration(self, tracker_id: int, due_on: date | None) -> None:
+        await self._q.set_tracker_calibration(
+            self._conn, id=tracker_id, due_on=None if due_on is None else self._date_in(due_on)
+        )
 
     async def get_tracker(self, serial: str) -> Tracker | None:
         row = await self._q.get_tracker_by_serial(self._conn, serial=serial)

@@ -26,6 +26,7 @@ from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Place, Priority, Shipment, ShipmentStatus
 from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.storage.custody import CustodyRecords
+from coldchain.storage.decisions import DecisionRecords
 from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
 from coldchain.storage.evaluation import EvaluationRecords
 from coldchain.storage.notifications import NotificationRecords
@@ -44,7 +45,9 @@ __all__ = [
 Engine = Literal["sqlite", "postgresql"]
 
 
-class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, UserRecords, PortalRecords, Protocol):
+class Transaction(
+    EvaluationRecords, CustodyRecords, NotificationRecords, UserRecords, PortalRecords, DecisionRecords, Protocol
+):
     """One unit of work. All methods run inside the same database transaction.
 
     Each area with records of its own (evaluation, custody, notifications) states them in its own module.
@@ -84,11 +87,16 @@ class Transaction(EvaluationRecords, CustodyRecords, NotificationRecords, UserRe
         now: datetime,
         protocol: TrackerProtocol = "hmac",
         device_id: str | None = None,
+        calibration_due_on: date | None = None,
     ) -> Tracker:
         """Register a tracker; :class:`AlreadyExists` when the serial is taken."""
         ...
 
     async def get_tracker(self, serial: str) -> Tracker | None: ...
+
+    async def set_tracker_calibration(self, tracker_id: int, due_on: date | None) -> None:
+        """Record when the tracker's calibration runs out (after a new calibration certificate)."""
+        ...
 
     async def get_osmand_tracker(self, device_id: str) -> Tracker | None:
         """The OsmAnd tracker with this device id (a signing tracker has none: it is never found here)."""

@@ -9,18 +9,20 @@ RETURNING id, name, kind, created_at;
 -- name: get_organisation(id)^
 SELECT id, name, kind, created_at FROM organisations WHERE id = :id;
 
--- name: insert_tracker(organisation_id, serial, model, secret, protocol, device_id, created_at)^
-INSERT INTO trackers (organisation_id, serial, model, secret, protocol, device_id, created_at)
-VALUES (:organisation_id, :serial, :model, :secret, :protocol, :device_id, :created_at)
+-- name: insert_tracker(organisation_id, serial, model, secret, protocol, device_id, created_at, calibration_due_on)^
+INSERT INTO trackers (organisation_id, serial, model, secret, protocol, device_id, created_at, calibration_due_on)
+VALUES (:organisation_id, :serial, :model, :secret, :protocol, :device_id, :created_at, :calibration_due_on)
 ON CONFLICT (serial) DO NOTHING
-RETURNING id, organisation_id, serial, model, secret, protocol, device_id, created_at;
+RETURNING id, organisation_id, serial, model, secret, protocol, device_id, created_at, calibration_due_on;
 
 -- name: get_tracker_by_serial(serial)^
-SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at FROM trackers
+SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at, calibration_due_on
+FROM trackers
 WHERE serial = :serial;
 
 -- name: get_tracker_by_device_id(device_id)^
-SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at FROM trackers
+SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at, calibration_due_on
+FROM trackers
 WHERE device_id = :device_id AND protocol = 'osmand';
 
 -- name: count_readings()$
@@ -151,3 +153,6 @@ SELECT id, product_id, lot_number, expires_on, created_at FROM lots WHERE produc
 
 -- name: all_products()
 SELECT id, organisation_id, gtin, name, profile_id, created_at FROM products ORDER BY id;
+
+-- name: set_tracker_calibration(id, due_on)!
+UPDATE trackers SET calibration_due_on = :due_on WHERE id = :id;

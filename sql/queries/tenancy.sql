@@ -21,7 +21,8 @@ WHERE id = :id AND organisation_id = :organisation_id
 RETURNING id, organisation_id, role, name, created_at, revoked_at;
 
 -- name: get_tracker_by_id(id)^
-SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at FROM trackers WHERE id = :id;
+SELECT id, organisation_id, serial, model, secret, protocol, device_id, created_at, calibration_due_on
+FROM trackers WHERE id = :id;
 
 -- name: trackers_of_organisation(organisation_id)
 SELECT id FROM trackers WHERE organisation_id = :organisation_id ORDER BY serial;
