@@ -9,11 +9,13 @@ evaluation has changed since, nothing is signed (409).
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, get, post, put
+from litestar import Controller, Request, Response, get, post, put
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
@@ -39,6 +41,7 @@ from coldchain.domain.investigation import (
 from coldchain.domain.profiles import Profile
 from coldchain.domain.shipments import Priority, ShipmentStatus
 from coldchain.domain.users import LoginLimits
+from coldchain.documents.report import report_pdf
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.evaluation import ExcursionOut, ShipmentStatusOut, excursion_out, status_parts_out
 from coldchain.http.limits import client_address
@@ -48,7 +51,7 @@ from coldchain.services import decisions as use_cases
 from coldchain.services import trackers
 from coldchain.settings import Settings
 
-__all__ = ["DecisionApi", "InvestigationOut", "decision_out", "login_limits", "worklist"]
+__all__ = ["DecisionApi", "InvestigationOut", "decision_out", "login_limits", "pdf_response", "worklist"]
 
 Sha256 = Annotated[str, Meta(pattern="^[0-9a-f]{64}$", description="a SHA-256 digest in lower-case hex")]
 Text = Annotated[str, Meta(max_length=use_cases.MAX_TEXT_CHARS)]
@@ -274,6 +277,16 @@ def investigation_out(found: Investigation) -> InvestigationOut:
     )
 
 
+def pdf_response(content: bytes, found: Investigation) -> Response[bytes]:
+    """A PDF report as an answer, named after the shipment."""
+    name = "".join(c if c.isalnum() or c in "-_." else "-" for c in found.identification.reference)
+    return Response(
+        content,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="excursion-report-{name}.pdf"'},
+    )
+
+
 @get(
     "/v1/worklist",
     summary="Delivered shipments awaiting a pharmacist's decision, most urgent first",
@@ -303,6 +316,25 @@ class DecisionApi(Controller):
         self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep
     ) -> InvestigationOut:
         return investigation_out(await use_cases.investigation(store, principal, shipment_id, now=now))
+
+    @get(
+        "/shipments/{shipment_id:int}/excursion-report",
+        summary="The excursion report as PDF: the investigation, the decisions and their signatures",
+        security=BEARER,
+        media_type="application/pdf",
+        responses={
+            200: ResponseSpec(bytes, description="The report (application/pdf).", media_type="application/pdf"),
+            **errors(401, 404),
+        },
+    )
+    async def excursion_report(
+        self, shipment_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep
+    ) -> Response[bytes]:
+        """The same content as the investigation, rendered for print: page x of y, generation time, software
+        version and the SHA-256 of the raw readings on every page; every signature with its signer's printed name,
+        date and time with UTC offset, and meaning (21 CFR 11.50)."""
+        found = await use_cases.investigation(store, principal, shipment_id, now=now)
+        return pdf_response(await asyncio.to_thread(report_pdf, found), found)
 
     @get(
         "/shipments/{shipment_id:int}/decisions",

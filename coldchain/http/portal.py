@@ -13,6 +13,7 @@ Content-Security-Policy that allows no inline script.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -34,16 +35,21 @@ from markupsafe import Markup, escape
 
 from coldchain.domain.access import ROLES, Principal, allowed
 from coldchain.domain.board import BOARD_STATES, BoardState
+from coldchain.domain.decisions import DECIDABLE_STATUSES, MEANINGS
 from coldchain.domain.notifications import NOTIFICATION_KINDS
 from coldchain.domain.shipments import Leg, Place
 from coldchain.http.auth import CSRF_FIELD, check_csrf, request_session
 from coldchain.http.deps import NowDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.documents.report import REPORT_CSS, report_body, report_pdf
+from coldchain.http.decisions import login_limits, pdf_response
+from coldchain.http.limits import client_address
 from coldchain.http.users import end_session_cookie, session_cookie, sign_in
 from coldchain.http.wire import MAX_ID, PathId
 from coldchain.services import access as access_cases
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import custody as custody_cases
+from coldchain.services import decisions as decision_cases
 from coldchain.services import evaluation as evaluation_cases
 from coldchain.services import portal as use_cases
 from coldchain.services import products as product_cases
@@ -532,6 +538,177 @@ async def inbox_page(viewer: ViewerDep, store: StoreDep, settings: SettingsDep, 
     return _page("inbox.html", viewer, settings, now, nav="inbox", alarms=found, errors={}, values={})
 
 
+# -- worklist, investigation and decisions --------------------------------------------------------------------------
+
+_WAITING_WORDS = {
+    "undecided": "no decision yet",
+    "evaluation_changed": "evaluation changed after signing",
+    "awaiting_approval": "awaiting QA approval",
+    "excursions": "excursions",
+    "quarantine_recommended": "quarantine or reject recommended",
+    "faults": "gaps, faults or quarantined readings",
+}
+
+
+@get("/portal/worklist", include_in_schema=False)
+async def worklist_page(viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep) -> Template:
+    items = await decision_cases.worklist(store, viewer.principal)
+    return _page("worklist.html", viewer, settings, now, nav="worklist", items=items, waiting_words=_WAITING_WORDS)
+
+
+async def _investigation_page(
+    store: Any,
+    viewer: Viewer,
+    settings: Settings,
+    shipment_id: int,
+    now: datetime,
+    *,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Template:
+    found = await decision_cases.investigation(store, viewer.principal, shipment_id, now=now)
+    principal = viewer.principal
+    return _page(
+        "investigation.html",
+        viewer,
+        settings,
+        now,
+        status_code,
+        nav="worklist",
+        inv=found,
+        report_body=report_body(found),
+        may_sign=principal.role == "pharmacist" and principal.user_id is not None,
+        decidable=found.identification.status in DECIDABLE_STATUSES,
+        meanings=MEANINGS,
+        waiting_words=_WAITING_WORDS,
+        errors=errors or {},
+        values=values or {},
+        notice=notice,
+    )
+
+
+@get("/portal/shipments/{shipment_id:int}/investigation", include_in_schema=False)
+async def investigation_page(
+    shipment_id: PathId,
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+    signed: Annotated[int | None, QueryParameter(ge=1, le=MAX_ID)] = None,
+) -> Template:
+    notice = None if signed is None else f"Decision {signed} is signed and recorded."
+    return await _investigation_page(store, viewer, settings, shipment_id, now, notice=notice)
+
+
+@get("/static/report/report.css", include_in_schema=False)
+async def report_css() -> Response[bytes]:
+    """The report's stylesheet, which the investigation page shares with the PDF."""
+    return Response(REPORT_CSS.read_bytes(), media_type="text/css; charset=utf-8")
+
+
+@get("/portal/shipments/{shipment_id:int}/report.pdf", include_in_schema=False)
+async def report_pdf_page(shipment_id: PathId, viewer: ViewerDep, store: StoreDep, now: NowDep) -> Response[bytes]:
+    found = await decision_cases.investigation(store, viewer.principal, shipment_id, now=now)
+    return pdf_response(await asyncio.to_thread(report_pdf, found), found)
+
+
+def _signing_error(exc: Exception, prefix: str) -> dict[str, str]:
+    """Where a refused signature's message goes on the page: beside the field it names."""
+    message = str(exc)
+    if "reason" in message.split(":", 1)[0]:
+        return {"reason": message.removeprefix("reason: ")}
+    if "password" in message or "too many" in message:
+        return {f"{prefix}-password": message}
+    if "email" in message:
+        return {f"{prefix}-email": message}
+    return {"message": message, "field": "error-summary"}
+
+
+@post("/portal/shipments/{shipment_id:int}/decisions", include_in_schema=False)
+async def decide_submit(
+    request: Request[Any, Any, Any],
+    shipment_id: PathId,
+    data: Form,
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> Response[Any]:
+    values = {key: data.get(key, "") for key in ("outcome", "reason", "comment", "email")}
+    try:
+        outcome = _choice(data, "outcome", ("release", "quarantine", "reject"))
+        view = await decision_cases.decide(
+            store,
+            viewer.principal,
+            shipment_id,
+            outcome=outcome,  # type: ignore[arg-type]
+            snapshot_sha256=(data.get("snapshot_sha256") or "")[:64],
+            reason=_text(data, "reason", required=False, max_length=decision_cases.MAX_TEXT_CHARS),
+            comment=_text(data, "comment", required=False, max_length=decision_cases.MAX_TEXT_CHARS),
+            email=_text(data, "email", required=False, max_length=254),
+            password=(data.get("password") or "")[:256],
+            client=client_address(request),
+            limits=login_limits(settings),
+            now=now,
+        )
+    except FormError as exc:
+        return await _investigation_page(
+            store, viewer, settings, shipment_id, now, status_code=422, errors={exc.field: str(exc)}, values=values
+        )
+    except ServiceError as exc:
+        return await _investigation_page(
+            store,
+            viewer,
+            settings,
+            shipment_id,
+            now,
+            status_code=_refusal(exc),
+            errors=_signing_error(exc, "decide"),
+            values=values,
+        )
+    return Redirect(f"/portal/shipments/{shipment_id}/investigation?signed={view.decision.seq}#decisions", status_code=303)
+
+
+@post("/portal/shipments/{shipment_id:int}/decisions/{decision_id:int}/approval", include_in_schema=False)
+async def approve_submit(
+    request: Request[Any, Any, Any],
+    shipment_id: PathId,
+    decision_id: PathId,
+    data: Form,
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+) -> Response[Any]:
+    prefix = f"approve-{decision_id}"
+    try:
+        view = await decision_cases.approve_decision(
+            store,
+            viewer.principal,
+            shipment_id,
+            decision_id,
+            email=_text(data, "email", required=False, max_length=254),
+            password=(data.get("password") or "")[:256],
+            client=client_address(request),
+            limits=login_limits(settings),
+            now=now,
+        )
+    except (ServiceError, FormError) as exc:
+        return await _investigation_page(
+            store,
+            viewer,
+            settings,
+            shipment_id,
+            now,
+            status_code=_refusal(exc),
+            errors=_signing_error(exc, prefix),
+            values={"email": data.get("email", "")},
+        )
+    return Redirect(f"/portal/shipments/{shipment_id}/investigation?signed={view.decision.seq}#decisions", status_code=303)
+
+
 # -- set-up -------------------------------------------------------------------------------------------------------
 
 
@@ -857,6 +1034,12 @@ def portal_routes(settings: Settings) -> list[ControllerRouterHandler]:
             shipment_page,
             acknowledge,
             inbox_page,
+            worklist_page,
+            investigation_page,
+            report_pdf_page,
+            report_css,
+            decide_submit,
+            approve_submit,
             setup_page,
             setup_submit,
         ],

@@ -19,6 +19,7 @@ signers at once get consecutive numbers and the second sees the first.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -76,6 +77,7 @@ __all__ = [
     "release_policy",
     "set_release_policy",
     "shipment_decisions",
+    "touched_span",
     "worklist",
 ]
 
@@ -606,6 +608,18 @@ async def approve_decision(
 
 
 # -- late data after a signature ---------------------------------------------------------------------------------
+
+
+def touched_span(times: Sequence[datetime]) -> tuple[datetime, datetime] | None:
+    """The first and last of the device times a batch brought (quarantined ones included), leaving out those that
+    have no UTC form at all (such a reading is quarantined and belongs to no assignment)."""
+    usable = []
+    for moment in times:
+        try:
+            usable.append(moment.astimezone(UTC))
+        except (OverflowError, ValueError):
+            continue
+    return (min(usable), max(usable)) if usable else None
 
 
 async def recheck_decisions(

@@ -34,7 +34,7 @@ from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Shipment, overlaps
 from coldchain.domain.sync import quarantine_reason
 from coldchain.services.access import require, visible_shipment
-from coldchain.services.decisions import recheck_decisions
+from coldchain.services.decisions import recheck_decisions, touched_span
 from coldchain.services.errors import Conflict, Invalid
 from coldchain.services.evaluation import judge_readings
 from coldchain.storage import Store, Transaction
@@ -193,8 +193,9 @@ async def _store_readings(
     await judge_readings(tx, tracker.id, fresh, now=now)
     quarantined = len(await tx.quarantine_readings(tracker.id, refused, received_at=now)) if refused else 0
     if fresh or quarantined:
-        touched = [r.device_time for r in fresh] + [r.device_time for r, _ in refused]
-        await recheck_decisions(tx, tracker.id, earliest=min(touched), latest=max(touched), now=now)
+        span = touched_span([r.device_time for r in fresh] + [r.device_time for r, _ in refused])
+        if span is not None:
+            await recheck_decisions(tx, tracker.id, earliest=span[0], latest=span[1], now=now)
     state.readings_new += len(fresh)
     state.readings_quarantined += quarantined
     state.readings_duplicate += len(readings) - len(fresh) - quarantined

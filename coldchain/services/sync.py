@@ -19,7 +19,7 @@ from coldchain.domain.sync import (
     sequence_refusal,
 )
 from coldchain.services.custody import notice_arrival
-from coldchain.services.decisions import recheck_decisions
+from coldchain.services.decisions import recheck_decisions, touched_span
 from coldchain.services.evaluation import judge_readings
 from coldchain.storage import Store
 
@@ -123,8 +123,11 @@ async def record_batch(
             await notice_arrival(tx, tracker_id, fresh_readings, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
         if (new or quarantined) and policy.evaluate:
-            touched = [r.device_time for r in accepted if r.seq in set(new_seqs)] + [r.device_time for r, _ in refused]
-            await recheck_decisions(tx, tracker_id, earliest=min(touched), latest=max(touched), now=now)
+            span = touched_span(
+                [r.device_time for r in accepted if r.seq in set(new_seqs)] + [r.device_time for r, _ in refused]
+            )
+            if span is not None:
+                await recheck_decisions(tx, tracker_id, earliest=span[0], latest=span[1], now=now)
         recorded = 0
         for conflict in conflicts:
             if await tx.record_sync_conflict(tracker_id, conflict):

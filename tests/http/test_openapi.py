@@ -83,6 +83,9 @@ async def test_callers_authenticate_with_a_bearer_token_and_trackers_with_a_sign
             assert "security" not in operation
         elif path == "/v1/session":
             assert operation["security"] == [{"session": []}], (method, path)
+        elif path.startswith("/v1/shipments/{shipment_id}/decisions") and method == "post":
+            # an electronic signature is a person's: a portal session, never a token
+            assert operation["security"] == [{"session": []}], (method, path)
         else:
             assert operation["security"] == [{"bearer": []}, {"session": []}], (method, path)
 

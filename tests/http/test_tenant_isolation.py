@@ -45,6 +45,15 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/shipments/{shipment_id:int}/custody/handovers/{handover_id:int}/accept"): {"json": {}},
     ("GET", "/v1/shipments/{shipment_id:int}/custody/verify"): {},
     ("GET", "/v1/shipments/{shipment_id:int}/readings"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/investigation"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/excursion-report"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/decisions"): {},
+    ("POST", "/v1/shipments/{shipment_id:int}/decisions"): {
+        "json": {"outcome": "reject", "snapshot_sha256": "0" * 64, "password": "a long password"}
+    },
+    ("POST", "/v1/shipments/{shipment_id:int}/decisions/{decision_id:int}/approval"): {
+        "json": {"password": "a long password"}
+    },
 }
 
 # Routes across the caller's shipments: another tenant's shipments are simply not in the answer.
@@ -87,7 +96,7 @@ async def busy_shipment(world: World) -> tuple[int, dict[str, int]]:
     assert synced.status_code == 200, synced.text
     alarms = (await client.get(f"/v1/shipments/{sid}/alarms", headers=headers)).json()
     assert alarms, "the freezing readings raised an alarm"
-    return sid, {"assignment_id": assignment.json()["id"], "alarm_id": alarms[0]["id"], "handover_id": 1}
+    return sid, {"assignment_id": assignment.json()["id"], "alarm_id": alarms[0]["id"], "handover_id": 1, "decision_id": 1}
 
 
 async def snapshot(world: World, sid: int) -> list[Any]:
