@@ -15,7 +15,6 @@ it in a thread. Fonts come from fontconfig (DejaVu Sans; ``ops/require-packages 
 
 from __future__ import annotations
 
-from datetime import UTC
 from functools import cache
 from pathlib import Path
 from typing import Final
@@ -129,6 +128,8 @@ def _environment() -> jinja2.Environment:
         device_time=wording.device_time,
         signed_at=wording.signed_at,
         duration=wording.duration,
+        hours=wording.hours,
+        count=wording.count,
         measure=wording.measure,
         number=wording.number,
     )
@@ -151,8 +152,6 @@ def _environment() -> jinja2.Environment:
         rule_condition=_rule_condition,
         decision_state=_decision_state,
         label_range=_label_range,
-        offset=wording.utc_offset,
-        generated_at=lambda investigation: investigation.integrity.generated_at.astimezone(UTC),
     )
     return environment
 

@@ -16,8 +16,10 @@ __all__ = [
     "NONE",
     "UNITS",
     "condition",
+    "count",
     "device_time",
     "duration",
+    "hours",
     "measure",
     "number",
     "signed_at",
@@ -76,6 +78,16 @@ def duration(minutes: float | None) -> str:
     if hours:
         return f"{hours} h {mins:02d} min"
     return f"{mins} min"
+
+
+def hours(minutes: float | None) -> str:
+    """``24.0 h``: a length compared with a window counted in hours."""
+    return NONE if minutes is None else f"{minutes / 60:.1f} h"
+
+
+def count(value: int) -> str:
+    """``43,200``."""
+    return f"{value:,}"
 
 
 def number(value: float | None, digits: int = 1) -> str:

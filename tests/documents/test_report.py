@@ -98,6 +98,12 @@ def test_the_pdf_names_each_excursions_rule_and_the_decisions_states_in_words(
     assert "device clock 2026-11-24 08:00 UTC+02:00" in text  # the first reading as the device's clock showed it
 
 
+def test_an_excursion_and_its_chart_stay_on_one_page(shipment: Investigation, pages: list[str]) -> None:
+    for number in range(1, len(shipment.excursions) + 1):
+        (page,) = [text for text in pages if f"Excursion {number}:" in text]
+        assert f"Excursion {number} and the readings around it" in page
+
+
 def test_the_report_reads_in_the_order_a_pharmacist_reads_it(shipment: Investigation) -> None:
     body = str(report_body(shipment))
 
