@@ -60,7 +60,7 @@ _WINDOW = {"24h": "24 h", "30d": "30 days", "shipment": "the whole shipment"}
 _INCOMPLETE = {"bound": "bounded by the label range", "covered": "judged on the recorded time"}
 _FAULT = {"missing": "value missing", "not_a_number": "not a number", "out_of_range": "outside the physical range"}
 _OUTCOME: dict[Outcome, str] = {"release": "release", "quarantine": "quarantine", "reject": "reject"}
-_SIGNED_AS: dict[SignatureRole, str] = {"decision": "deciding signature", "approval": "second signature (QA)"}
+_SIGNED_AS: dict[SignatureRole, str] = {"decision": "deciding signature", "approval": "second signature, QA"}
 _WAITING = {
     "undecided": "no decision yet",
     "evaluation_changed": "the evaluation changed after the decision was signed",

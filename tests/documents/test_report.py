@@ -9,13 +9,15 @@ import io
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pypdf
 import pypdfium2
 import pytest
 
 from coldchain.documents.report import PRINT_STYLESHEET, STYLESHEET, report_body, report_html, report_pdf
-from coldchain.domain.investigation import Investigation
-from tests.documents.factories import AMIRA, JONAS, LINNEA, DecisionSpec, investigation
+from coldchain.domain.investigation import Investigation, ReadingSpan
+from coldchain.domain.judgement import judge_shipment
+from tests.documents.factories import AMIRA, JONAS, LINNEA, PROFILE, SHIPMENT_ID, DecisionSpec, investigation
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "reports"
 
@@ -211,3 +213,33 @@ def test_every_page_renders_to_a_png_for_a_person_to_look_at(pdf: bytes, pages: 
 
     assert len(written) == len(pages)
     assert all(path.stat().st_size > 10_000 for path in written)
+
+
+def test_a_shipment_without_readings_renders_and_says_so() -> None:
+    judged = judge_shipment(PROFILE, shipment_id=SHIPMENT_ID, streams=[], lot_spendings=[])
+    base = investigation(decisions=())
+    empty_chart = msgspec.structs.replace(base.chart, points=[], shaded=[])
+    nothing = msgspec.structs.replace(
+        base,
+        span=ReadingSpan(first_at=None, first_utc_offset_min=None, last_at=None, last_utc_offset_min=None),
+        evaluation=judged.evaluation,
+        allowances=judged.allowances,
+        quarantined=[],
+        excursions=[],
+        alarms=[],
+        disposition=judged.disposition,
+        chart=empty_chart,
+        waiting=["undecided", "quarantine_recommended"],
+        approval_required=False,
+    )
+
+    body = str(report_body(nothing))
+    pdf = report_pdf(nothing)
+
+    assert "no readings in this period" in body
+    assert "No excursion, and no reading to judge." in body
+    assert "<dt>First reading</dt><dd>—</dd>" in body
+    assert "no readings" in body  # the recommendation's reason
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(pdf)).pages)
+    assert "No decision recorded." in text
+    save_pages(pdf, "no-readings")
