@@ -37,10 +37,13 @@ $(ASSETS_STAMP): $(ASSETS)/package-lock.json
 
 assets: $(ASSETS_STAMP)
 
+# The PDF reports need Pango, HarfBuzz's subsetter and the DejaVu fonts (ops/require-packages pdf).
 demo: $(STAMP) $(ASSETS_STAMP)
+	@ops/require-packages pdf
 	@$(BIN)/coldchain demo $(DEMO_ARGS)
 
 serve: $(STAMP) $(ASSETS_STAMP)
+	@ops/require-packages pdf
 	$(BIN)/coldchain serve
 
 migrate: $(STAMP)
@@ -48,7 +51,7 @@ migrate: $(STAMP)
 
 test: $(STAMP) $(ASSETS_STAMP)
 	@if [ -z "$$COLDCHAIN_TEST_POSTGRES_URL" ]; then ops/require-packages postgresql; fi
-	@ops/require-packages chromium
+	@ops/require-packages chromium pdf
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -65,6 +68,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_ingest_evaluation.py
 	$(BIN)/python tests/benchmarks/bench_eta.py
 	$(BIN)/python tests/benchmarks/bench_portal.py
+	$(BIN)/python tests/benchmarks/bench_report.py
 
 # Mutation testing of the domain against its own tests (minutes to hours; not part of the test run).
 mutation: $(STAMP)

@@ -11,12 +11,13 @@ generation time, software version). The service assembles it; renderings never c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Literal
 
 import msgspec
 
-from coldchain.domain.decisions import Decision, DecisionState, WaitingReason
+from coldchain.domain.decisions import Decision, DecisionState, WaitingReason, decision_state
 from coldchain.domain.disposition import Disposition
 from coldchain.domain.evaluation import Evaluation
 from coldchain.domain.findings import StoredAlarm, StoredExcursion
@@ -36,6 +37,7 @@ __all__ = [
     "LegView",
     "ReadingSpan",
     "TrackerView",
+    "decision_views",
 ]
 
 
@@ -105,6 +107,9 @@ class ChartLimit(msgspec.Struct, frozen=True, kw_only=True):
     label: str
     threshold_c: float
     direction: Direction
+    inclusive: bool | None = None
+    """A rule's: whether a value on the threshold counts as beyond it (drawn as ≥ or ≤, else > or <); ``None``
+    for a bound of the label range, which is no rule."""
 
 
 class Chart(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,6 +134,23 @@ class ExcursionView(msgspec.Struct, frozen=True, kw_only=True):
 class DecisionView(msgspec.Struct, frozen=True, kw_only=True):
     decision: Decision
     state: DecisionState
+    superseded_by: int | None = None
+    """The ``seq`` of the decision that superseded this one (the next one made), when it is superseded."""
+
+
+def decision_views(decisions: Sequence[Decision]) -> list[DecisionView]:
+    """The shipment's decisions oldest first, each with its state (:func:`decision_state`) and, when superseded,
+    the decision that superseded it: the next one, which was made with a reason for the change."""
+    ordered = sorted(decisions, key=lambda decision: decision.seq)
+    latest_seq = ordered[-1].seq if ordered else 0
+    return [
+        DecisionView(
+            decision=decision,
+            state=decision_state(decision, latest_seq=latest_seq),
+            superseded_by=ordered[index + 1].seq if decision.seq < latest_seq else None,
+        )
+        for index, decision in enumerate(ordered)
+    ]
 
 
 class Integrity(msgspec.Struct, frozen=True, kw_only=True):
