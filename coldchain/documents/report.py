@@ -80,7 +80,9 @@ def report_body(investigation: Investigation) -> Markup:
             temperature_svg(investigation.chart, width=_CHART_WIDTH, height=_OVERVIEW_HEIGHT, ident="chart-shipment")
         ),
         "excursion_svgs": [
-            Markup(
+            None
+            if view.chart is None
+            else Markup(
                 temperature_svg(
                     view.chart, width=_CHART_WIDTH, height=_EXCURSION_HEIGHT, ident=f"chart-excursion-{number}"
                 )

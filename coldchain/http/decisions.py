@@ -19,6 +19,7 @@ from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
+from coldchain.documents.report import report_pdf
 from coldchain.domain.decisions import (
     DecisionState,
     Outcome,
@@ -41,7 +42,6 @@ from coldchain.domain.investigation import (
 from coldchain.domain.profiles import Profile
 from coldchain.domain.shipments import Priority, ShipmentStatus
 from coldchain.domain.users import LoginLimits
-from coldchain.documents.report import report_pdf
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.evaluation import ExcursionOut, ShipmentStatusOut, excursion_out, status_parts_out
 from coldchain.http.limits import client_address

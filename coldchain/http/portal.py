@@ -33,16 +33,16 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from markupsafe import Markup, escape
 
+from coldchain.documents.report import STYLESHEET, report_body, report_pdf
 from coldchain.domain.access import ROLES, Principal, allowed
 from coldchain.domain.board import BOARD_STATES, BoardState
 from coldchain.domain.decisions import DECIDABLE_STATUSES, MEANINGS
 from coldchain.domain.notifications import NOTIFICATION_KINDS
 from coldchain.domain.shipments import Leg, Place
 from coldchain.http.auth import CSRF_FIELD, check_csrf, request_session
+from coldchain.http.decisions import login_limits, pdf_response
 from coldchain.http.deps import NowDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
-from coldchain.documents.report import REPORT_CSS, report_body, report_pdf
-from coldchain.http.decisions import login_limits, pdf_response
 from coldchain.http.limits import client_address
 from coldchain.http.users import end_session_cookie, session_cookie, sign_in
 from coldchain.http.wire import MAX_ID, PathId
@@ -605,7 +605,7 @@ async def investigation_page(
 @get("/static/report/report.css", include_in_schema=False)
 async def report_css() -> Response[bytes]:
     """The report's stylesheet, which the investigation page shares with the PDF."""
-    return Response(REPORT_CSS.read_bytes(), media_type="text/css; charset=utf-8")
+    return Response(STYLESHEET.read_bytes(), media_type="text/css; charset=utf-8")
 
 
 @get("/portal/shipments/{shipment_id:int}/report.pdf", include_in_schema=False)
@@ -668,7 +668,9 @@ async def decide_submit(
             errors=_signing_error(exc, "decide"),
             values=values,
         )
-    return Redirect(f"/portal/shipments/{shipment_id}/investigation?signed={view.decision.seq}#decisions", status_code=303)
+    return Redirect(
+        f"/portal/shipments/{shipment_id}/investigation?signed={view.decision.seq}#decisions", status_code=303
+    )
 
 
 @post("/portal/shipments/{shipment_id:int}/decisions/{decision_id:int}/approval", include_in_schema=False)
@@ -706,7 +708,9 @@ async def approve_submit(
             errors=_signing_error(exc, prefix),
             values={"email": data.get("email", "")},
         )
-    return Redirect(f"/portal/shipments/{shipment_id}/investigation?signed={view.decision.seq}#decisions", status_code=303)
+    return Redirect(
+        f"/portal/shipments/{shipment_id}/investigation?signed={view.decision.seq}#decisions", status_code=303
+    )
 
 
 # -- set-up -------------------------------------------------------------------------------------------------------

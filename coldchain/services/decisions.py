@@ -55,6 +55,7 @@ from coldchain.domain.investigation import (
     LegView,
     ReadingSpan,
     TrackerView,
+    decision_views,
 )
 from coldchain.domain.readings import Reading, ReadingsDigest
 from coldchain.domain.shipments import Shipment
@@ -163,11 +164,6 @@ async def _policy_requires(tx: Transaction, principal: Principal, shipment: Ship
     return await tx.release_needs_approval(organisation_id)
 
 
-def _views(decisions: list[Decision]) -> list[DecisionView]:
-    latest = max((decision.seq for decision in decisions), default=0)
-    return [DecisionView(decision=d, state=decision_state(d, latest_seq=latest)) for d in decisions]
-
-
 # -- the worklist ------------------------------------------------------------------------------------------------
 
 
@@ -268,7 +264,9 @@ def _limits(judgement: ShipmentJudgement) -> list[ChartLimit]:
     for rule in judgement.profile.rules:
         if rule.metric != "temperature" or rule.threshold in (low_c, high_c):
             continue
-        sign = "≥" if rule.direction == "above" else "≤"
+        sign = {("above", True): "≥", ("above", False): ">", ("below", True): "≤", ("below", False): "<"}[
+            (rule.direction, rule.inclusive)
+        ]
         limits.append(
             ChartLimit(
                 label=f"{rule.name} {sign} {rule.threshold:g} °C", threshold_c=rule.threshold, direction=rule.direction
@@ -383,7 +381,7 @@ async def investigation(store: Store, principal: Principal, shipment_id: int, *,
         alarms=judgement.alarms,
         disposition=judgement.disposition,
         chart=whole,
-        decisions=_views(decisions),
+        decisions=decision_views(decisions),
         waiting=waiting_reasons(
             status=shipment.status,
             evaluation=evaluation,
@@ -405,7 +403,7 @@ async def investigation(store: Store, principal: Principal, shipment_id: int, *,
 async def shipment_decisions(store: Store, principal: Principal, shipment_id: int) -> list[DecisionView]:
     async with store.transaction() as tx:
         await _visible(tx, principal, shipment_id)
-        return _views(await tx.decisions_of_shipment(shipment_id))
+        return decision_views(await tx.decisions_of_shipment(shipment_id))
 
 
 # -- signing -----------------------------------------------------------------------------------------------------
@@ -535,7 +533,7 @@ async def decide(
             detail=msgspec.json.encode(detail).decode(),
             now=now,
         )
-        return _views([*earlier, *await _fresh(tx, shipment_id, decision_id)])[-1]
+        return decision_views([*earlier, *await _fresh(tx, shipment_id, decision_id)])[-1]
 
 
 async def _fresh(tx: Transaction, shipment_id: int, decision_id: int) -> list[Decision]:
@@ -604,7 +602,7 @@ async def approve_decision(
             detail=msgspec.json.encode(detail).decode(),
             now=now,
         )
-        return _views(await tx.decisions_of_shipment(shipment_id))[current.seq - 1]
+        return decision_views(await tx.decisions_of_shipment(shipment_id))[current.seq - 1]
 
 
 # -- late data after a signature ---------------------------------------------------------------------------------

@@ -72,7 +72,9 @@ def main() -> None:
     began = time.perf_counter()
     subject = investigation(TRIP, overview_buckets=400)
     built_s = time.perf_counter() - began
-    chart_points = len(subject.chart.points) + sum(len(view.chart.points) for view in subject.excursions)
+    chart_points = len(subject.chart.points) + sum(
+        len(view.chart.points) for view in subject.excursions if view.chart is not None
+    )
     print(
         f"investigation: {subject.evaluation.readings:,} readings, {len(subject.excursions)} excursions,"
         f" {len(subject.alarms)} alarms, {len(subject.decisions)} decisions, {chart_points} chart points"

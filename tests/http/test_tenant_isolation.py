@@ -96,7 +96,12 @@ async def busy_shipment(world: World) -> tuple[int, dict[str, int]]:
     assert synced.status_code == 200, synced.text
     alarms = (await client.get(f"/v1/shipments/{sid}/alarms", headers=headers)).json()
     assert alarms, "the freezing readings raised an alarm"
-    return sid, {"assignment_id": assignment.json()["id"], "alarm_id": alarms[0]["id"], "handover_id": 1, "decision_id": 1}
+    return sid, {
+        "assignment_id": assignment.json()["id"],
+        "alarm_id": alarms[0]["id"],
+        "handover_id": 1,
+        "decision_id": 1,
+    }
 
 
 async def snapshot(world: World, sid: int) -> list[Any]:
