@@ -46,6 +46,7 @@ class Portal:
     shipment_id: int
     tracker_secret: str
     email: str
+    pharmacist_email: str
     log: Path
     """The service's output, to explain an unexpected answer."""
 
@@ -136,6 +137,13 @@ async def portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         await _ok(
             await http.post(f"{url}/v1/organisations/{orgs['shipper']}/users", json=user, headers=OPERATOR_HEADERS)
         )
+        pharmacist_email = "jana.richter@apotheke-am-markt.example"
+        pharmacist = {"role": "pharmacist", "name": "Dr. Jana Richter", "email": pharmacist_email, "password": PASSWORD}
+        await _ok(
+            await http.post(
+                f"{url}/v1/organisations/{orgs['receiver']}/users", json=pharmacist, headers=OPERATOR_HEADERS
+            )
+        )
         product = await _ok(
             await http.post(
                 f"{url}/v1/products",
@@ -195,6 +203,7 @@ async def portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
             shipment_id=shipments[0],
             tracker_secret=secret,
             email=email,
+            pharmacist_email=pharmacist_email,
             log=tmp_path / "serve.log",
         )
         readings = journey(start, 66)

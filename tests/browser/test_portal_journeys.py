@@ -4,14 +4,17 @@ set up a tracker and a shipment, sign out."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
 import httpx
+import pypdf
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ADMIN_EMAIL, NOW, Portal, journey, push, screenshot, sign_in
+from tests.browser.conftest import ADMIN_EMAIL, NOW, PASSWORD, Portal, journey, push, screenshot, sign_in
+from tests.documents.test_report import save_pages
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +165,58 @@ async def test_an_admin_adds_a_user_and_the_board_fits_a_tablet(page: Page, port
     await page.get_by_role("link", name="Board").click()
     await expect(page.locator(".leaflet-tooltip", has_text="SHP-100")).to_be_visible()
     await screenshot(page, "13-board-tablet")
+
+
+async def test_a_pharmacist_walks_the_worklist_to_the_investigation_and_signs_a_decision(
+    page: Page, portal: Portal
+) -> None:
+    moved = await portal.http.post(
+        f"{portal.url}/v1/shipments/{portal.shipment_id}/status", json={"status": "delivered"}, headers=portal.logistics
+    )
+    assert moved.status_code == 200, portal.explain(moved)
+    await sign_in(page, portal, email=portal.pharmacist_email)
+    await page.get_by_role("link", name="Worklist").click()
+
+    await expect(page.get_by_role("heading", name="Worklist")).to_be_visible()
+    row = page.locator("table.worklist tbody tr", has_text="SHP-100")
+    await expect(row).to_contain_text("quarantine")
+    await expect(row).to_contain_text("no decision yet")
+    await screenshot(page, "09-worklist")
+    await row.get_by_role("link", name="SHP-100").click()
+
+    await expect(page.get_by_role("heading", name="Investigation: SHP-100")).to_be_visible()
+    await expect(page.locator(".report")).to_contain_text("Influenza vaccine")
+    await expect(page.locator(".report svg").first).to_be_visible()
+    await screenshot(page, "10-investigation")
+
+    await page.get_by_role("button", name="Sign the decision").click()  # nothing chosen, no password
+    await expect(page.locator(".error-summary")).to_contain_text("outcome")
+    await page.get_by_label("quarantine: placed in quarantine").check()
+    await page.get_by_label("Your email (user id)").fill(portal.pharmacist_email)
+    await page.get_by_label("Your password").fill("not my password")
+    await page.get_by_role("button", name="Sign the decision").click()
+    await expect(page.locator(".error-summary")).to_contain_text("the password is not right")
+    await screenshot(page, "11-signature-refused")
+
+    await page.get_by_label("quarantine: placed in quarantine").check()
+    await page.get_by_label("Reason").fill("The manufacturer's freeze data allow a retest of the lot.")
+    await page.get_by_label("Comment").fill("Held for a stability review with the manufacturer.")
+    await page.get_by_label("Your email (user id)").fill(portal.pharmacist_email)
+    await page.get_by_label("Your password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign the decision").click()
+
+    await expect(page.locator(".notice")).to_contain_text("Decision 1 is signed")
+    decisions = page.locator(".report")
+    await expect(decisions).to_contain_text("Dr. Jana Richter")
+    await expect(decisions).to_contain_text("placed in quarantine")
+    await expect(decisions).to_contain_text("UTC")
+    await screenshot(page, "12-decision-signed")
+    await page.get_by_role("link", name="Worklist").click()
+    await expect(page.get_by_text("No shipment is waiting for a decision.")).to_be_visible()
+
+    pdf = await page.request.get(f"{portal.url}/portal/shipments/{portal.shipment_id}/report.pdf")
+    assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
+    content = await pdf.body()
+    assert save_pages(content, "13-portal-excursion-report")
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(content)).pages)
+    assert "Dr. Jana Richter" in text and "placed in quarantine" in text and "page 1 of" in text
