@@ -48,7 +48,7 @@ def temperature_svg(chart: Chart, *, width: int, height: int, tz_label: str = "U
     inside the SVG (its title, description and hatch), which must be unique on a page that shows several
     charts; by default it is derived from the chart.
     """
-    prefix = ident or "chart-" + _digest(chart)
+    prefix = escape(ident or "chart-" + _digest(chart))
     plot = _Plot(chart, width=float(width), height=float(height))
     parts: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
@@ -64,7 +64,7 @@ def temperature_svg(chart: Chart, *, width: int, height: int, tz_label: str = "U
     ]
     parts += _value_axis(plot)
     parts += _excursions(chart, plot, prefix)
-    parts += _time_axis(chart, plot, tz_label)
+    parts += _time_axis(plot)
     if chart.points:
         parts += _readings(chart, plot)
     else:
@@ -163,7 +163,8 @@ def _day(moment: datetime) -> str:
     return f"{moment.day} {_MONTHS[moment.month - 1]}"
 
 
-def _time_axis(chart: Chart, plot: _Plot, tz_label: str) -> list[str]:
+def _time_axis(plot: _Plot) -> list[str]:
+    """Ticks at round UTC times: hours with the date where the day changes, or days with the year."""
     step, ticks = _time_ticks(plot.start_s, plot.start_s + plot.span_s, plot.width)
     parts = ['<g class="time-axis">']
     previous: datetime | None = None

@@ -24,9 +24,13 @@ from markupsafe import Markup
 
 from coldchain.documents import wording
 from coldchain.documents.charts import temperature_svg
-from coldchain.domain.decisions import Outcome, SignatureRole
+from coldchain.domain.decisions import Outcome, SignatureRole, WaitingReason
+from coldchain.domain.evaluation import MktBasis, MktVerdict
+from coldchain.domain.excursions import FaultReason
 from coldchain.domain.investigation import DecisionView, Investigation
-from coldchain.domain.profiles import AlarmRule, Profile
+from coldchain.domain.profiles import Action, AlarmRule, IncompleteWindow, MktWindow, Mode, Profile, Scope
+from coldchain.domain.rules import RuleStatus
+from coldchain.domain.shipments import ShipmentStatus
 
 __all__ = ["PRINT_STYLESHEET", "STYLESHEET", "TEMPLATES", "report_body", "report_html", "report_pdf"]
 
@@ -42,26 +46,49 @@ _CHART_WIDTH = 680
 _OVERVIEW_HEIGHT = 270
 _EXCURSION_HEIGHT = 210
 
-_STATUS = {"planned": "planned", "in_transit": "in transit", "delivered": "delivered", "closed": "closed",
-           "cancelled": "cancelled"}  # fmt: skip
-_MODE = {"instant": "instant: one reading beyond", "consecutive": "consecutive: without interruption",
-         "cumulative": "cumulative: total time"}  # fmt: skip
-_SCOPE = {"shipment": "this shipment", "rolling_24h": "any 24 h", "lifetime": "lot lifetime (stability budget)"}
-_ACTION = {"warn": "warn", "quarantine": "quarantine", "reject": "reject"}
-_RULE_STATUS = {"ok": "within limits", "pending": "pending: time beyond counted, no alarm", "alarmed": "alarm raised"}
-_VERDICT = {"pass": "pass", "fail": "FAIL", "review": "review needed: inconclusive"}
-_BASIS = {
+_STATUS: dict[ShipmentStatus, str] = {
+    "planned": "planned",
+    "in_transit": "in transit",
+    "delivered": "delivered",
+    "closed": "closed",
+    "cancelled": "cancelled",
+}
+_MODE: dict[Mode, str] = {
+    "instant": "instant: one reading beyond",
+    "consecutive": "consecutive: without interruption",
+    "cumulative": "cumulative: total time",
+}
+_SCOPE: dict[Scope, str] = {
+    "shipment": "this shipment",
+    "rolling_24h": "any 24 h",
+    "lifetime": "lot lifetime (stability budget)",
+}
+_ACTION: dict[Action, str] = {"warn": "warn", "quarantine": "quarantine", "reject": "reject"}
+_RULE_STATUS: dict[RuleStatus, str] = {
+    "ok": "within limits",
+    "pending": "pending: time beyond counted, no alarm",
+    "alarmed": "alarm raised",
+}
+_VERDICT: dict[MktVerdict, str] = {"pass": "pass", "fail": "FAIL", "review": "review needed: inconclusive"}
+_BASIS: dict[MktBasis, str] = {
     "complete_window": "the worst complete window",
     "bounds": "bounds over the full window, the unrecorded time taken at the label range's ends",
     "covered_data": "the recorded time only, as the profile sets",
     "shipment": "the whole shipment",
 }
-_WINDOW = {"24h": "24 h", "30d": "30 days", "shipment": "the whole shipment"}
-_INCOMPLETE = {"bound": "bounded by the label range", "covered": "judged on the recorded time"}
-_FAULT = {"missing": "value missing", "not_a_number": "not a number", "out_of_range": "outside the physical range"}
+_WINDOW: dict[MktWindow, str] = {"24h": "24 h", "30d": "30 days", "shipment": "the whole shipment"}
+_INCOMPLETE: dict[IncompleteWindow, str] = {
+    "bound": "bounded by the label range",
+    "covered": "judged on the recorded time",
+}
+_FAULT: dict[FaultReason, str] = {
+    "missing": "value missing",
+    "not_a_number": "not a number",
+    "out_of_range": "outside the physical range",
+}
 _OUTCOME: dict[Outcome, str] = {"release": "release", "quarantine": "quarantine", "reject": "reject"}
 _SIGNED_AS: dict[SignatureRole, str] = {"decision": "deciding signature", "approval": "second signature, QA"}
-_WAITING = {
+_WAITING: dict[WaitingReason, str] = {
     "undecided": "no decision yet",
     "evaluation_changed": "the evaluation changed after the decision was signed",
     "awaiting_approval": "the decision awaits QA approval",
