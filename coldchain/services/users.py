@@ -36,6 +36,7 @@ __all__ = [
     "create_user",
     "disable_user",
     "enable_user",
+    "forget_ended_sessions",
     "list_users",
     "reset_password",
     "session_principal",
@@ -296,3 +297,15 @@ async def sign_out(store: Store, session_id: str, *, now: datetime) -> None:
         user = await tx.get_user(session.user_id)
         actor = PORTAL_ACTOR if user is None else _actor(user)
         await _audit(tx, actor, "user.signed_out", f"user:{session.user_id}", {}, now)
+
+
+async def forget_ended_sessions(
+    store: Store, *, now: datetime, retention: timedelta, idle: timedelta, failure_window: timedelta
+) -> int:
+    """Delete sessions that ended more than ``retention`` before ``now`` (signed out, ended by an admin, idle for
+    ``idle``, or past their lifetime), and failed sign-ins older than ``failure_window``, which no longer count
+    towards a lock-out. The audit trail keeps every sign-in, sign-out and failure. Returns the sessions deleted."""
+    async with store.transaction() as tx:
+        deleted = await tx.forget_sessions_ended_before(now - retention, idle=idle)
+        await tx.forget_login_failures_before(now - failure_window)
+    return deleted
