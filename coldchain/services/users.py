@@ -23,9 +23,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from coldchain.domain.access import Principal, Role
-from coldchain.domain.users import LoginLimits, User, locked_out, normalise_email, session_valid
+from coldchain.domain.users import LoginLimits, User, has_an_admin, locked_out, normalise_email, session_valid
 from coldchain.services.access import require
-from coldchain.services.errors import Invalid, NotFound
+from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.storage import Store, Transaction
 
 __all__ = [
@@ -164,12 +164,23 @@ async def _user_of(tx: Transaction, organisation_id: int, user_id: int) -> User:
 async def disable_user(
     store: Store, principal: Principal, *, organisation_id: int, user_id: int, now: datetime
 ) -> User:
-    """Disable a user (idempotent) and end its sessions; the record stays, as the audit trail names it."""
+    """Disable a user (idempotent) and end its sessions; the record stays, as the audit trail names it. The last
+    way into the organisation's settings (its last active admin user, with no admin token left) stays:
+    :class:`Conflict`."""
     _check_manages(principal, organisation_id)
     async with store.transaction() as tx:
+        await tx.lock_api_tokens(organisation_id)  # the same lock as revoking a token: one admin check at a time
         user = await _user_of(tx, organisation_id, user_id)
         if principal.user_id == user_id:
             raise Invalid("an admin cannot disable themself (ask another admin of the organisation)")
+        if user.active and user.role == "admin":
+            others = [u for u in await tx.users_of_organisation(organisation_id) if u.id != user_id]
+            if not has_an_admin(await tx.api_tokens(organisation_id), others):
+                raise Conflict(
+                    f"user {user_id} is the last active admin user of organisation {organisation_id}, which has no"
+                    " admin token: disabling them would lock the organisation out of its own settings; add another"
+                    " admin user or issue an admin token first"
+                )
         disabled = await tx.set_user_disabled(user_id, user.disabled_at or now, now=now)
         assert disabled is not None
         await tx.end_sessions_of_user(user_id, now=now)
