@@ -7,8 +7,8 @@ tracker-silence    ``job_interval_s``          reports trackers on duty silent f
 alarm-escalation   ``job_interval_s``          escalates alarms unacknowledged for ``escalate_after_s``
 eta-refresh        ``job_interval_s``          recomputes the ETA of shipments in transit
 webhook-delivery   ``webhook_interval_s``      sends due webhook deliveries, retries included
-session-retention  an hour                     deletes sessions ended ``session_retention_s`` ago and failed
-                                               sign-ins past the lock-out window
+session-retention  an hour                     deletes sessions ended more than ``session_retention_s`` ago and
+                                               failed sign-ins past the lock-out window
 =================  ==========================  ====================================================================
 
 Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it

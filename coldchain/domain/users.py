@@ -72,8 +72,8 @@ def locked_out(failures_of_account: int, failures_of_client: int, limits: LoginL
 
 def has_an_admin(tokens: Iterable[ApiToken], users: Iterable[User]) -> bool:
     """Whether an organisation with these tokens and users can still manage itself: an unrevoked admin token or an
-    active admin user. Revoking, disabling (or demoting) the last of them would lock it out of its own settings
-    until the platform operator stepped in, so the services refuse it."""
+    active admin user. Revoking or disabling the last of them would lock it out of its own settings until the
+    platform operator stepped in, so the services refuse it."""
     return any(t.role == "admin" and t.revoked_at is None for t in tokens) or any(
         u.role == "admin" and u.active for u in users
     )
