@@ -7,6 +7,8 @@ tracker-silence    ``job_interval_s``          reports trackers on duty silent f
 alarm-escalation   ``job_interval_s``          escalates alarms unacknowledged for ``escalate_after_s``
 eta-refresh        ``job_interval_s``          recomputes the ETA of shipments in transit
 webhook-delivery   ``webhook_interval_s``      sends due webhook deliveries, retries included
+session-retention  an hour                     deletes sessions ended more than ``session_retention_s`` ago and
+                                               failed sign-ins past the lock-out window
 =================  ==========================  ====================================================================
 
 Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it
@@ -31,16 +33,18 @@ import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from coldchain.services import alarms, eta, silence, webhooks
+from coldchain.services import alarms, eta, silence, users, webhooks
 from coldchain.services.jobs import claim_tick, finish_tick
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
-__all__ = ["Job", "JobScheduler", "running_jobs", "service_jobs", "tick_of", "worker_name"]
+__all__ = ["RETENTION_INTERVAL_S", "Job", "JobScheduler", "running_jobs", "service_jobs", "tick_of", "worker_name"]
 
 log = logging.getLogger("coldchain.jobs")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+RETENTION_INTERVAL_S = 3600.0
+"""How often the retention job runs: what it deletes is kept for days, so an hour late is no matter."""
 _STOP_GRACE_S = 5.0
 """How long stopping waits for ticks under way before cancelling them (what they were doing is retried later)."""
 
@@ -94,11 +98,24 @@ def service_jobs(
     async def deliver_webhooks(now: datetime) -> object:
         return await webhooks.deliver_due(store, client, clock=clock, worker=worker, policy=policy)
 
+    async def forget_ended_sessions(now: datetime) -> object:
+        deleted = await users.forget_ended_sessions(
+            store,
+            now=now,
+            retention=timedelta(seconds=settings.session_retention_s),
+            idle=timedelta(seconds=settings.session_idle_s),
+            failure_window=timedelta(seconds=settings.login_failure_window_s),
+        )
+        if deleted:
+            log.info("deleted %d session(s) ended more than %g s ago", deleted, settings.session_retention_s)
+        return deleted
+
     return [
         Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
         Job(name="alarm-escalation", interval_s=settings.job_interval_s, run=escalate_alarms),
         Job(name="eta-refresh", interval_s=settings.job_interval_s, run=refresh_etas),
         Job(name="webhook-delivery", interval_s=settings.webhook_interval_s, run=deliver_webhooks),
+        Job(name="session-retention", interval_s=RETENTION_INTERVAL_S, run=forget_ended_sessions),
     ]
 
 

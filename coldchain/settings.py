@@ -62,8 +62,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     osmand_timezone: str = "UTC"
     """The zone of OsmAnd timestamps sent as local 'yyyy-MM-dd HH:mm:ss' (an IANA name)."""
     jobs_enabled: bool = True
-    """Run the background jobs (silent trackers, ETA refresh, alarm escalation, webhook delivery) in every service
-    process; each tick of a job runs in one process only."""
+    """Run the background jobs (silent trackers, ETA refresh, alarm escalation, webhook delivery, session
+    retention) in every service process; each tick of a job runs in one process only."""
     job_interval_s: PositiveSeconds = 60.0
     """How often the silent-tracker, ETA-refresh and alarm-escalation jobs run."""
     silent_tracker_s: PositiveSeconds = 3600.0
@@ -94,6 +94,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """A portal session ends after this long without a request (30 minutes)."""
     session_lifetime_s: PositiveSeconds = 43_200.0
     """A portal session ends this long after sign-in however busy it is (12 hours: one shift)."""
+    session_retention_s: PositiveSeconds = 2_592_000.0
+    """Ended portal sessions (signed out, idle, past their lifetime) are deleted this long after they ended (30
+    days); failed sign-ins are deleted once they leave the lock-out window. The audit trail keeps every one."""
     login_max_failures: Positive = 5
     """Failed sign-ins for one email within the window before sign-in is refused for it."""
     login_max_failures_per_client: Positive = 20

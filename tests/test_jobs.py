@@ -8,13 +8,15 @@ import itertools
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
 from coldchain.domain.notifications import Notification
-from coldchain.jobs import Job, JobScheduler, tick_of
+from coldchain.jobs import RETENTION_INTERVAL_S, Job, JobScheduler, service_jobs, tick_of
 from coldchain.services.jobs import claim_tick, job_runs
 from coldchain.services.silence import notice_silent_trackers
+from coldchain.settings import load_settings
 from coldchain.storage import Store, open_store
 from tests.factories import assign, make_org, make_shipment, make_tracker
 
@@ -249,3 +251,65 @@ async def test_two_processes_noticing_the_same_silence_at_once_report_it_once(da
     assert sum(len(ids) for ids in published) == 5
     assert len(notices) == 5
     assert len({n.subject for n in notices}) == 5
+
+
+# --- session retention -----------------------------------------------------------------------------------------
+
+
+async def test_the_retention_job_deletes_sessions_ended_longer_ago_than_the_setting_and_stale_failed_sign_ins(
+    store: Store,
+) -> None:
+    settings = load_settings(
+        {}, session_retention_s=30 * 86_400, session_idle_s=1800, login_failure_window_s=900, database_url="sqlite://"
+    )
+    retention, idle = timedelta(days=30), timedelta(minutes=30)
+    org = await make_org(store)
+    async with store.transaction() as tx:
+        user = await tx.create_user(
+            organisation_id=org.id, role="logistics", name="Ada", email="ada@example.org", password_hash="x", now=T0
+        )
+
+        async def session(name: str, *, begun: datetime, expires: datetime, seen: datetime | None = None) -> None:
+            await tx.create_session(
+                id_sha256=name, user_id=user.id, csrf_token="c", client="10.0.0.1", now=begun, expires_at=expires
+            )
+            if seen is not None:
+                await tx.touch_session(name, now=seen)
+
+        a_while = T0 - retention  # sessions that ended before this are forgotten
+        await session("in use", begun=T0 - HOUR, expires=T0 + 11 * HOUR)
+        for name, ended in (("signed out within", a_while + HOUR), ("signed out before", a_while - HOUR)):
+            await session(name, begun=ended - HOUR, expires=ended + 11 * HOUR)
+            await tx.end_session(name, now=ended)
+        for name, expired in (("expired within", a_while + HOUR), ("expired before", a_while - HOUR)):
+            await session(name, begun=expired - 12 * HOUR, expires=expired, seen=expired - timedelta(minutes=1))
+        # idle: the session ended ``idle`` after its last request, however long its lifetime
+        minute = timedelta(minutes=1)
+        for name, seen in (("idle within", a_while - idle + minute), ("idle before", a_while - idle - minute)):
+            await session(name, begun=seen, expires=T0 + 365 * 24 * HOUR)
+        await tx.record_login_failure(email="ada@example.org", client="10.0.0.9", now=T0 - timedelta(minutes=10))
+        await tx.record_login_failure(email="ada@example.org", client="10.0.0.9", now=T0 - timedelta(minutes=20))
+    async with httpx.AsyncClient() as client:
+        job = next(job for job in service_jobs(store, settings, client=client) if job.name == "session-retention")
+        ran = await JobScheduler(store, [job], clock=lambda: T0).run_tick(job)
+        again = await JobScheduler(store, [job], clock=lambda: T0).run_tick(job)
+
+    async with store.transaction() as tx:
+        kept = [name for name in NAMES if await tx.get_session(name) is not None]
+        failures = await tx.login_failures(email="ada@example.org", client="10.0.0.9", since=T0 - 365 * 24 * HOUR)
+    runs = await job_runs(store, "session-retention")
+    assert (ran, again) == (True, False)  # one claim per tick, like every job
+    assert kept == ["in use", "signed out within", "expired within", "idle within"]
+    assert failures == (1, 1)
+    assert [(run.tick, run.error) for run in runs] == [(tick_of(T0, RETENTION_INTERVAL_S), None)]
+
+
+NAMES = [
+    "in use",
+    "signed out within",
+    "signed out before",
+    "expired within",
+    "expired before",
+    "idle within",
+    "idle before",
+]

@@ -18,11 +18,12 @@ changing the status again; any other status change goes through
 clock) never run backwards along the chain, so "who held it at time t" (:func:`custodian_at`) has one answer;
 an event at exactly ``t`` counts as having happened at ``t``.
 
-Signatures: every event names who vouched for it (:class:`Signer`): an organisation's API token, the platform
-operator, or the service itself (``geofence``: the automatic arrival, with the tracker whose reading placed the
-shipment inside the destination's geofence). A token signs for its own organisation only; a hand-over carries
-two signers, the giving organisation's (who proposed it) and the receiving one's (who accepted it). These are
-authenticated identities, not cryptographic signatures: certificates signed with Ed25519 come later.
+Signatures: every event names who vouched for it (:class:`Signer`): an organisation's API token or one of its
+people signed in to the portal, the platform operator, or the service itself (``geofence``: the automatic arrival,
+with the tracker whose reading placed the shipment inside the destination's geofence). A token or a person signs
+for their own organisation only; a hand-over carries two signers, the giving organisation's (who proposed it) and
+the receiving one's (who accepted it), each a token or a person. These are authenticated identities, not
+cryptographic signatures: certificates signed with Ed25519 come later.
 
 The hash chain: each event's ``hash`` is the SHA-256 (hex) of its canonical bytes (:func:`canonical_bytes`:
 sorted-key JSON of every field but the hash itself, including the shipment, the sequence number and
@@ -241,6 +242,8 @@ RULES: Mapping[CustodyKind, Rule] = {
 }
 
 _ONCE: frozenset[CustodyKind] = frozenset({"packed", "picked_up", "arrived", "delivered", "received"})
+_ORGANISATION_SIGNERS: frozenset[SignerKind] = frozenset({"token", "user"})
+"""Signers that act for one organisation (its API token, or one of its people)."""
 
 
 # --- The hash chain -------------------------------------------------------------------------------------------
@@ -533,10 +536,11 @@ def _check_holder(shipment: Shipment, kind: CustodyKind, party_id: int | None, h
 def _check_signers(
     kind: CustodyKind, party_id: int | None, counterparty_id: int | None, signers: Sequence[Signer]
 ) -> None:
-    """A token signs for its own organisation; a hand-over is signed by the giving side, then the receiving one."""
+    """A token or a person signs for their own organisation; a hand-over is signed by the giving side, then the
+    receiving one."""
     if kind == "handed_over":
-        sides = [(signer.by, signer.organisation_id) for signer in signers]
-        if sides != [("token", party_id), ("token", counterparty_id)]:
+        sides = [(signer.by in _ORGANISATION_SIGNERS, signer.organisation_id) for signer in signers]
+        if sides != [(True, party_id), (True, counterparty_id)]:
             raise InvalidCustody("a hand-over is signed by both sides: the giving organisation, then the receiving one")
         return
     if len(signers) != 1:
@@ -544,7 +548,7 @@ def _check_signers(
     signer = signers[0]
     if signer.by == "geofence" and kind != "arrived":
         raise InvalidCustody("the geofence records arrivals only")
-    if signer.by == "token" and signer.organisation_id != party_id:
+    if signer.by in _ORGANISATION_SIGNERS and signer.organisation_id != party_id:
         raise InvalidCustody(
             f"organisation {signer.organisation_id} signs custody events for itself, not for organisation {party_id}"
         )

@@ -27,6 +27,7 @@ import msgspec
 
 from coldchain.domain.evaluation import Evaluation, MktResult
 from coldchain.domain.quarantine import QuarantineFault
+from coldchain.domain.utc import utc_text
 
 __all__ = ["Disposition", "DispositionReason", "Recommendation", "recommend_disposition"]
 
@@ -103,7 +104,7 @@ def recommend_disposition(evaluation: Evaluation, *, quarantined: Sequence[Quara
     for alarm in evaluation.alarms:
         sentence = (
             f"{alarm.rule}: {alarm.mode} {alarm.metric} {alarm.direction} {alarm.threshold:g}"
-            f" (delay {alarm.delay_min:g} min, scope {alarm.scope}) met at {alarm.met_at.isoformat()}"
+            f" (delay {alarm.delay_min:g} min, scope {alarm.scope}) met at {utc_text(alarm.met_at)}"
         )
         if alarm.action == "warn":
             reasons.append(
@@ -160,7 +161,7 @@ def recommend_disposition(evaluation: Evaluation, *, quarantined: Sequence[Quara
                 code="quarantined_readings",
                 message=(
                     f"{held.readings} reading(s) quarantined at ingest ({held.kind}) from "
-                    f"{held.first_at.isoformat()} to {held.last_at.isoformat()}"
+                    f"{utc_text(held.first_at)} to {utc_text(held.last_at)}"
                 ),
                 at=held.first_at,
             )

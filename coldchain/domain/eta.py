@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 import msgspec
 
 from coldchain.domain.geo import Point, distance_m, remaining_route_m
 from coldchain.domain.profiles import Direction
+from coldchain.domain.utc import utc_text
 
 __all__ = [
     "DEFAULT_ARRIVAL_RADIUS_M",
@@ -244,12 +245,12 @@ def estimate_eta(
         if overdue is not None:
             reasons.append(overdue)
         elif eta is not None and eta > promised_at:
-            reasons.append(f"ETA {_clock(eta, now)} after the promised {_clock(promised_at, now)}")
+            reasons.append(f"ETA {utc_text(eta)} after the promised {utc_text(promised_at)}")
     if budget is not None:
         if budget <= now:
-            reasons.append(f"stability budget ran out at {_clock(budget, now)} before arrival")
+            reasons.append(f"stability budget ran out at {utc_text(budget)} before arrival")
         elif eta is not None and budget < eta:
-            reasons.append(f"stability budget runs out at {_clock(budget, now)} before the ETA {_clock(eta, now)}")
+            reasons.append(f"stability budget runs out at {utc_text(budget)} before the ETA {utc_text(eta)}")
     return EtaEstimate(
         now=now,
         remaining_m=remaining_m,
@@ -385,13 +386,13 @@ def _fit_line(points: Sequence[tuple[float, float]]) -> tuple[float, float]:
 
 
 def overdue_reason(*, now: datetime, promised_at: datetime) -> str | None:
-    """``"overdue by 3 h (promised 09:00 UTC)"`` when ``promised_at`` has passed (a shipment not yet arrived),
-    ``None`` before it."""
+    """``"overdue by 3 h (promised 2026-11-27 09:00 UTC)"`` when ``promised_at`` has passed (a shipment not yet
+    arrived), ``None`` before it."""
     _require_aware(now, "now")
     _require_aware(promised_at, "promised_at")
     if promised_at >= now:
         return None
-    return f"overdue by {_span(now - promised_at)} (promised {_clock(promised_at, now)})"
+    return f"overdue by {_span(now - promised_at)} (promised {utc_text(promised_at)})"
 
 
 def no_position_reason(*, now: datetime, lookback: timedelta, tracked_since: datetime | None) -> str:
@@ -429,14 +430,6 @@ def _after(now: datetime, metres: float, speed_mps: float) -> datetime | None:
     if seconds > _HORIZON.total_seconds():
         return None
     return now + timedelta(seconds=seconds)
-
-
-def _clock(moment: datetime, now: datetime) -> str:
-    """A time for a reason line, in UTC: ``14:20 UTC`` on the day of ``now``, with the date otherwise."""
-    utc = moment.astimezone(UTC)
-    if utc.date() == now.astimezone(UTC).date():
-        return f"{utc:%H:%M} UTC"
-    return f"{utc:%Y-%m-%d %H:%M} UTC"
 
 
 def _require_aware(moment: datetime, name: str) -> None:

@@ -9,13 +9,14 @@ limit within a window (OWASP Authentication Cheat Sheet, "Account lockout"; NIST
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import msgspec
 
-from coldchain.domain.access import Role
+from coldchain.domain.access import ApiToken, Role
 
-__all__ = ["LoginLimits", "Session", "User", "locked_out", "normalise_email", "session_valid"]
+__all__ = ["LoginLimits", "Session", "User", "has_an_admin", "locked_out", "normalise_email", "session_valid"]
 
 
 class User(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,3 +68,12 @@ def session_valid(session: Session, *, now: datetime, idle: timedelta) -> bool:
 def locked_out(failures_of_account: int, failures_of_client: int, limits: LoginLimits) -> bool:
     """Whether a sign-in must be refused, given the failures counted within the window."""
     return failures_of_account >= limits.per_account or failures_of_client >= limits.per_client
+
+
+def has_an_admin(tokens: Iterable[ApiToken], users: Iterable[User]) -> bool:
+    """Whether an organisation with these tokens and users can still manage itself: an unrevoked admin token or an
+    active admin user. Revoking or disabling the last of them would lock it out of its own settings until the
+    platform operator stepped in, so the services refuse it."""
+    return any(t.role == "admin" and t.revoked_at is None for t in tokens) or any(
+        u.role == "admin" and u.active for u in users
+    )

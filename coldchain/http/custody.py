@@ -220,6 +220,8 @@ class CustodyApi(Controller):
         "/handovers",
         status_code=201,
         summary="Propose handing the shipment over (the custodian)",
+        description="Signed by the caller: its API token, or the person signed in to the portal (named in"
+        " `proposed_by` with their name and email).",
         responses=errors(401, 403, 404, 409, 422),
     )
     async def propose(
@@ -246,6 +248,8 @@ class CustodyApi(Controller):
         "/handovers/{handover_id:int}/accept",
         status_code=201,
         summary="Accept a hand-over (the receiving organisation); it joins the chain signed by both sides",
+        description="Each side signs with its API token or as the person signed in to the portal; the event's"
+        " `signers` are the proposer, then the caller.",
         responses=errors(401, 403, 404, 409, 422),
     )
     async def accept(

@@ -233,7 +233,9 @@ class UserApi(Controller):
         "/{user_id:int}/disable",
         status_code=200,
         summary="Disable a user and end their sessions",
-        responses=errors(401, 403, 404, 409),
+        description="Refused (409) for the organisation's last active admin user when it has no admin token left,"
+        " and (422) for the caller themself.",
+        responses=errors(401, 403, 404, 409, 422),
     )
     async def disable(
         self, organisation_id: PathId, user_id: PathId, store: StoreDep, principal: PrincipalDep, now: NowDep

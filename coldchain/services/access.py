@@ -15,6 +15,7 @@ import msgspec
 from coldchain.domain.access import OPERATOR, Action, ApiToken, Principal, Role, allowed, token_sha256
 from coldchain.domain.parties import Organisation, OrganisationKind
 from coldchain.domain.shipments import Shipment
+from coldchain.domain.users import has_an_admin
 from coldchain.services.errors import Conflict, Forbidden, NotFound
 from coldchain.storage import Store, Transaction
 
@@ -124,17 +125,20 @@ async def revoke_token(
 ) -> ApiToken:
     _check_manages(principal, organisation_id)
     async with store.transaction() as tx:
-        await tx.lock_api_tokens(organisation_id)  # two admins revoking each other's token at once: one waits
+        await tx.lock_api_tokens(organisation_id)  # two admins revoking each other's access at once: one waits
         tokens = await tx.api_tokens(organisation_id)
         target = next((t for t in tokens if t.id == token_id), None)
         if target is None:
             raise NotFound(f"organisation {organisation_id} has no token {token_id}")
-        active_admins = [t for t in tokens if t.role == "admin" and t.revoked_at is None]
-        if target.revoked_at is None and active_admins == [target]:
-            raise Conflict(
-                f"token {token_id} is the last admin token of organisation {organisation_id}: revoking it would lock"
-                " the organisation out of its own settings; issue another admin token first"
-            )
+        others = [t for t in tokens if t.id != token_id]
+        if target.revoked_at is None and target.role == "admin":
+            users = await tx.users_of_organisation(organisation_id)
+            if not has_an_admin(others, users):
+                raise Conflict(
+                    f"token {token_id} is the last admin token of organisation {organisation_id}, which has no active"
+                    " admin user: revoking it would lock the organisation out of its own settings; issue another"
+                    " admin token or add an admin user first"
+                )
         token = await tx.revoke_api_token(organisation_id, token_id, now=now)
         if token is None:
             raise NotFound(f"organisation {organisation_id} has no token {token_id}")

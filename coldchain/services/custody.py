@@ -3,9 +3,11 @@ chain, say who held a shipment when, and record the arrival a tracker reports by
 geofence.
 
 Who may record: a party of the shipment (anyone else gets :class:`NotFound`) whose role grants ``custody``
-(admin, logistics, carrier); a carrier token only on shipments its organisation carries. An organisation
-records as itself: it is the event's party and its token the signer; the operator names the party (or takes
-the one the chain makes plain) and signs as ``operator``. The chain's rules are
+(admin, logistics, carrier); a carrier only on shipments its organisation carries. An organisation records as
+itself: it is the event's party, and the signer is its token or, for a person signed in to the portal, that
+person (user id, name and email); the operator names the party (or takes the one the chain makes plain) and
+signs as ``operator``. A hand-over is signed by each side the same way, and both signers are in its audit
+entries. The chain's rules are
 :mod:`coldchain.domain.custody`'s. Every append runs under the shipment's custody lock, verifies the chain
 first (nothing is appended to a broken chain), publishes ``custody.recorded`` to the shipment's parties and
 writes an audit entry carrying the event's hash.
@@ -79,7 +81,7 @@ def _check_recorder(principal: Principal, shipment: Shipment) -> None:
     require(principal, "custody")
     if principal.role == "carrier" and principal.organisation_id not in shipment.carriers:
         raise Forbidden(
-            f"a carrier token records custody only on shipments its organisation carries, and it carries no leg of"
+            f"a carrier records custody only on shipments its organisation carries, and it carries no leg of"
             f" shipment {shipment.id}"
         )
 
@@ -96,6 +98,19 @@ def _signer(principal: Principal) -> Signer:
             email=principal.user_email,
         )
     return Signer(by="token", organisation_id=principal.organisation_id, token_id=principal.token_id)
+
+
+def _signed_by(signer: Signer) -> str:
+    """How the audit trail names a signer: a person by name and email, like the actor of what they do."""
+    match signer.by:
+        case "user":
+            return f"{signer.name} <{signer.email}> (org:{signer.organisation_id}/user:{signer.user_id})"
+        case "token":
+            return f"org:{signer.organisation_id}/token:{signer.token_id}"
+        case "geofence":
+            return f"geofence (tracker:{signer.tracker_id})"
+        case "operator":
+            return "operator"
 
 
 def _admit(
@@ -185,6 +200,7 @@ async def _append(
         now=now,
         shipment_id=shipment.id,
     )
+    summary["signers"] = [_signed_by(signer) for signer in event.signers]
     if admission.status != shipment.status:
         summary["status"] = {"from": shipment.status, "to": admission.status}
     await tx.append_audit(
@@ -264,10 +280,10 @@ async def propose_handover(
     async with store.transaction() as tx:
         shipment = await visible_shipment(tx, principal, shipment_id)
         _check_recorder(principal, shipment)
-        if principal.organisation_id is None or principal.token_id is None:
+        if principal.organisation_id is None:
             raise Forbidden(
-                "a hand-over is signed by the two organisations themselves, not by the operator"
-                " (with their API tokens: a portal session cannot sign one yet)"
+                "a hand-over is signed by the two organisations themselves (an API token or a person of each),"
+                " not by the operator"
             )
         events = await _intact_chain(tx, shipment_id)
         _admit(
@@ -294,7 +310,14 @@ async def propose_handover(
             actor=principal.actor,
             action="custody.handover_proposed",
             subject=f"shipment:{shipment_id}",
-            detail=_detail({"handover": handover.id, "from": handover.from_id, "to": handover.to_id}),
+            detail=_detail(
+                {
+                    "handover": handover.id,
+                    "from": handover.from_id,
+                    "to": handover.to_id,
+                    "proposed_by": _signed_by(handover.proposer),
+                }
+            ),
             now=now,
         )
     return handover

@@ -29,6 +29,7 @@ from coldchain.domain.eta import (
 from coldchain.domain.geo import Point
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Shipment
+from coldchain.domain.utc import utc_text
 from coldchain.services.access import visible_shipment
 from coldchain.services.evaluation import budgets_left
 from coldchain.storage import Store, Transaction
@@ -139,7 +140,7 @@ async def _compute(tx: Transaction, shipment: Shipment, now: datetime) -> Shipme
             if overdue is not None:
                 reasons.append(overdue)
         if runs_out is not None:
-            reasons.append(f"stability budget runs out at {runs_out.isoformat()} (no recent position for an ETA)")
+            reasons.append(f"stability budget runs out at {utc_text(runs_out)} (no recent position for an ETA)")
     return ShipmentEta(
         shipment_id=shipment.id,
         computed_at=now,

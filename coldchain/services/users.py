@@ -23,9 +23,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from coldchain.domain.access import Principal, Role
-from coldchain.domain.users import LoginLimits, User, locked_out, normalise_email, session_valid
+from coldchain.domain.users import LoginLimits, User, has_an_admin, locked_out, normalise_email, session_valid
 from coldchain.services.access import require
-from coldchain.services.errors import Forbidden, Invalid, NotFound
+from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound
 from coldchain.storage import Store, Transaction
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "create_user",
     "disable_user",
     "enable_user",
+    "forget_ended_sessions",
     "list_users",
     "reset_password",
     "session_principal",
@@ -170,12 +171,23 @@ async def _user_of(tx: Transaction, organisation_id: int, user_id: int) -> User:
 async def disable_user(
     store: Store, principal: Principal, *, organisation_id: int, user_id: int, now: datetime
 ) -> User:
-    """Disable a user (idempotent) and end its sessions; the record stays, as the audit trail names it."""
+    """Disable a user (idempotent) and end its sessions; the record stays, as the audit trail names it. The last
+    way into the organisation's settings (its last active admin user, with no admin token left) stays:
+    :class:`Conflict`."""
     _check_manages(principal, organisation_id)
     async with store.transaction() as tx:
+        await tx.lock_api_tokens(organisation_id)  # the same lock as revoking a token: one admin check at a time
         user = await _user_of(tx, organisation_id, user_id)
         if principal.user_id == user_id:
             raise Invalid("an admin cannot disable themself (ask another admin of the organisation)")
+        if user.active and user.role == "admin":
+            others = [u for u in await tx.users_of_organisation(organisation_id) if u.id != user_id]
+            if not has_an_admin(await tx.api_tokens(organisation_id), others):
+                raise Conflict(
+                    f"user {user_id} is the last active admin user of organisation {organisation_id}, which has no"
+                    " admin token: disabling them would lock the organisation out of its own settings; add another"
+                    " admin user or issue an admin token first"
+                )
         disabled = await tx.set_user_disabled(user_id, user.disabled_at or now, now=now)
         assert disabled is not None
         await tx.end_sessions_of_user(user_id, now=now)
@@ -349,3 +361,15 @@ async def check_signer(
         detail = {"subject": subject, "problem": problem, "client": client, "first_of_session": first}
         await _audit(tx, principal.actor, "signature.refused", f"user:{principal.user_id}", detail, now)
     raise SignatureRefused(f"signature refused: {problem}; the attempt is recorded")
+
+
+async def forget_ended_sessions(
+    store: Store, *, now: datetime, retention: timedelta, idle: timedelta, failure_window: timedelta
+) -> int:
+    """Delete sessions that ended more than ``retention`` before ``now`` (signed out, ended by an admin, idle for
+    ``idle``, or past their lifetime), and failed sign-ins older than ``failure_window``, which no longer count
+    towards a lock-out. The audit trail keeps every sign-in, sign-out and failure. Returns the sessions deleted."""
+    async with store.transaction() as tx:
+        deleted = await tx.forget_sessions_ended_before(now - retention, idle=idle)
+        await tx.forget_login_failures_before(now - failure_window)
+    return deleted

@@ -70,7 +70,8 @@ class Transaction(
     async def api_tokens(self, organisation_id: int) -> list[ApiToken]: ...
 
     async def lock_api_tokens(self, organisation_id: int) -> None:
-        """Serialise changes to the organisation's tokens until the transaction ends."""
+        """Serialise changes to the organisation's tokens and to its admin users until the transaction ends (the
+        rule that keeps its last admin checks both)."""
         ...
 
     async def revoke_api_token(self, organisation_id: int, token_id: int, *, now: datetime) -> ApiToken | None:

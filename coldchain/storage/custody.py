@@ -22,6 +22,21 @@ __all__ = ["CustodyRecords", "CustodySql"]
 
 _signers_json = msgspec.json.Encoder()
 _signers_type = tuple[Signer, ...]
+_SIDES = frozenset({"token", "user"})
+"""Who signs a side of a hand-over: an organisation's API token, or one of its people."""
+
+
+def _side_signer(row: Any, side: str, organisation_id: int) -> Signer:
+    """The signer of one side of a stored hand-over (``proposer`` or ``acceptor``): its user, or else its token."""
+    if row[f"{side}_user_id"] is not None:
+        return Signer(
+            by="user",
+            organisation_id=organisation_id,
+            user_id=row[f"{side}_user_id"],
+            name=row[f"{side}_name"],
+            email=row[f"{side}_email"],
+        )
+    return Signer(by="token", organisation_id=organisation_id, token_id=row[f"{side}_token_id"])
 
 
 class CustodyRecords(Protocol):
@@ -66,7 +81,7 @@ class CustodyRecords(Protocol):
         proposer: Signer,
         proposed_at: datetime,
     ) -> Handover:
-        """A pending hand-over proposed by ``proposer`` (a token of ``from_id``)."""
+        """A pending hand-over proposed by ``proposer`` (a token or a user of ``from_id``)."""
         ...
 
     async def get_handover(self, shipment_id: int, handover_id: int) -> Handover | None: ...
@@ -78,7 +93,8 @@ class CustodyRecords(Protocol):
     async def accept_handover(
         self, handover_id: int, *, acceptor: Signer, accepted_at: datetime, event_seq: int
     ) -> bool:
-        """Mark a pending hand-over accepted as chain event ``event_seq``; false when it was already accepted."""
+        """Mark a pending hand-over accepted by ``acceptor`` (a token or a user) as chain event ``event_seq``;
+        false when it was already accepted."""
         ...
 
 
@@ -166,13 +182,9 @@ class CustodySql(SqlBase):
             place=Location(lat=row["place_lat"], lon=row["place_lon"], name=row["place_name"]),
             occurred_at=self._time_out(row["occurred_at"]),
             note=row["note"],
-            proposer=Signer(by="token", organisation_id=row["from_id"], token_id=row["proposer_token_id"]),
+            proposer=_side_signer(row, "proposer", row["from_id"]),
             proposed_at=self._time_out(row["proposed_at"]),
-            acceptor=(
-                Signer(by="token", organisation_id=row["to_id"], token_id=row["acceptor_token_id"])
-                if accepted
-                else None
-            ),
+            acceptor=_side_signer(row, "acceptor", row["to_id"]) if accepted else None,
             accepted_at=self._time_out(row["accepted_at"]) if accepted else None,
             event_seq=row["event_seq"],
         )
@@ -189,8 +201,8 @@ class CustodySql(SqlBase):
         proposer: Signer,
         proposed_at: datetime,
     ) -> Handover:
-        if proposer.by != "token" or proposer.organisation_id != from_id:
-            raise ValueError("a hand-over is proposed by a token of the giving organisation")
+        if proposer.by not in _SIDES or proposer.organisation_id != from_id:
+            raise ValueError("a hand-over is proposed by a token or a user of the giving organisation")
         handover_id = await self._q.insert_handover(
             self._conn,
             shipment_id=shipment_id,
@@ -201,7 +213,10 @@ class CustodySql(SqlBase):
             place_lon=place.lon,
             occurred_at=self._time_in(occurred_at),
             note=note,
-            proposer_token_id=proposer.token_id,
+            proposer_token_id=proposer.token_id if proposer.by == "token" else None,
+            proposer_user_id=proposer.user_id if proposer.by == "user" else None,
+            proposer_name=proposer.name if proposer.by == "user" else None,
+            proposer_email=proposer.email if proposer.by == "user" else None,
             proposed_at=self._time_in(proposed_at),
         )
         handover = await self.get_handover(shipment_id, handover_id)
@@ -219,12 +234,15 @@ class CustodySql(SqlBase):
     async def accept_handover(
         self, handover_id: int, *, acceptor: Signer, accepted_at: datetime, event_seq: int
     ) -> bool:
-        if acceptor.by != "token":
-            raise ValueError("a hand-over is accepted by a token of the receiving organisation")
+        if acceptor.by not in _SIDES:
+            raise ValueError("a hand-over is accepted by a token or a user of the receiving organisation")
         updated = await self._q.accept_handover(
             self._conn,
             id=handover_id,
-            acceptor_token_id=acceptor.token_id,
+            acceptor_token_id=acceptor.token_id if acceptor.by == "token" else None,
+            acceptor_user_id=acceptor.user_id if acceptor.by == "user" else None,
+            acceptor_name=acceptor.name if acceptor.by == "user" else None,
+            acceptor_email=acceptor.email if acceptor.by == "user" else None,
             accepted_at=self._time_in(accepted_at),
             event_seq=event_seq,
         )

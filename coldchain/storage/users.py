@@ -3,7 +3,7 @@ and failed sign-ins counted for lock-outs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from coldchain.domain.access import Role
@@ -44,6 +44,11 @@ class UserRecords(Protocol):
     async def end_session(self, id_sha256: str, *, now: datetime) -> None: ...
 
     async def end_sessions_of_user(self, user_id: int, *, now: datetime) -> None: ...
+
+    async def forget_sessions_ended_before(self, before: datetime, *, idle: timedelta) -> int:
+        """Delete the sessions that ended before ``before``: signed out or ended by an admin, past their lifetime,
+        or idle for ``idle`` (their last request was that long before it). Returns how many."""
+        ...
 
     async def record_login_failure(self, *, email: str, client: str, now: datetime) -> None: ...
 
@@ -150,6 +155,12 @@ class UsersSql(SqlBase):
 
     async def end_sessions_of_user(self, user_id: int, *, now: datetime) -> None:
         await self._q.end_sessions_of_user(self._conn, user_id=user_id, now=self._time_in(now))
+
+    async def forget_sessions_ended_before(self, before: datetime, *, idle: timedelta) -> int:
+        rows = self._q.forget_sessions_ended_before(
+            self._conn, before=self._time_in(before), idle_before=self._time_in(before - idle)
+        )
+        return len([row async for row in rows])
 
     async def record_login_failure(self, *, email: str, client: str, now: datetime) -> None:
         await self._q.insert_login_failure(self._conn, email=email, client=client, at=self._time_in(now))

@@ -29,25 +29,28 @@ WHERE a.tracker_id = :tracker_id AND s.status = 'in_transit'
   AND NOT EXISTS (SELECT 1 FROM custody_events e WHERE e.shipment_id = a.shipment_id AND e.kind = 'arrived')
 ORDER BY a.starts_at;
 
--- name: insert_handover(shipment_id, from_id, to_id, place_name, place_lat, place_lon, occurred_at, note, proposer_token_id, proposed_at)$
+-- name: insert_handover(shipment_id, from_id, to_id, place_name, place_lat, place_lon, occurred_at, note, proposer_token_id, proposer_user_id, proposer_name, proposer_email, proposed_at)$
 INSERT INTO custody_handovers (shipment_id, from_id, to_id, place_name, place_lat, place_lon, occurred_at, note,
-                               proposer_token_id, proposed_at)
+                               proposer_token_id, proposer_user_id, proposer_name, proposer_email, proposed_at)
 VALUES (:shipment_id, :from_id, :to_id, :place_name, :place_lat, :place_lon, :occurred_at, :note,
-        :proposer_token_id, :proposed_at)
+        :proposer_token_id, :proposer_user_id, :proposer_name, :proposer_email, :proposed_at)
 RETURNING id;
 
 -- name: get_handover(shipment_id, id)^
 SELECT id, shipment_id, from_id, to_id, place_name, place_lat, place_lon, occurred_at, note, proposer_token_id,
-       proposed_at, acceptor_token_id, accepted_at, event_seq
+       proposer_user_id, proposer_name, proposer_email, proposed_at, acceptor_token_id, acceptor_user_id,
+       acceptor_name, acceptor_email, accepted_at, event_seq
 FROM custody_handovers WHERE shipment_id = :shipment_id AND id = :id;
 
 -- name: pending_handovers(shipment_id)
 SELECT id, shipment_id, from_id, to_id, place_name, place_lat, place_lon, occurred_at, note, proposer_token_id,
-       proposed_at, acceptor_token_id, accepted_at, event_seq
+       proposer_user_id, proposer_name, proposer_email, proposed_at, acceptor_token_id, acceptor_user_id,
+       acceptor_name, acceptor_email, accepted_at, event_seq
 FROM custody_handovers WHERE shipment_id = :shipment_id AND accepted_at IS NULL ORDER BY id;
 
--- name: accept_handover(id, acceptor_token_id, accepted_at, event_seq)$
+-- name: accept_handover(id, acceptor_token_id, acceptor_user_id, acceptor_name, acceptor_email, accepted_at, event_seq)$
 UPDATE custody_handovers
-SET acceptor_token_id = :acceptor_token_id, accepted_at = :accepted_at, event_seq = :event_seq
+SET acceptor_token_id = :acceptor_token_id, acceptor_user_id = :acceptor_user_id, acceptor_name = :acceptor_name,
+    acceptor_email = :acceptor_email, accepted_at = :accepted_at, event_seq = :event_seq
 WHERE id = :id AND accepted_at IS NULL
 RETURNING id;

@@ -51,6 +51,12 @@ SELECT count(*) FROM login_failures WHERE email = :email AND at >= :since;
 -- name: login_failures_of_client(client, since)$
 SELECT count(*) FROM login_failures WHERE client = :client AND at >= :since;
 
+-- name: forget_sessions_ended_before(before, idle_before)
+-- Sessions that ended before :before: signed out (or ended by an admin), past their lifetime, or idle since
+-- :idle_before (their last request was more than the idle timeout before :before).
+DELETE FROM sessions WHERE ended_at < :before OR expires_at < :before OR last_seen_at < :idle_before
+RETURNING id_sha256;
+
 -- name: forget_login_failures_before(before)!
 DELETE FROM login_failures WHERE at < :before;
 

@@ -15,7 +15,9 @@ request ``--runs`` times after three warm-ups, with a signed-in user's session:
 
 - chart data: ``GET /v1/shipments/{id}/readings?resolution=<the page's>`` (about 1,500 buckets over 30 days);
 - the shipment page: ``GET /portal/shipments/{id}`` and its chart data, the two requests a browser makes;
-- the board: ``GET /v1/board``, and the board page ``GET /portal``.
+- the board: ``GET /v1/board``, and the board page ``GET /portal``;
+- the long shipment's investigation (``--runs`` / 4 times): as JSON, as the portal page, and as the PDF excursion
+  report (the whole path: the judgement, the readings' SHA-256 over all 43,200 readings, the charts, WeasyPrint).
 
 Prints p50 and p95 in milliseconds; asserts nothing.
 """
@@ -200,11 +202,25 @@ async def bench(engine: str, url: str, runs: int, board: int) -> list[tuple[str,
         async def board_page() -> None:
             ok(await client.get("/portal"))
 
+        async def investigation_json() -> None:
+            ok(await client.get(f"/v1/shipments/{shipment_id}/investigation"))
+
+        async def investigation_page() -> None:
+            ok(await client.get(f"/portal/shipments/{shipment_id}/investigation"))
+
+        async def excursion_report() -> None:
+            ok(await client.get(f"/v1/shipments/{shipment_id}/excursion-report"))
+
+        report_runs = max(3, runs // 4)
+
         return [
             (engine, f"chart data ({buckets} buckets of 43,200 readings)", *await timed(runs, chart_data)),
             (engine, "shipment page + its chart data", *await timed(runs, shipment_page)),
             (engine, f"GET /v1/board ({on_board} shipments)", *await timed(runs, board_api)),
             (engine, f"board page ({on_board} shipments)", *await timed(runs, board_page)),
+            (engine, "investigation JSON (43,200 readings)", *await timed(report_runs, investigation_json)),
+            (engine, "investigation page (43,200 readings)", *await timed(report_runs, investigation_page)),
+            (engine, "excursion report PDF (43,200 readings)", *await timed(report_runs, excursion_report)),
         ]
 
 

@@ -495,6 +495,35 @@ def test_a_hand_over_needs_the_signatures_of_both_sides_in_order() -> None:
     assert journey.events[-1].signers == (token(CARRIER_A), token(CARRIER_B))
 
 
+def person(organisation_id: int, user_id: int) -> Signer:
+    return Signer(
+        by="user", organisation_id=organisation_id, user_id=user_id, name=f"User {user_id}", email=f"u{user_id}@x.org"
+    )
+
+
+def test_people_sign_a_hand_over_for_their_own_organisations_and_their_names_are_in_the_hash() -> None:
+    journey = Journey(shipment())
+    journey.record("picked_up", CARRIER_A, hours(1), signers=[person(CARRIER_A, 7)])
+
+    for signers in (
+        [person(CARRIER_B, 8), person(CARRIER_A, 7)],
+        [person(CARRIER_A, 7), person(SHIPPER, 9)],
+    ):
+        with pytest.raises(InvalidCustody, match="signed by both sides"):
+            journey.record("handed_over", CARRIER_A, hours(2), to=CARRIER_B, signers=signers)
+    with pytest.raises(InvalidCustody, match="signs custody events for itself"):
+        journey.record("arrived", CARRIER_A, hours(2), signers=[person(CARRIER_B, 8)])
+    handed = journey.record(
+        "handed_over", CARRIER_A, hours(2), to=CARRIER_B, signers=[person(CARRIER_A, 7), token(CARRIER_B)]
+    )
+    renamed = msgspec.structs.replace(
+        handed, signers=(msgspec.structs.replace(handed.signers[0], name="Someone else"), handed.signers[1])
+    )
+
+    assert verify_chain(journey.shipment.id, journey.events, journey.events[-1].head).intact
+    assert event_hash(renamed) != handed.hash
+
+
 def test_only_an_arrival_may_be_signed_by_the_geofence_and_it_may_come_before_anyone_signed_for_the_shipment() -> None:
     geofence = [Signer(by="geofence", tracker_id=5)]
     journey = Journey(shipment("in_transit"))

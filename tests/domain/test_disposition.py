@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta, timezone
+
 import msgspec
 
 from coldchain.domain.disposition import recommend_disposition
 from coldchain.domain.evaluation import evaluate
 from coldchain.domain.profiles import MktSettings
-from tests.domain.engine_support import profile, readings, rule, shared_profile
+from coldchain.domain.quarantine import QuarantineFault
+from tests.domain.engine_support import at, profile, readings, rule, shared_profile
 
 HEAT = rule(mode="consecutive", delay_min=60.0, action="quarantine")
 FREEZE = rule(name="freeze", direction="below", threshold=0.0, mode="instant", delay_min=0.0, action="reject")
@@ -83,3 +86,23 @@ def test_an_mkt_within_its_limit_gives_no_reason() -> None:
     disposition = recommend_disposition(evaluate(rules, readings(every_ten_minutes(5, 6, 7))))
 
     assert disposition.recommendation == "release"
+
+
+def test_times_in_the_reasons_are_written_in_utc_with_their_date_whatever_zone_they_came_in() -> None:
+    result = evaluate(profile(HEAT, FREEZE), readings(every_ten_minutes(9, 9, 9, 9, 9, 9, 9, -1, 5)))
+    berlin = timezone(timedelta(hours=1))
+    fault = QuarantineFault(
+        kind="temperature_c not a number", first_at=at(5).astimezone(berlin), last_at=at(95), readings=3
+    )
+
+    reasons = {
+        reason.code + ":" + (reason.rule or ""): reason.message
+        for reason in recommend_disposition(result, quarantined=[fault]).reasons
+    }
+
+    assert reasons["alarm:freeze"].endswith("met at 2025-03-01 01:10 UTC")
+    assert reasons["alarm:heat"].endswith("met at 2025-03-01 01:00 UTC")
+    assert reasons["quarantined_readings:"] == (
+        "3 reading(s) quarantined at ingest (temperature_c not a number) from 2025-03-01 00:05 UTC to"
+        " 2025-03-01 01:35 UTC"
+    )

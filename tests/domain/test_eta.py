@@ -231,7 +231,7 @@ def test_an_eta_after_the_promised_time_is_at_risk_and_says_so() -> None:
     )
     assert estimate.at_risk
     assert estimate.eta is not None
-    assert estimate.reasons == [f"ETA {estimate.eta:%H:%M} UTC after the promised 11:00 UTC"]
+    assert estimate.reasons == [f"ETA {estimate.eta:%Y-%m-%d %H:%M} UTC after the promised 2025-03-01 11:00 UTC"]
 
 
 def test_an_eta_before_the_promised_time_is_not_at_risk() -> None:
@@ -257,7 +257,9 @@ def test_a_budget_running_out_before_the_eta_is_at_risk_and_says_so() -> None:
     )
     assert estimate.at_risk
     assert estimate.eta is not None
-    assert estimate.reasons == [f"stability budget runs out at 10:30 UTC before the ETA {estimate.eta:%H:%M} UTC"]
+    assert estimate.reasons == [
+        f"stability budget runs out at 2025-03-01 10:30 UTC before the ETA {estimate.eta:%Y-%m-%d %H:%M} UTC"
+    ]
 
 
 def test_a_budget_lasting_past_the_eta_is_not_at_risk() -> None:
@@ -284,8 +286,8 @@ def test_without_a_speed_only_a_passed_deadline_or_spent_budget_flags_risk() -> 
     )
     assert late.at_risk
     assert late.reasons == [
-        "overdue by 5 min (promised 10:55 UTC)",
-        "stability budget ran out at 10:59 UTC before arrival",
+        "overdue by 5 min (promised 2025-03-01 10:55 UTC)",
+        "stability budget ran out at 2025-03-01 10:59 UTC before arrival",
     ]
 
 
@@ -435,7 +437,7 @@ def test_a_passed_promise_reads_as_overdue_by_how_long_even_with_an_estimate() -
     )
     assert late.eta is not None
     assert late.at_risk
-    assert late.reasons == ["overdue by 3 h (promised 07:50 UTC)"]
+    assert late.reasons == ["overdue by 3 h (promised 2025-03-01 07:50 UTC)"]
 
 
 @pytest.mark.parametrize(

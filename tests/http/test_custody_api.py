@@ -21,6 +21,7 @@ from coldchain.storage import Store
 from tests.factories import FRIDGE_PROFILE, OPERATOR_HEADERS, OPERATOR_TOKEN, PROFILES_JSON, bearer
 from tests.http.test_sync_api import as_json, assert_error, post_batch
 from tests.http.test_tenancy_api import new_org, new_token
+from tests.http.test_users_sessions import PASSWORD, session_of
 
 Client = AsyncTestClient[Litestar]
 
@@ -247,6 +248,98 @@ async def test_a_hand_over_joins_the_chain_only_when_the_receiving_organisation_
     assert_error(again, 409, "conflict", "already accepted (custody event 2)")
     final = await custody(world, world.b)
     assert (final["custodian_id"], final["pending_handovers"], len(final["events"])) == (world.carrier_b, [], 2)
+
+
+async def signed_in_person(world: World, organisation_id: int, name: str, email: str, role: str) -> dict[str, str]:
+    """Headers of a person of ``organisation_id`` signed in to the portal: the session cookie and its CSRF token."""
+    body = {"role": role, "name": name, "email": email, "password": PASSWORD}
+    added = await world.client.post(f"/v1/organisations/{organisation_id}/users", json=body, headers=OPERATOR_HEADERS)
+    assert added.status_code == 201, added.text
+    response = await world.client.post("/v1/session", json={"email": email, "password": PASSWORD})
+    world.client.cookies.clear()
+    assert response.status_code == 201, response.text
+    return {"Cookie": f"coldchain_session={session_of(response)}", "X-CSRF-Token": response.json()["csrf_token"]}
+
+
+async def audit_of(world: World, action: str) -> list[tuple[str, dict[str, Any]]]:
+    async def read(store: Store) -> list[tuple[str, dict[str, Any]]]:
+        async with store.transaction() as tx:
+            entries = await tx.audit_entries(limit=100_000)
+        return [(entry.actor, json.loads(entry.detail)) for entry in entries if entry.action == action]
+
+    found: list[tuple[str, dict[str, Any]]] = world.client.blocking_portal.call(read, world.client.app.state.store)
+    return found
+
+
+async def test_people_signed_in_to_the_portal_propose_and_accept_a_hand_over_and_are_named_as_its_signers(
+    world: World,
+) -> None:
+    ada = await signed_in_person(world, world.carrier_a, "Ada Driver", "ada@road.example", "carrier")
+    bo = await signed_in_person(world, world.carrier_b, "Bo Pilot", "bo@air.example", "logistics")
+    await record(world, ada, "picked_up", 1)
+
+    proposal = await hand_over(world, ada, world.carrier_b, 2)
+    pending = await custody(world, bo)
+    without_csrf = await world.client.post(
+        f"{world.custody}/handovers/{proposal['id']}/accept", headers={"Cookie": bo["Cookie"]}
+    )
+    accepted = await world.client.post(f"{world.custody}/handovers/{proposal['id']}/accept", headers=bo)
+
+    ada_signs = {"by": "user", "organisation_id": world.carrier_a, "token_id": None, "tracker_id": None}
+    ada_signs |= {"user_id": proposal["proposed_by"]["user_id"], "name": "Ada Driver", "email": "ada@road.example"}
+    assert proposal["proposed_by"] == ada_signs
+    assert pending["pending_handovers"][0]["proposed_by"] == ada_signs
+    assert_error(without_csrf, 403, "forbidden", "CSRF")
+    assert accepted.status_code == 201, accepted.text
+    signers = accepted.json()["signers"]
+    assert signers[0] == ada_signs
+    assert (signers[1]["by"], signers[1]["organisation_id"], signers[1]["name"], signers[1]["email"]) == (
+        "user",
+        world.carrier_b,
+        "Bo Pilot",
+        "bo@air.example",
+    )
+    final = await custody(world, world.auditor)
+    assert (final["custodian_id"], final["pending_handovers"]) == (world.carrier_b, [])
+    assert final["events"][-1]["signers"] == signers
+    assert (await verdict(world))["intact"] is True
+
+    proposed_audit = await audit_of(world, "custody.handover_proposed")
+    recorded_audit = await audit_of(world, "custody.recorded")
+    assert [actor.split(" (")[0] for actor, _ in proposed_audit] == ["Ada Driver <ada@road.example>"]
+    assert proposed_audit[0][1]["proposed_by"].startswith("Ada Driver <ada@road.example> (org:")
+    actor, detail = recorded_audit[-1]
+    assert (actor.split(" (")[0], detail["kind"]) == ("Bo Pilot <bo@air.example>", "handed_over")
+    assert [signer.split(" (")[0] for signer in detail["signers"]] == [
+        "Ada Driver <ada@road.example>",
+        "Bo Pilot <bo@air.example>",
+    ]
+
+
+async def test_a_person_and_a_token_sign_the_two_sides_of_one_hand_over(world: World) -> None:
+    bo = await signed_in_person(world, world.carrier_b, "Bo Pilot", "bo@air.example", "carrier")
+    await record(world, world.a, "picked_up", 1)
+    proposal = await hand_over(world, world.a, world.carrier_b, 2)
+
+    accepted = await world.client.post(f"{world.custody}/handovers/{proposal['id']}/accept", headers=bo)
+
+    assert accepted.status_code == 201, accepted.text
+    assert [(s["by"], s.get("name")) for s in accepted.json()["signers"]] == [("token", None), ("user", "Bo Pilot")]
+    detail = (await audit_of(world, "custody.recorded"))[-1][1]
+    assert detail["signers"][0] == f"org:{world.carrier_a}/token:{proposal['proposed_by']['token_id']}"
+
+
+async def test_a_person_of_another_organisation_cannot_accept_a_hand_over_meant_for_someone_else(
+    world: World,
+) -> None:
+    shipper_person = await signed_in_person(world, world.shipper, "Sam Shipper", "sam@ship.example", "logistics")
+    await record(world, world.a, "picked_up", 1)
+    proposal = await hand_over(world, world.a, world.carrier_b, 2)
+
+    refused = await world.client.post(f"{world.custody}/handovers/{proposal['id']}/accept", headers=shipper_person)
+
+    assert_error(refused, 403, "forbidden", f"only organisation {world.carrier_b}")
+    assert [h["id"] for h in (await custody(world))["pending_handovers"]] == [proposal["id"]]
 
 
 async def test_only_the_custodian_proposes_a_hand_over_and_only_to_a_carrier_of_the_shipment(world: World) -> None:

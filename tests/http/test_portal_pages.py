@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
@@ -233,3 +234,33 @@ async def test_a_shipment_created_on_the_set_up_page_keeps_its_legs_in_order(sit
     assert created.status_code == 200, re.findall(r"Error: [^<]+", created.text)
     [shipment] = (await site.client.get("/v1/shipments")).json()
     assert [(leg["carrier_id"], leg["mode"]) for leg in shipment["legs"]] == [(road, "road"), (air, "air")]
+
+
+async def test_times_inside_the_arrival_reasons_on_the_shipment_page_are_marked_utc(site: Site) -> None:
+    fridge = next(p for p in json.loads(PROFILES_JSON.read_text())["profiles"] if p["id"] == FRIDGE_PROFILE)
+    assert (await site.client.post("/v1/profiles", json=fridge, headers=OPERATOR_HEADERS)).is_success
+    await sign_in(site)
+    session = {"X-CSRF-Token": csrf_of(await site.client.get("/portal/setup"))}
+    product = await site.client.post(
+        "/v1/products", json={"name": "Insulin", "profile_id": FRIDGE_PROFILE}, headers=session
+    )
+    promised = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
+    body = {
+        "reference": "SHP-LATE",
+        "product_id": product.json()["id"],
+        "quantity": 10,
+        "origin": {"name": "Berlin", "lat": 52.52, "lon": 13.405},
+        "destination": {"name": "Lisbon", "lat": 38.72, "lon": -9.14},
+        "promised_at": promised.astimezone(timezone(timedelta(hours=-5))).isoformat(),  # given in New York time
+    }
+    shipment = await site.client.post("/v1/shipments", json=body, headers=session)
+    assert shipment.status_code == 201, shipment.text
+    moved = await site.client.post(
+        f"/v1/shipments/{shipment.json()['id']}/status", json={"status": "in_transit"}, headers=session
+    )
+    assert moved.status_code == 200, moved.text
+
+    page = await site.client.get(f"/portal/shipments/{shipment.json()['id']}")
+
+    assert page.status_code == 200
+    assert f"overdue by 48 h (promised {promised:%Y-%m-%d %H:%M} UTC)" in page.text

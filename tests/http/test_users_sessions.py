@@ -218,6 +218,72 @@ async def test_disabling_a_user_or_resetting_the_password_ends_their_sessions(of
     assert (await sign_in(office, password="another long password")).status_code == 201
 
 
+async def admin_token_id(office: Office) -> int:
+    tokens = (await office.client.get(f"/v1/organisations/{office.org}/tokens", headers=OPERATOR_HEADERS)).json()
+    token_id: int = next(t["id"] for t in tokens if t["role"] == "admin" and t["revoked_at"] is None)
+    return token_id
+
+
+async def test_the_last_active_admin_user_of_an_organisation_without_an_admin_token_cannot_be_disabled(
+    office: Office,
+) -> None:
+    ada = await add_user(office, "ada@example.org", role="admin")
+    bob = await add_user(office, "bob@example.org", role="admin")
+    users = f"/v1/organisations/{office.org}/users"
+    # Admin users count: the organisation's only admin token may go while they remain.
+    token_revoked = await office.client.delete(
+        f"/v1/organisations/{office.org}/tokens/{await admin_token_id(office)}", headers=OPERATOR_HEADERS
+    )
+    as_ada = await signed_in(office, "ada@example.org")
+
+    bob_disabled = await office.client.post(f"{users}/{bob['id']}/disable", headers=as_ada)
+    last = await office.client.post(f"{users}/{ada['id']}/disable", headers=OPERATOR_HEADERS)
+    themself = await office.client.post(f"{users}/{ada['id']}/disable", headers=as_ada)
+    bob_again = await office.client.post(f"{users}/{bob['id']}/disable", headers=as_ada)  # already disabled: no change
+    await office.client.post(f"{users}/{bob['id']}/enable", headers=as_ada)
+    ada_disabled = await office.client.post(f"{users}/{ada['id']}/disable", headers=OPERATOR_HEADERS)
+
+    assert token_revoked.status_code == 200, token_revoked.text
+    assert bob_disabled.status_code == 200, bob_disabled.text
+    assert_error(last, 409, "conflict", f"user {ada['id']} is the last active admin user", "issue an admin token")
+    assert_error(themself, 422, "invalid", "cannot disable themself")
+    assert bob_again.status_code == 200, bob_again.text
+    assert ada_disabled.status_code == 200, ada_disabled.text  # Bob is an admin again
+    assert "user.disabled" in await audit_actions(office)
+
+
+async def test_an_admin_token_counts_when_the_last_admin_user_is_disabled(office: Office) -> None:
+    ada = await add_user(office, "ada@example.org", role="admin")
+    logistics = await add_user(office, "lou@example.org", role="logistics")
+
+    disabled = await office.client.post(
+        f"/v1/organisations/{office.org}/users/{ada['id']}/disable", headers=office.admin
+    )
+    not_an_admin = await office.client.post(
+        f"/v1/organisations/{office.org}/users/{logistics['id']}/disable", headers=office.admin
+    )
+
+    assert disabled.status_code == 200, disabled.text
+    assert not_an_admin.status_code == 200, not_an_admin.text
+
+
+async def test_the_last_admin_token_cannot_be_revoked_when_every_admin_user_is_disabled(office: Office) -> None:
+    ada = await add_user(office, "ada@example.org", role="admin")
+    token = f"/v1/organisations/{office.org}/tokens/{await admin_token_id(office)}"
+    disabled = await office.client.post(
+        f"/v1/organisations/{office.org}/users/{ada['id']}/disable", headers=office.admin
+    )
+
+    refused = await office.client.delete(token, headers=OPERATOR_HEADERS)
+    await office.client.post(f"/v1/organisations/{office.org}/users/{ada['id']}/enable", headers=office.admin)
+    revoked = await office.client.delete(token, headers=OPERATOR_HEADERS)
+
+    assert disabled.status_code == 200, disabled.text
+    assert_error(refused, 409, "conflict", "is the last admin token", "which has no active admin user")
+    assert revoked.status_code == 200, revoked.text
+    assert_error(await office.client.get("/v1/shipments", headers=office.admin), 401, "unauthenticated")
+
+
 async def test_only_the_organisations_admin_manages_its_users(office: Office) -> None:
     other = await new_org(office.client, "Competitor")
     other_admin = bearer(await new_token(office.client, other, "admin"))

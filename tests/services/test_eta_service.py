@@ -151,6 +151,31 @@ async def test_an_urgent_shipment_warming_beyond_its_budget_before_arrival_is_at
     assert any("budget" in reason for reason in eta.reasons)
 
 
+async def test_an_urgent_shipment_without_a_position_says_when_its_budget_runs_out_in_utc(store: Store) -> None:
+    shipper = await make_org(store, kind="shipper")
+    shipment = await make_shipment(
+        store, owner=shipper.id, profile_id="biologic-air-freight", origin=ORIGIN, destination=DESTINATION,
+        waypoints=(), priority="urgent",
+    )  # fmt: skip
+    tracker = await make_tracker(store, shipper.id)
+    await assign(store, shipment.id, tracker.id, START - timedelta(hours=1))
+    async with store.transaction() as tx:
+        await tx.set_shipment_status(shipment.id, "in_transit", now=START)
+    # No GPS: a logger that only measures, warming beyond 8 °C after 10 min.
+    readings = [
+        msgspec.structs.replace(r, temperature_c=6.0 + 0.2 * i, latitude=None, longitude=None)
+        for i, r in enumerate(drive(31))
+    ]
+    await record_batch(store, tracker.id, readings, now=START + timedelta(minutes=31))
+
+    eta = await shipment_eta(store, OPERATOR, shipment.id, now=readings[-1].device_time)
+
+    assert eta.estimate is None
+    assert eta.budget_runs_out_at is not None
+    runs_out = eta.budget_runs_out_at.astimezone(UTC)
+    assert f"stability budget runs out at {runs_out:%Y-%m-%d %H:%M} UTC (no recent position for an ETA)" in eta.reasons
+
+
 async def test_a_standard_shipment_has_no_budget_forecast(store: Store) -> None:
     shipment_id, tracker_id, _ = await shipment_on_the_road(store, promised_at=None)
     warming = [msgspec.structs.replace(r, temperature_c=6.0 + 0.2 * i) for i, r in enumerate(drive(31))]

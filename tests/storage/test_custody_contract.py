@@ -18,7 +18,8 @@ from coldchain.domain.custody import (
     verify_chain,
 )
 from coldchain.domain.shipments import Shipment
-from coldchain.storage import AlreadyExists, Store
+from coldchain.storage import AlreadyExists, Engine, Store, open_store
+from coldchain.storage.migrations import discover_migrations
 from tests.factories import assign, make_org, make_shipment, make_tracker
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, 123456, tzinfo=UTC)
@@ -294,6 +295,141 @@ async def test_a_hand_over_is_pending_until_accepted_once(store: Store) -> None:
     assert accepted is not None
     assert (accepted.acceptor, accepted.accepted_at, accepted.event_seq) == (acceptor, T0 + timedelta(hours=1), 3)
     assert (accepted.proposer, accepted.place, accepted.note) == (proposed.proposer, BERLIN, "dock 4")
+
+
+async def test_a_hand_over_proposed_and_accepted_by_people_keeps_who_they_were(store: Store) -> None:
+    shipment, (_, carrier, _) = await a_shipment(store)
+    second = await make_org(store, kind="carrier")
+    async with store.transaction() as tx:
+        ada = await tx.create_user(
+            organisation_id=carrier,
+            role="carrier",
+            name="Ada Driver",
+            email="ada@road.example",
+            password_hash="x",
+            now=T0,
+        )
+        bo = await tx.create_user(
+            organisation_id=second.id,
+            role="logistics",
+            name="Bo Pilot",
+            email="bo@air.example",
+            password_hash="y",
+            now=T0,
+        )
+        proposer = Signer(by="user", organisation_id=carrier, user_id=ada.id, name=ada.name, email=ada.email)
+        proposed = await tx.insert_handover(
+            shipment_id=shipment.id,
+            from_id=carrier,
+            to_id=second.id,
+            place=BERLIN,
+            occurred_at=T0,
+            note=None,
+            proposer=proposer,
+            proposed_at=T0 + timedelta(minutes=1),
+        )
+    acceptor = Signer(by="user", organisation_id=second.id, user_id=bo.id, name=bo.name, email=bo.email)
+
+    async with store.transaction() as tx:
+        assert await tx.pending_handovers(shipment.id) == [proposed]
+        assert await tx.accept_handover(
+            proposed.id, acceptor=acceptor, accepted_at=T0 + timedelta(hours=1), event_seq=2
+        )
+    async with store.transaction() as tx:
+        accepted = await tx.get_handover(shipment.id, proposed.id)
+
+    assert proposed.proposer == proposer
+    assert accepted is not None
+    assert (accepted.proposer, accepted.acceptor, accepted.event_seq) == (proposer, acceptor, 2)
+
+
+async def test_a_hand_over_side_is_a_token_or_a_person_of_that_side_and_never_the_operator(store: Store) -> None:
+    shipment, (_, carrier, _) = await a_shipment(store)
+    second = await make_org(store, kind="carrier")
+    async with store.transaction() as tx:
+        giver = await tx.create_api_token(organisation_id=carrier, role="carrier", name="g", token_sha256="a", now=T0)
+        proposed = await tx.insert_handover(
+            shipment_id=shipment.id,
+            from_id=carrier,
+            to_id=second.id,
+            place=BERLIN,
+            occurred_at=T0,
+            note=None,
+            proposer=Signer(by="token", organisation_id=carrier, token_id=giver.id),
+            proposed_at=T0,
+        )
+    for proposer in (Signer(by="operator"), Signer(by="token", organisation_id=second.id, token_id=giver.id)):
+        with pytest.raises(ValueError, match="proposed by a token or a user of the giving organisation"):
+            async with store.transaction() as tx:
+                await tx.insert_handover(
+                    shipment_id=shipment.id,
+                    from_id=carrier,
+                    to_id=second.id,
+                    place=BERLIN,
+                    occurred_at=T0,
+                    note=None,
+                    proposer=proposer,
+                    proposed_at=T0,
+                )
+    with pytest.raises(ValueError, match="accepted by a token or a user"):
+        async with store.transaction() as tx:
+            await tx.accept_handover(proposed.id, acceptor=Signer(by="operator"), accepted_at=T0, event_seq=2)
+
+    async with store.transaction() as tx:
+        assert await tx.pending_handovers(shipment.id) == [proposed]
+
+
+async def test_hand_overs_stored_before_people_could_sign_them_come_through_the_migration_unchanged(
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine: Engine = "sqlite" if empty_database_url.startswith("sqlite") else "postgresql"
+    before_people = [migration for migration in discover_migrations(engine) if migration.version < 15]
+    module = "sqlite" if engine == "sqlite" else "postgres"
+    monkeypatch.setattr(f"coldchain.storage.{module}.discover_migrations", lambda _engine: before_people)
+    old = await open_store(empty_database_url, pool_size=2)
+    try:
+        shipment, (_, carrier, _) = await a_shipment(old)
+        second = await make_org(old, kind="carrier")
+        async with old.transaction() as tx:
+            giver = await tx.create_api_token(
+                organisation_id=carrier, role="carrier", name="g", token_sha256="a", now=T0
+            )
+            taker = await tx.create_api_token(
+                organisation_id=second.id, role="carrier", name="t", token_sha256="b", now=T0
+            )
+        columns = (
+            "shipment_id, from_id, to_id, place_name, place_lat, place_lon, occurred_at, note, proposer_token_id,"
+            " proposed_at, acceptor_token_id, accepted_at, event_seq"
+        )
+        at = f"'{T0.isoformat(timespec='microseconds')}'"
+        common = f"{shipment.id}, {carrier}, {second.id}, 'Berlin hub', 52.52, 13.405, {at}, 'dock 4', {giver.id}, {at}"
+        await run_sql(
+            old,
+            f"INSERT INTO custody_handovers ({columns}) VALUES ({common}, {taker.id}, {at}, 2)",
+            f"INSERT INTO custody_handovers ({columns}) VALUES ({common}, NULL, NULL, NULL)",
+        )
+    finally:
+        await old.close()
+    monkeypatch.undo()
+
+    migrated = await open_store(empty_database_url, pool_size=2, migrate=False)
+    try:
+        assert [label for label in await migrated.migrate() if label.startswith("0015")] == ["0015_handover_signers"]
+        async with migrated.transaction() as tx:
+            pending = await tx.pending_handovers(shipment.id)
+            accepted = await tx.get_handover(shipment.id, pending[0].id - 1)
+    finally:
+        await migrated.close()
+
+    by_giver = Signer(by="token", organisation_id=carrier, token_id=giver.id)
+    assert [(h.proposer, h.acceptor, h.place, h.note) for h in pending] == [(by_giver, None, BERLIN, "dock 4")]
+    assert accepted is not None
+    assert (accepted.proposer, accepted.acceptor, accepted.accepted_at, accepted.event_seq) == (
+        by_giver,
+        Signer(by="token", organisation_id=second.id, token_id=taker.id),
+        T0,
+        2,
+    )
 
 
 async def test_an_ingest_that_audited_first_and_a_request_that_locked_the_chain_first_do_not_deadlock(
