@@ -13,7 +13,8 @@ do; a vaccine and a biologic with a lot each; and five shipments placed around *
 shipment            what it shows
 ==================  ====================================================================================
 delivered           a reefer truck Berlin → Munich that arrived before the demo began: a complete custody
-                    chain (packed, picked up, arrived by geofence, delivered, received)
+                    chain (packed, picked up, arrived by geofence, delivered, received) and a short freeze
+                    at a stop, on the receiving pharmacist's worklist
 live-alarm          Helsinki → Oulu: a thermostat fault is freezing the load; the freeze alarm is raised
                     live a few minutes of demo time after the summary and escalates unless acknowledged
 at-risk             an urgent biologic Lyon → Rungis with a tight promised time; its reefer compressor
@@ -182,9 +183,19 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
 def plans() -> list[Plan]:
     """The five demo shipments (times in hours relative to the demo's start)."""
     freeze = BUILTIN_SCENARIOS["freeze"]
+    reefer = BUILTIN_SCENARIOS["reefer-road"]
     offline = BUILTIN_SCENARIOS["multi-day-offline"]
     return [
-        Plan(label="delivered", scenario=BUILTIN_SCENARIOS["reefer-road"], started_h_ago=12.0, product="vaccine"),
+        # A short freeze at a stop, within the rule's hour: an excursion without an alarm, for the pharmacist's
+        # worklist (release recommended, a decision still needed).
+        Plan(
+            label="delivered",
+            scenario=msgspec.structs.replace(
+                reefer, events=(*reefer.events, Freeze(at_h=5.0, duration_h=0.75, target_c=-3.0, tau_min=20.0))
+            ),
+            started_h_ago=12.0,
+            product="vaccine",
+        ),
         # The load crosses -0.5 °C about 35 min into the freeze; the alarm needs 60 min more: met ~45 min in.
         Plan(
             label="live-alarm",

@@ -386,3 +386,52 @@ async def test_the_audit_chain_verifies_after_a_day_of_decisions_and_decisions_c
 
     with pytest.raises(Exception, match="never changed"):
         desk.call(rewrite)
+
+
+async def test_a_trackers_calibration_is_recorded_audited_and_an_overdue_one_is_flagged(desk: Desk) -> None:
+    await synced_trip(desk)
+    owner = desk.token(desk.world.carrier, "logistics")
+    path = f"/v1/trackers/{desk.serial}/calibration"
+
+    overdue = await desk.client.put(path, json={"due_on": "2026-01-15", "certificate": "CAL-118"}, headers=owner)
+    by_stranger = await desk.client.put(
+        path, json={"due_on": "2030-01-01"}, headers=desk.token(desk.world.receiver, "logistics")
+    )
+    by_auditor = await desk.client.put(
+        path, json={"due_on": "2030-01-01"}, headers=desk.token(desk.world.carrier, "auditor")
+    )
+
+    assert overdue.status_code == 200, overdue.text
+    assert overdue.json() == {"tracker_id": desk.serial, "calibration_due_on": "2026-01-15"}
+    assert_error(by_stranger, 404, "not_found")
+    assert_error(by_auditor, 403, "forbidden")
+    [tracker] = (await investigate(desk))["trackers"]
+    assert (tracker["calibration_due_on"], tracker["calibration_overdue"]) == ("2026-01-15", True)
+    renewed = await desk.client.put(path, json={"due_on": "2099-01-15"}, headers=owner)
+    assert renewed.status_code == 200
+    [tracker] = (await investigate(desk))["trackers"]
+    assert tracker["calibration_overdue"] is False
+    details = [json.loads(d) for action, d in await audit_actions(desk) if action == "tracker.calibrated"]
+    assert [(d["before"], d["calibration_due_on"]) for d in details] == [
+        (None, "2026-01-15"),
+        ("2026-01-15", "2099-01-15"),
+    ]
+    assert details[0]["certificate"] == "CAL-118"
+
+
+async def test_only_an_organisations_admin_sets_its_second_signature_rule_and_the_change_is_audited(desk: Desk) -> None:
+    path = f"/v1/organisations/{desk.world.receiver}/release-policy"
+    admin = desk.token(desk.world.receiver, "admin")
+
+    by_pharmacist = await desk.client.put(path, json={"release_needs_approval": True}, headers=desk.sessions["grace"])
+    by_outsider = await desk.client.put(
+        path, json={"release_needs_approval": True}, headers=desk.token(desk.world.shipper, "admin")
+    )
+    by_admin = await desk.client.put(path, json={"release_needs_approval": True}, headers=admin)
+
+    assert_error(by_pharmacist, 403, "forbidden")
+    assert_error(by_outsider, 404, "not_found")
+    assert by_admin.json() == {"organisation_id": desk.world.receiver, "release_needs_approval": True}
+    assert (await desk.client.get(path, headers=desk.sessions["grace"])).json()["release_needs_approval"] is True
+    [detail] = [json.loads(d) for action, d in await audit_actions(desk) if action == "organisation.release_policy"]
+    assert detail == {"release_needs_approval": True, "before": False}
