@@ -70,6 +70,36 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--email", required=True, help="the user's email (their sign-in name)")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
 
+    keys = commands.add_parser("keys", help="manage the keys that sign certificates")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    generate = key_commands.add_parser(
+        "generate",
+        help="make a new signing key (earlier ones stay published, retired) and a pilot's PDF signer",
+        description=(
+            "Write DIR/signing-<kid>.pem (an Ed25519 private key, mode 0600) and add its public key to"
+            " DIR/published-keys.json (a JWKS; keys already there stay, marked retired, so certificates they signed"
+            " still verify). Unless DIR/pdf-signer.p12 exists, also write a self-signed PDF signing certificate for"
+            " pilots (mode 0600); production uses a PKCS#12 from a certificate authority."
+        ),
+    )
+    generate.add_argument("--dir", type=Path, required=True, help="the folder to keep the keys in")
+    generate.add_argument(
+        "--name", default="coldchain certificate signing", help="the PDF signer's common name (pilot certificate)"
+    )
+    generate.add_argument("--organisation", default="coldchain", help="the PDF signer's organisation")
+
+    verify = commands.add_parser(
+        "verify",
+        help="verify a certificate (JSON or PDF) offline with a public key",
+        description=(
+            "JSON: the Ed25519 signature over the RFC 8785 bytes of its certificate member, with the key its kid"
+            " names. PDF: the PAdES signature is intact and covers the whole file, the signer is named, and the"
+            " attached JSON form verifies. Exit 0 when everything holds, else 1."
+        ),
+    )
+    verify.add_argument("file", type=Path, help="the certificate, .json or .pdf")
+    verify.add_argument("--key", type=Path, help="a PEM public key, or a JWKS (/.well-known/coldchain-keys)")
+
     demo = commands.add_parser(
         "demo",
         help="run the live service on a demo SQLite file with simulated trackers",
@@ -197,6 +227,16 @@ def _read_password(from_stdin: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "verify":  # offline: no settings, no database
+        from coldchain.verify import verify_file
+
+        ok, statements = verify_file(args.file, args.key)
+        print(("VERIFIED" if ok else "NOT VERIFIED") + f": {args.file}")
+        for line in statements:
+            print(f"  {line}")
+        return 0 if ok else 1
+    if args.command == "keys":
+        return _generate_keys(args)
     overrides = {
         name: value for name in ("host", "port", "workers") if (value := getattr(args, name, None)) is not None
     }
@@ -271,6 +311,27 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         speed=args.speed or DEFAULT_SPEED,
     )
     return asyncio.run(run_demo(settings, options))
+
+
+def _generate_keys(args: argparse.Namespace) -> int:
+    from coldchain.documents.signing import make_pilot_signer
+    from coldchain.keys import KeyFileError, generate_keys
+
+    pilot = None if (args.dir / "pdf-signer.p12").exists() else make_pilot_signer(args.name, args.organisation)
+    try:
+        made = generate_keys(args.dir, pdf_signer=pilot)
+    except (OSError, KeyFileError) as exc:
+        print(f"coldchain keys generate: {exc}", file=sys.stderr)
+        return 1
+    print(f"new signing key {made.kid}: {made.signing_key_file} (keep it secret)")
+    print(f"published keys: {made.published_keys_file}")
+    if made.pdf_signer_new:
+        print(f"self-signed PDF signer for pilots: {made.pdf_signer_file}")
+    print("settings for the service:")
+    print(f"  {ENV_PREFIX}SIGNING_KEY_FILE={made.signing_key_file.resolve()}")
+    print(f"  {ENV_PREFIX}PUBLISHED_KEYS_FILE={made.published_keys_file.resolve()}")
+    print(f"  {ENV_PREFIX}PDF_SIGNER_FILE={made.pdf_signer_file.resolve()}")
+    return 0
 
 
 def _redacted(url: str) -> str:

@@ -103,6 +103,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Failed sign-ins from one client address within the window before sign-in is refused from it."""
     login_failure_window_s: PositiveSeconds = 900.0
     """The window failed sign-ins are counted in (15 minutes): a lock-out lifts as failures leave it."""
+    signing_key_file: str | None = None
+    """The Ed25519 private key (PEM, PKCS#8) that signs certificates' JSON form (``coldchain keys generate``
+    writes one). Unset: certificates are refused with 503, saying so."""
+    published_keys_file: str | None = None
+    """A JWKS file of the public keys certificates may be verified with, the current one and retired ones (key
+    rotation keeps old certificates verifiable); ``coldchain keys generate`` keeps it. Unset: the current key."""
+    pdf_signer_file: str | None = None
+    """A PKCS#12 file (certificate and key) that signs certificates' PDF form (PAdES); ``coldchain keys generate``
+    writes a self-signed one for pilots. Unset: certificates are refused with 503, saying so."""
+    pdf_signer_passphrase: str | None = None
+    timestamp_url: str | None = None
+    """An RFC 3161 time-stamping service: PDF signatures become PAdES B-T instead of B-B."""
     map_tiles_url: str | None = None
     """A tile server for the portal's maps (``https://tiles.example.org/{z}/{x}/{y}.png``); unset, the maps draw
     the world basemap the service ships, which works on a closed network."""

@@ -16,6 +16,7 @@ from litestar.template.config import TemplateConfig
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
 from coldchain.http.auth import provide_principal
+from coldchain.http.certificates import CertificateApi, published_keys
 from coldchain.http.custody import CustodyApi
 from coldchain.http.decisions import DecisionApi, worklist
 from coldchain.http.deps import (
@@ -44,9 +45,10 @@ from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.http.users import SessionApi, UserApi
 from coldchain.http.webhooks import WebhookApi
+from coldchain.keys import KeyFileError, KeyRing, load_keyring
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
-from coldchain.settings import Settings, load_settings
+from coldchain.settings import Settings, SettingsError, load_settings
 from coldchain.storage import Store, open_store
 
 __all__ = ["Background", "app_from_environment", "create_app"]
@@ -83,6 +85,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             EvaluationApi,
             DecisionApi,
             worklist,
+            CertificateApi,
+            published_keys,
             CustodyApi,
             TrackerAdmin,
             ProfileAdmin,
@@ -121,6 +125,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
                 "ingest_gate": IngestGate(settings.max_inflight_batches),
                 "auth_failures": AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s),
                 "trackers": TrackerCache(settings.tracker_cache_s),
+                "keyring": _keyring(settings),
+                "pdf_signer": _pdf_signer(settings),
                 "sync_policy": SyncPolicy(
                     max_future=timedelta(seconds=settings.max_future_s),
                     clock_drift_limit_s=settings.clock_drift_limit_s,
@@ -144,3 +150,23 @@ def _register_filters(engine: JinjaTemplateEngine) -> None:
 def app_from_environment() -> Litestar:
     """Factory for ASGI servers: settings from ``COLDCHAIN_*`` variables."""
     return create_app(load_settings())
+
+
+def _pdf_signer(settings: Settings) -> bytes | None:
+    """The PKCS#12 that signs certificates' PDF form, read once; an unreadable file stops start-up."""
+    if settings.pdf_signer_file is None:
+        return None
+    try:
+        with open(settings.pdf_signer_file, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise SettingsError(
+            f"COLDCHAIN_PDF_SIGNER_FILE: cannot read {settings.pdf_signer_file}: {exc.strerror}"
+        ) from None
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    try:
+        return load_keyring(settings)
+    except KeyFileError as exc:
+        raise SettingsError(f"COLDCHAIN_SIGNING_KEY_FILE / COLDCHAIN_PUBLISHED_KEYS_FILE: {exc}") from None

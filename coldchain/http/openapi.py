@@ -49,6 +49,8 @@ _WHY = {
     422: "The request is well-formed but a value breaks its schema or a rule; `detail` names it.",
     429: "Too many requests: the service is busy, or this address failed to authenticate too often; retry after"
     " the delay in the Retry-After header.",
+    503: "The service is not set up for this (e.g. it holds no key to sign certificates with); `detail` says what"
+    " to set.",
 }
 
 

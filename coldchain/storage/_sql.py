@@ -518,6 +518,10 @@ class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, Use
         await self._q.insert_audit_entry(self._conn, **{**fields, "at": self._time_in(at), "hash": digest})
         return AuditEntry(**fields, hash=digest)
 
+    async def audit_head(self) -> tuple[int, str] | None:
+        row = await self._q.last_audit_entry(self._conn)
+        return None if row is None else (int(row["id"]), row["hash"])
+
     async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]:
         rows = self._q.audit_entries(self._conn, after_id=after_id, limit=limit)
         return [self._audit_entry(row) async for row in rows]

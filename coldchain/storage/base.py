@@ -253,6 +253,10 @@ class Transaction(
 
     async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
 
+    async def audit_head(self) -> tuple[int, str] | None:
+        """The id and hash of the audit trail's last entry (``None`` while it is empty)."""
+        ...
+
 
 class Store(Protocol):
     """A database holding coldchain's records."""

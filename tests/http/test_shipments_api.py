@@ -6,19 +6,32 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from coldchain.documents.signing import make_pilot_signer
 from coldchain.http.app import create_app
+from coldchain.keys import generate_keys
 from coldchain.settings import load_settings
 from tests.factories import FRIDGE_PROFILE, OPERATOR_HEADERS, OPERATOR_TOKEN, PROFILES_JSON, bearer
 from tests.http.test_sync_api import assert_error
 from tests.http.test_tenancy_api import new_org, new_token
 
 Client = AsyncTestClient[Litestar]
+
+
+def signing_keys(folder: Path) -> dict[str, str]:
+    """Settings naming a fresh signing key, its JWKS and a pilot's PDF signer in ``folder``."""
+    made = generate_keys(folder, pdf_signer=make_pilot_signer("coldchain tests", "coldchain"))
+    return {
+        "signing_key_file": str(made.signing_key_file),
+        "published_keys_file": str(made.published_keys_file),
+        "pdf_signer_file": str(made.pdf_signer_file),
+    }
 
 
 @dataclass
@@ -37,8 +50,9 @@ class World:
 
 
 @pytest.fixture
-async def world(database_url: str) -> AsyncIterator[World]:
-    app = create_app(load_settings({}, database_url=database_url, admin_token=OPERATOR_TOKEN))
+async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
+    keys = signing_keys(tmp_path / "keys")
+    app = create_app(load_settings({}, database_url=database_url, admin_token=OPERATOR_TOKEN, **keys))
     async with AsyncTestClient(app) as client:
         fridge = next(
             p for p in json.loads(PROFILES_JSON.read_text(encoding="utf-8"))["profiles"] if p["id"] == FRIDGE_PROFILE

@@ -48,6 +48,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/shipments/{shipment_id:int}/investigation"): {},
     ("GET", "/v1/shipments/{shipment_id:int}/excursion-report"): {},
     ("GET", "/v1/shipments/{shipment_id:int}/decisions"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/certificate"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/certificate.pdf"): {},
     ("POST", "/v1/shipments/{shipment_id:int}/decisions"): {
         "json": {"outcome": "reject", "snapshot_sha256": "0" * 64, "password": "a long password"}
     },
