@@ -415,6 +415,9 @@ def _summary(world: World, statuses: list[dict[str, Any]], url: str, speed: floa
         f"    {curl(tokens.pharmacist, 'GET', f'/v1/shipments/{live}/status')}",
         f"  auditor            {tokens.auditor}",
         f"    {curl(tokens.auditor, 'GET', f'/v1/shipments/{first}/custody/verify')}",
+        f"    {curl(tokens.auditor, 'GET', f'/v1/shipments/{first}/certificate')} > certificate.json",
+        f"    curl -s {url}/.well-known/coldchain-keys > keys.json"
+        " && .venv/bin/coldchain verify certificate.json --key keys.json",
         "",
         f"Demo time runs {speed:g}x real time (one minute of it every {60 / speed:g} s): the trackers of the"
         " shipments in transit keep logging and syncing, and the background jobs run.",
@@ -500,6 +503,28 @@ async def _wait_for_first_syncs(http: httpx.AsyncClient, world: World) -> None:
         await asyncio.sleep(0.1)
 
 
+def _demo_keys(database: Path) -> dict[str, str]:
+    """The demo's certificate keys, kept beside its database (``<name>-keys/``): made once, then reused, so the
+    certificates of earlier runs still verify."""
+    from coldchain.documents.signing import make_pilot_signer
+    from coldchain.keys import generate_keys
+
+    folder = database.with_name(database.stem + "-keys")
+    existing = sorted(folder.glob("signing-*.pem"))
+    if existing:
+        signing = existing[-1]
+    else:
+        _say(f"making the demo's certificate keys in {folder}")
+        signing = generate_keys(
+            folder, pdf_signer=make_pilot_signer("coldchain demo", "coldchain demo")
+        ).signing_key_file
+    return {
+        "signing_key_file": str(signing),
+        "published_keys_file": str(folder / "published-keys.json"),
+        "pdf_signer_file": str(folder / "pdf-signer.p12"),
+    }
+
+
 async def run_demo(settings: Settings, options: DemoOptions) -> int:
     """Run the demo until SIGINT or SIGTERM; the exit status (0 after a clean stop)."""
     loop = asyncio.get_running_loop()
@@ -531,6 +556,7 @@ async def _serve_demo(
         port=options.port,
         job_interval_s=5.0,
         webhook_interval_s=2.0,
+        **_demo_keys(options.database),
     )
     app = create_app(
         settings, clock=clock.now, background=[lambda store: running_jobs(store, settings, clock=clock.now)]
