@@ -10,7 +10,10 @@ from datetime import UTC, datetime, timedelta
 
 import pypdf
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
+from cryptography.x509.oid import NameOID
 
 from coldchain.documents.certificate import DRAFT, certificate_html, certificate_pdf
 from coldchain.documents.report import report_body
@@ -227,3 +230,25 @@ def test_the_signed_pdf_renders_every_page_to_a_png(signed: bytes, pages: list[s
 
     assert len(written) == len(pages)
     assert all(path.stat().st_size > 10_000 for path in written)
+
+
+def test_a_pilot_signer_is_a_self_signed_p256_certificate_for_signatures_valid_two_years() -> None:
+    now = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+    key, issued, extra = pkcs12.load_key_and_certificates(
+        make_pilot_signer(SIGNER, ORGANISATION, now=now), password=None
+    )
+
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    assert isinstance(key.curve, ec.SECP256R1)
+    assert issued is not None
+    assert not extra
+    assert issued.subject == issued.issuer
+    assert issued.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == SIGNER
+    assert issued.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == ORGANISATION
+    usage = issued.extensions.get_extension_for_class(x509.KeyUsage).value
+    assert usage.digital_signature
+    assert usage.content_commitment  # nonRepudiation
+    assert not usage.key_cert_sign
+    assert issued.not_valid_after_utc - issued.not_valid_before_utc == timedelta(days=730)
+    assert issued.not_valid_before_utc <= now
