@@ -101,7 +101,13 @@ _WAITING: dict[WaitingReason, str] = {
 def report_body(investigation: Investigation) -> Markup:
     """The report as an HTML fragment (``<article class="report">``), with its charts inline as SVG: no script,
     no inline style. Every text from the record is escaped."""
-    context = {
+    return Markup(environment().get_template("report.html").render(section_context(investigation)))
+
+
+def section_context(investigation: Investigation) -> dict[str, object]:
+    """What the report's sections (``templates/sections/``) read besides the globals: the investigation, its
+    charts as SVG and the lookups they use. The certificate renders the same sections from it."""
+    return {
         "inv": investigation,
         "overview_svg": Markup(
             temperature_svg(investigation.chart, width=_CHART_WIDTH, height=_OVERVIEW_HEIGHT, ident="chart-shipment")
@@ -119,13 +125,21 @@ def report_body(investigation: Investigation) -> Markup:
         "rules": {rule.name: rule for rule in investigation.profile.rules},
         "gaps_min": sum(gap.duration_min for gap in investigation.evaluation.gaps),
     }
-    return Markup(_environment().get_template("report.html").render(context))
 
 
 def report_html(investigation: Investigation) -> str:
     """The report as a whole HTML document for print: the body, its stylesheet and the page box."""
-    document = _environment().get_template("document.html")
-    return document.render(inv=investigation, body=report_body(investigation), stylesheet=Markup(_stylesheets()))
+    reference = investigation.identification.reference
+    document = environment().get_template("document.html")
+    return document.render(
+        title=f"Excursion investigation report, shipment {reference}",
+        description=f"Excursion investigation report of shipment {reference}",
+        running_head=f"Excursion investigation report · shipment {reference}",
+        page_mark=None,
+        integrity=investigation.integrity,
+        body=report_body(investigation),
+        stylesheet=Markup(stylesheets()),
+    )
 
 
 def report_pdf(investigation: Investigation) -> bytes:
@@ -139,12 +153,14 @@ def report_pdf(investigation: Investigation) -> bytes:
 
 
 @cache
-def _stylesheets() -> str:
+def stylesheets() -> str:
+    """The report's stylesheets for print, in one text."""
     return STYLESHEET.read_text(encoding="utf-8") + "\n" + PRINT_STYLESHEET.read_text(encoding="utf-8")
 
 
 @cache
-def _environment() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The documents' templates, with the filters and words they use (shared with the certificate)."""
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,
@@ -156,6 +172,8 @@ def _environment() -> jinja2.Environment:
         utc=wording.utc,
         device_time=wording.device_time,
         signed_at=wording.signed_at,
+        utc_exact=wording.utc_exact,
+        short_hash=wording.short_hash,
         duration=wording.duration,
         hours=wording.hours,
         count=wording.count,

@@ -167,20 +167,19 @@ def verify_pdf(pdf: bytes, *, trust_roots: Sequence[bytes] = ()) -> PdfVerdict:
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         embedded = list(reader.embedded_signatures)
+        attachments = _attachments(reader)
     except Exception as error:  # a file pyHanko cannot parse is a verdict, not a crash
-        return _unreadable(f"the file is not a readable PDF: {error}")
-    attachments = _attachments(reader)
+        return _unchecked(problem=f"the file is not a readable PDF: {error}")
     if not embedded:
-        return PdfVerdict(
-            signatures=0, intact=False, valid=False, entire_file=False, coverage="NONE", trusted=False,
-            attachments=attachments,
-        )  # fmt: skip
+        return _unchecked(attachments=attachments)
     context = ValidationContext(trust_roots=[_load_certificate(root) for root in trust_roots], allow_fetching=False)
     signature = embedded[-1]
     try:
         status = validate_pdf_signature(signature, context)
     except Exception as error:  # a mangled signature container is a verdict too
-        return _unreadable(f"the signature could not be checked: {error}", signatures=len(embedded))
+        return _unchecked(
+            signatures=len(embedded), attachments=attachments, problem=f"the signature could not be checked: {error}"
+        )
     subject = status.signing_cert.subject.native
     coverage = status.coverage
     timestamp = status.timestamp_validity
@@ -200,7 +199,10 @@ def verify_pdf(pdf: bytes, *, trust_roots: Sequence[bytes] = ()) -> PdfVerdict:
     )
 
 
-def _unreadable(problem: str, *, signatures: int = 0) -> PdfVerdict:
+def _unchecked(
+    *, signatures: int = 0, attachments: dict[str, bytes] | None = None, problem: str | None = None
+) -> PdfVerdict:
+    """A verdict without a checked signature: none in the file, or one that could not be read."""
     return PdfVerdict(
         signatures=signatures,
         intact=False,
@@ -208,6 +210,7 @@ def _unreadable(problem: str, *, signatures: int = 0) -> PdfVerdict:
         entire_file=False,
         coverage="NONE",
         trusted=False,
+        attachments=attachments or {},
         problem=problem,
     )
 

@@ -22,8 +22,10 @@ __all__ = [
     "hours",
     "measure",
     "number",
+    "short_hash",
     "signed_at",
     "utc",
+    "utc_exact",
     "utc_offset",
 ]
 
@@ -39,6 +41,11 @@ def utc(moment: datetime | None, *, seconds: bool = False) -> str:
     if moment is None:
         return NONE
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def utc_exact(moment: datetime | None) -> str:
+    """A moment to the second, in UTC with the offset written out: ``2026-11-27 05:40:12 UTC+00:00``."""
+    return NONE if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC+00:00")
 
 
 def utc_offset(offset_min: int) -> str:
@@ -61,7 +68,12 @@ def device_time(moment: datetime | None, offset_min: int | None) -> str:
 
 def signed_at(moment: datetime) -> str:
     """A signature's date and time, as :func:`coldchain.domain.decisions.signature_manifest` writes it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC+00:00")
+    return utc_exact(moment)
+
+
+def short_hash(digest: str, length: int = 16) -> str:
+    """The first ``length`` hex digits of a hash and an ellipsis: enough to find it, not to recompute it."""
+    return digest if len(digest) <= length else f"{digest[:length]}…"
 
 
 def duration(minutes: float | None) -> str:

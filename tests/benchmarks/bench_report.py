@@ -9,6 +9,11 @@ signatures; its charts bucketed the way the readings route does (2 h buckets ove
 them; each excursion's chart about 240 buckets around it). Then ``report_html`` and ``report_pdf``, each ``--runs``
 times after one warm-up (which pays for loading Pango and fontconfig). Prints the median and p95 in milliseconds,
 the PDF's size and its pages; asserts nothing. The target is under 2 s for the whole report.
+
+The shipment certificate of the same shipment (five custody steps) is timed the same way: ``certificate_pdf`` and
+``sign_pdf`` with a pilot's PKCS#12 (ECDSA P-256, PAdES B-B, a JSON form of about the certificate's size attached),
+each alone and together. The target is under 2 s for the JSON form and the signed PDF together; the JSON form is
+timed where it is built, not here.
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ import pypdf
 # package: this line puts the root first.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+import msgspec
+
+from coldchain.documents.certificate import certificate_pdf
 from coldchain.documents.report import report_html, report_pdf
-from tests.documents.factories import Trip, investigation
+from coldchain.documents.signing import make_pilot_signer, sign_pdf
+from tests.documents.factories import Trip, certificate, investigation
 
 DAY = 1440.0
 TRIP = Trip(
@@ -92,6 +101,37 @@ def main() -> None:
             f"   ({args.runs} runs)"
         )
     print(f"HTML {len(html.encode()):,} bytes; PDF {len(pdf):,} bytes, {pages} pages")
+
+    issued = certificate(subject)
+    pilot = make_pilot_signer("Quality Assurance, Nordic Vaccines", "Nordic Vaccines Oy")
+    attachment = msgspec.json.encode(issued)  # stands in for the signed JSON form: the same content, its size
+
+    def signed(rendered: bytes) -> bytes:
+        return sign_pdf(
+            rendered,
+            pkcs12=pilot,
+            passphrase=None,
+            attachment=attachment,
+            attachment_name="certificate.json",
+            reason="Shipment certificate",
+        )
+
+    unsigned = certificate_pdf(issued)
+    for name, work in (
+        ("certificate_pdf", lambda: certificate_pdf(issued)),
+        ("sign_pdf", lambda: signed(unsigned)),
+        ("certificate_pdf + sign_pdf", lambda: signed(certificate_pdf(issued))),
+    ):
+        seconds = timed(args.runs, work)
+        print(
+            f"{name:<26} p50 {statistics.median(seconds) * 1000:7.0f} ms"
+            f"   p95 {quantile(seconds, 0.95) * 1000:7.0f} ms   ({args.runs} runs)"
+        )
+    result = signed(unsigned)
+    print(
+        f"certificate PDF {len(unsigned):,} bytes, {len(pypdf.PdfReader(io.BytesIO(unsigned)).pages)} pages;"
+        f" signed with the JSON form attached ({len(attachment):,} bytes) {len(result):,} bytes"
+    )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ sensor fault), the second tracker is silent for 100 minutes (a data gap), and on
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Sequence
@@ -21,6 +22,8 @@ import msgspec
 import rfc8785
 
 import coldchain
+from coldchain.domain.certificate import Certificate, CertificateIntegrity, CustodyStep
+from coldchain.domain.custody import CustodyKind, Location
 from coldchain.domain.decisions import (
     MEANINGS,
     Decision,
@@ -57,11 +60,13 @@ from coldchain.domain.readings import Reading, ReadingsDigest
 from coldchain.domain.shipments import Place
 
 __all__ = [
+    "CUSTODY",
     "PROFILE",
     "SHIPMENT_ID",
     "SignerSpec",
     "Trip",
     "bucket",
+    "certificate",
     "chart_for",
     "investigation",
     "trip_readings",
@@ -521,4 +526,116 @@ def investigation(
         ),
         snapshot=snapshot,
         approval_required=needs_approval("release", excursions=len(evaluation.excursions), policy_requires=True),
+    )
+
+
+@dataclass(frozen=True)
+class _Step:
+    kind: CustodyKind
+    party: str
+    counterparty: str | None
+    place: Location
+    minute: float
+    signers: tuple[str, ...]
+    note: str | None = None
+
+
+#: The shipment's chain of custody: packed, picked up, one hand-over between the legs' carriers, arrival on a
+#: tracker's evidence, delivery.
+CUSTODY = (
+    _Step(
+        "packed",
+        "Nordic Vaccines Oy",
+        None,
+        Location(lat=60.2934, lon=25.0378, name="Vantaa warehouse, dock 2"),
+        -30,
+        ("Aino Virtanen <aino.virtanen@nordicvaccines.example>, Nordic Vaccines Oy",),
+        "Two pallets, 4 shippers each; trackers TRK-20417 and TRK-20988 started",
+    ),
+    _Step(
+        "picked_up",
+        "Arctic Reefer Transport",
+        "Nordic Vaccines Oy",
+        Location(lat=60.2934, lon=25.0378, name="Vantaa warehouse, dock 2"),
+        0,
+        ("API token 'dock scanner 3' of Arctic Reefer Transport",),
+    ),
+    _Step(
+        "handed_over",
+        "Pohjola Cold Freight",
+        "Arctic Reefer Transport",
+        Location(lat=62.2426, lon=25.7473, name="Jyväskylä cross-dock"),
+        1440,
+        (
+            "Mikko Laine <mikko.laine@arcticreefer.example>, Arctic Reefer Transport",
+            "Sanna Korhonen <sanna.korhonen@pohjolacold.example>, Pohjola Cold Freight",
+        ),
+        "Seal 448812 intact; reefer set point 5 °C",
+    ),
+    _Step(
+        "arrived",
+        "Pohjola Cold Freight",
+        None,
+        Location(lat=65.0090, lon=25.5107, name="Oulu University Hospital, goods entrance"),
+        2 * 1440 + 300,
+        ("coldchain, on the evidence of tracker TRK-20988 inside the destination's geofence",),
+    ),
+    _Step(
+        "delivered",
+        "Oulu University Hospital Pharmacy",
+        "Pohjola Cold Freight",
+        Location(lat=65.0090, lon=25.5107, name="Oulu University Hospital Pharmacy"),
+        2 * 1440 + 330,
+        ("Sanna Korhonen <sanna.korhonen@pohjolacold.example>, Pohjola Cold Freight",),
+        "Received by the pharmacy's cold room; 8 shippers",
+    ),
+)
+
+
+def certificate(subject: Investigation | None = None, *, draft: bool = False, intact: bool = True) -> Certificate:
+    """A certificate of :func:`investigation`'s shipment with :data:`CUSTODY` as its chain (hashes chained the way
+    the custody chain links them: each over the step and the hash before it)."""
+    subject = subject or investigation()
+    if draft:
+        identification = msgspec.structs.replace(subject.identification, status="in_transit")
+        subject = msgspec.structs.replace(subject, identification=identification)
+    previous = hashlib.sha256(f"genesis {SHIPMENT_ID}".encode()).hexdigest()
+    steps = []
+    for seq, step in enumerate(CUSTODY[:3] if draft else CUSTODY, start=1):
+        occurred = T0 + timedelta(minutes=step.minute)
+        content = msgspec.json.encode([seq, step.kind, step.party, step.counterparty, occurred, previous])
+        previous = hashlib.sha256(content).hexdigest()
+        steps.append(
+            CustodyStep(
+                seq=seq,
+                kind=step.kind,
+                party=step.party,
+                counterparty=step.counterparty,
+                place=step.place,
+                occurred_at=occurred,
+                recorded_at=occurred + timedelta(seconds=42),
+                signers=list(step.signers),
+                note=step.note,
+                hash=previous,
+            )
+        )
+    integrity = subject.integrity
+    return Certificate(
+        certificate_id=f"{SHIPMENT_ID}-{integrity.generated_at.strftime('%Y%m%dT%H%M%SZ')}",
+        draft=draft,
+        investigation=subject,
+        custody=steps,
+        integrity=CertificateIntegrity(
+            readings_sha256=integrity.readings_sha256,
+            readings=subject.evaluation.readings,
+            custody_head_seq=steps[-1].seq,
+            custody_head_sha256=steps[-1].hash,
+            custody_intact=intact,
+            audit_head_id=1874,
+            audit_head_sha256=hashlib.sha256(b"audit 1874").hexdigest(),
+            snapshot_sha256=integrity.snapshot_sha256,
+            generated_at=integrity.generated_at,
+            software=integrity.software,
+            key_id="kSbtq0uCq6bCqE7mDV5cBzK0TkbwCMnXxTPoc7BwO9E",
+        ),
     )
