@@ -48,9 +48,9 @@ class CustodyStep(msgspec.Struct, frozen=True, kw_only=True):
     seq: int
     kind: CustodyKind
     party: str | None
-    """The custodian after the step (organisation name)."""
+    """Who holds the shipment after the step (organisation name)."""
     counterparty: str | None
-    """Who handed over, or to whom (organisation name)."""
+    """Who held it before, for a step that moves it (a pick-up, hand-over, delivery or receipt)."""
     place: Location
     occurred_at: datetime
     recorded_at: datetime

@@ -16,6 +16,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
 
+from coldchain.documents.certificate import certificate_pdf
 from coldchain.documents.signing import sign_pdf
 from coldchain.domain.certificate import Certificate
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
@@ -140,8 +141,6 @@ class CertificateApi(Controller):
 
 
 def _signed_pdf(issued: Certificate, keyring: KeyRing, signer: bytes, settings: Settings) -> bytes:
-    from coldchain.documents.certificate import certificate_pdf
-
     attachment = _signed_json(issued, keyring)
     draft = "draft " if issued.draft else ""
     return sign_pdf(

@@ -38,11 +38,15 @@ def _signer_words(signer: Signer, names: dict[int, str]) -> str:
 
 
 def _step(event: CustodyEvent, names: dict[int, str]) -> CustodyStep:
+    # The recorder of a hand-over or a delivery is the one giving the shipment away; of a pick-up or a receipt,
+    # the one taking it (coldchain.domain.custody): the step shows who held it before and after.
+    giving = event.kind in ("handed_over", "delivered")
+    after, before = (event.counterparty_id, event.party_id) if giving else (event.party_id, event.counterparty_id)
     return CustodyStep(
         seq=event.seq,
         kind=event.kind,
-        party=names.get(event.party_id) if event.party_id is not None else None,
-        counterparty=names.get(event.counterparty_id) if event.counterparty_id is not None else None,
+        party=names.get(after) if after is not None else None,
+        counterparty=names.get(before) if before is not None else None,
         place=event.place,
         occurred_at=event.occurred_at,
         recorded_at=event.recorded_at,

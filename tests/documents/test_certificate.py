@@ -111,7 +111,7 @@ def test_the_integrity_block_carries_every_hash_and_how_to_verify(issued: Certif
     assert f"Evaluation SHA-256 {integrity.snapshot_sha256}" in text
     assert integrity.key_id is not None
     assert f"key id {integrity.key_id}" in text
-    assert "coldchain verify <file>" in text
+    assert "coldchain verify <this PDF> --key <public key>" in text
     for page in pages:
         assert f"Readings SHA-256 {integrity.readings_sha256}" in page
 

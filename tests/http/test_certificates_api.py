@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import subprocess
 import sys
@@ -13,11 +14,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pypdf
 import pytest
 import rfc8785
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from coldchain.documents.signing import make_pilot_signer
 from coldchain.domain.access import Role
 from coldchain.http.app import create_app
 from coldchain.keys import generate_keys, public_keys_from, verify_signed_json
@@ -43,7 +46,7 @@ class Office:
 
 
 def app_with_keys(database_url: str, keys: Path) -> Litestar:
-    signing = next(keys.glob("signing-*.pem"))
+    signing = sorted(keys.glob("signing-*.pem"), key=lambda path: path.stat().st_mtime)[-1]
     return create_app(
         load_settings(
             {},
@@ -51,6 +54,7 @@ def app_with_keys(database_url: str, keys: Path) -> Litestar:
             admin_token=OPERATOR_TOKEN,
             signing_key_file=str(signing),
             published_keys_file=str(keys / "published-keys.json"),
+            pdf_signer_file=str(keys / "pdf-signer.p12"),
         )
     )
 
@@ -58,7 +62,7 @@ def app_with_keys(database_url: str, keys: Path) -> Litestar:
 @pytest.fixture
 async def office(database_url: str, tmp_path: Path) -> AsyncIterator[Office]:
     keys = tmp_path / "keys"
-    generate_keys(keys, pdf_signer=None)
+    generate_keys(keys, pdf_signer=make_pilot_signer("coldchain tests", "Pharmacy QA"))
     app = app_with_keys(database_url, keys)
     async with AsyncTestClient(app) as client:
         world: World = client.blocking_portal.call(make_world, app.state.store)
@@ -139,8 +143,6 @@ async def test_after_a_rotation_a_certificate_signed_with_the_retired_key_still_
     await deliver(office)
     before = await certificate_of(office)
     generate_keys(office.keys, pdf_signer=None)  # a new current key; the old one stays published, retired
-    for old in sorted(office.keys.glob("signing-*.pem"), key=lambda p: p.stat().st_mtime)[:-1]:
-        old.rename(old.with_suffix(".pem.retired"))
 
     async with AsyncTestClient(app_with_keys(database_url, office.keys)) as rotated:
         jwks = (await rotated.get("/.well-known/coldchain-keys")).json()
@@ -231,3 +233,37 @@ async def test_coldchain_verify_as_a_process_says_what_it_verified_and_exits_by_
     assert verified.stdout.startswith("VERIFIED") and "Ed25519 signature over its RFC 8785 bytes" in verified.stdout
     assert altered.returncode == 1 and altered.stdout.startswith("NOT VERIFIED") and "altered" in altered.stdout
     assert keyless.returncode == 1 and "--key" in keyless.stdout
+
+
+async def test_the_signed_pdf_verifies_as_a_process_and_a_byte_appended_or_changed_is_caught(
+    office: Office, tmp_path: Path
+) -> None:
+    await deliver(office)
+    response = await office.client.get(
+        f"/v1/shipments/{office.world.shipment.id}/certificate.pdf",
+        headers=office.token(office.world.receiver, "auditor"),
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/pdf"
+    signed = tmp_path / "certificate.pdf"
+    signed.write_bytes(response.content)
+    appended = tmp_path / "appended.pdf"
+    appended.write_bytes(response.content + b"\n% added after signing\n")
+    changed = tmp_path / "changed.pdf"
+    at = response.content.index(b"/Type /Page") if b"/Type /Page" in response.content else len(response.content) // 3
+    changed.write_bytes(response.content[:at] + response.content[at:].replace(b"/Type /Page", b"/Type /Pagf", 1))
+    jwks = tmp_path / "keys.json"
+    jwks.write_bytes((await office.client.get("/.well-known/coldchain-keys")).content)
+
+    def verify(path: Path) -> list[str]:
+        return [sys.executable, "-m", "coldchain", "verify", str(path), "--key", str(jwks)]
+
+    good, added, altered = await run(verify(signed)), await run(verify(appended)), await run(verify(changed))
+
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "covering the whole file" in good.stdout and "coldchain tests" in good.stdout
+    assert "attached JSON form certificate-" in good.stdout and "verified" in good.stdout
+    assert added.returncode == 1 and "does not hold" in added.stdout, added.stdout
+    assert altered.returncode == 1 and altered.stdout.startswith("NOT VERIFIED"), altered.stdout
+    text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(response.content)).pages)
+    assert "Shipment certificate" in text and "DRAFT" not in text
