@@ -27,6 +27,7 @@ from coldchain.http.deps import (
     provide_trackers,
     system_clock,
 )
+from coldchain.http.epcis import shipment_epcis
 from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             DecisionApi,
             worklist,
             CustodyApi,
+            shipment_epcis,
             TrackerAdmin,
             ProfileAdmin,
             ProductAdmin,
