@@ -363,10 +363,18 @@ def _reading_events(
         if not elements:
             continue
         last = members[-1].reading
-        positioned = [m.reading for m in members if m.reading.latitude is not None and m.reading.longitude is not None]
-        where = None if not positioned else _geo(positioned[-1].latitude or 0.0, positioned[-1].longitude or 0.0)
+        where = _last_place((m.reading.latitude, m.reading.longitude) for m in members)
         events.append((last.device_time, _sensor_event(elements, last.device_time, last.utc_offset_min, where, goods)))
     return events
+
+
+def _last_place(points: Iterable[tuple[float | None, float | None]]) -> str | None:
+    """The ``geo:`` URI of the last known position among ``points`` (``None``: none known)."""
+    where = None
+    for lat, lon in points:
+        if lat is not None and lon is not None:
+            where = _geo(lat, lon)
+    return where
 
 
 def _device_of(start: datetime, end: datetime, devices: Sequence[Device]) -> str | None:
@@ -397,8 +405,8 @@ def _interval_element(
             "Pressure", "KPA", **stats(bucket.pressure_min_kpa, bucket.pressure_mean_kpa, bucket.pressure_max_kpa)
         ),
         *_position(
-            None if bucket.latitude is None else _mean(bucket.latitude),
-            None if bucket.longitude is None else _mean(bucket.longitude),
+            None if bucket.latitude is None else round(bucket.latitude, 6),
+            None if bucket.longitude is None else round(bucket.longitude, 6),
             "meanValue",
         ),
     ]
@@ -431,8 +439,7 @@ def _interval_events(
         if not elements:
             continue
         last = members[-1].start + timedelta(seconds=intervals.seconds)
-        positioned = [b for b in members if b.latitude is not None and b.longitude is not None]
-        where = None if not positioned else _geo(positioned[-1].latitude or 0.0, positioned[-1].longitude or 0.0)
+        where = _last_place((bucket.latitude, bucket.longitude) for bucket in members)
         events.append((last, _sensor_event(elements, last, offset_min, where, goods)))
     return events
 
