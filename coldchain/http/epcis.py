@@ -42,10 +42,11 @@ IntervalQuery = Annotated[
     media_type=MEDIA_TYPE,
     responses={
         200: ResponseSpec(
-            bytes,
+            dict[str, Any],
             description="An EPCISDocument (application/ld+json) with GS1's EPCIS 2.0 context; the same facts always"
             " give the same bytes and event ids.",
             media_type=MEDIA_TYPE,
+            generate_examples=False,
         ),
         **errors(401, 403, 404, 422),
     },
