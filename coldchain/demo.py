@@ -234,8 +234,9 @@ def plans() -> list[Plan]:
 
 
 PRODUCTS = {
-    "vaccine": ("Vaccine, 10-dose vial", "who-e006-tr06-fridge"),
-    "biologic": ("Biologic, prefilled syringe", "biologic-air-freight"),
+    # name, stability profile, GTIN-14 (under GS1's example company prefix 4012345, check digits valid)
+    "vaccine": ("Vaccine, 10-dose vial", "who-e006-tr06-fridge", "04012345000016"),
+    "biologic": ("Biologic, prefilled syringe", "biologic-air-freight", "04012345000023"),
 }
 
 
@@ -313,8 +314,10 @@ async def _set_up(http: httpx.AsyncClient, operator: str, now: datetime, stamp: 
         logins.append(Login(who=who, email=email, password=password))
     shipper = tokens.shipper_logistics
     lots: dict[str, tuple[int, int]] = {}
-    for key, (name, profile_id) in PRODUCTS.items():
-        product = await _call(http, "POST", "/v1/products", shipper, {"name": name, "profile_id": profile_id})
+    for key, (name, profile_id, gtin) in PRODUCTS.items():
+        product = await _call(
+            http, "POST", "/v1/products", shipper, {"name": name, "profile_id": profile_id, "gtin": gtin}
+        )
         lot = await _call(
             http, "POST", f"/v1/products/{product['id']}/lots", shipper, {"lot_number": f"{key[0].upper()}{stamp[-6:]}"}
         )

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from coldchain.demo import DemoError, own_database
+from tests.epcis_check import expand, schema_errors
 from tests.served import free_port
 
 SUMMARY_TIMEOUT_S = 240
@@ -147,6 +148,16 @@ def test_the_live_demo_raises_a_live_alarm_and_an_at_risk_eta_soon_after_its_sum
         assert kinds == ["packed", "picked_up", "arrived", "delivered", "received"]
         verified = httpx.get(f"{url}/v1/shipments/{by_story['delivered']}/custody/verify", headers=auditor).json()
         assert verified["intact"] is True
+
+        # Every demo shipment's EPCIS 2.0 export validates against GS1's schema and expands with GS1's context.
+        for sid in by_story.values():
+            for query in ("", "?sensor=intervals"):
+                exported = httpx.get(f"{url}/v1/shipments/{sid}/epcis{query}", headers=auditor)
+                assert exported.status_code == 200, exported.text
+                assert schema_errors(exported.json()) == [], (sid, query)
+                assert expand(exported.json())
+                classes = {q["epcClass"] for e in exported.json()["epcisBody"]["eventList"] for q in e["quantityList"]}
+                assert len(classes) == 1 and classes.pop().startswith("https://id.gs1.org/01/0401234500"), classes
 
         # Within a minute of the summary, the freeze alarm is raised live (not late), and the urgent shipment's
         # ETA is at risk.

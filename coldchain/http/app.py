@@ -28,6 +28,7 @@ from coldchain.http.deps import (
     provide_trackers,
     system_clock,
 )
+from coldchain.http.epcis import shipment_epcis
 from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             CertificateApi,
             published_keys,
             CustodyApi,
+            shipment_epcis,
             TrackerAdmin,
             ProfileAdmin,
             ProductAdmin,

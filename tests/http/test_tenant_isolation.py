@@ -36,6 +36,7 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
         "headers": {"Content-Type": "text/plain"},
     },
     ("GET", "/v1/shipments/{shipment_id:int}/custody"): {},
+    ("GET", "/v1/shipments/{shipment_id:int}/epcis"): {},
     ("POST", "/v1/shipments/{shipment_id:int}/custody"): {
         "json": {"kind": "packed", "place": {"lat": 52.52, "lon": 13.405}, "occurred_at": NOW.isoformat()}
     },
