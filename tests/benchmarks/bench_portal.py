@@ -17,7 +17,8 @@ request ``--runs`` times after three warm-ups, with a signed-in user's session:
 - the shipment page: ``GET /portal/shipments/{id}`` and its chart data, the two requests a browser makes;
 - the board: ``GET /v1/board``, and the board page ``GET /portal``;
 - the long shipment's investigation (``--runs`` / 4 times): as JSON, as the portal page, and as the PDF excursion
-  report (the whole path: the judgement, the readings' SHA-256 over all 43,200 readings, the charts, WeasyPrint).
+  report (the whole path: the judgement, the readings' SHA-256 over all 43,200 readings, the charts, WeasyPrint);
+- its certificate: the signed JSON form, and the PAdES-signed PDF with the JSON form attached.
 
 Prints p50 and p95 in milliseconds; asserts nothing.
 """
@@ -47,7 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from coldchain.domain.access import OPERATOR
 from coldchain.domain.readings import Reading
+from coldchain.documents.signing import make_pilot_signer
 from coldchain.http.app import create_app
+from coldchain.keys import generate_keys
 from coldchain.services.sync import record_batch
 from coldchain.services.users import create_user
 from coldchain.settings import load_settings
@@ -174,7 +177,18 @@ async def bench(engine: str, url: str, runs: int, board: int) -> list[tuple[str,
     finally:
         await store.close()
     print(f"{engine}: set up {board} shipments and {DAYS * 1440:,} readings in {time.perf_counter() - began:.0f} s")
-    app = create_app(load_settings({}, database_url=url, jobs_enabled=False))
+    keys = Path(tempfile.mkdtemp(prefix="bench-keys-"))
+    made = generate_keys(keys, pdf_signer=make_pilot_signer("coldchain benchmark", "coldchain"))
+    app = create_app(
+        load_settings(
+            {},
+            database_url=url,
+            jobs_enabled=False,
+            signing_key_file=str(made.signing_key_file),
+            published_keys_file=str(made.published_keys_file),
+            pdf_signer_file=str(made.pdf_signer_file),
+        )
+    )
     async with AsyncTestClient(app, base_url="http://127.0.0.1:8000") as client:
         signed = await client.post("/v1/session", json={"email": "bench@example.org", "password": PASSWORD})
         if signed.status_code != 201:
@@ -211,6 +225,12 @@ async def bench(engine: str, url: str, runs: int, board: int) -> list[tuple[str,
         async def excursion_report() -> None:
             ok(await client.get(f"/v1/shipments/{shipment_id}/excursion-report"))
 
+        async def certificate_json() -> None:
+            ok(await client.get(f"/v1/shipments/{shipment_id}/certificate"))
+
+        async def certificate_pdf() -> None:
+            ok(await client.get(f"/v1/shipments/{shipment_id}/certificate.pdf"))
+
         report_runs = max(3, runs // 4)
 
         return [
@@ -221,6 +241,8 @@ async def bench(engine: str, url: str, runs: int, board: int) -> list[tuple[str,
             (engine, "investigation JSON (43,200 readings)", *await timed(report_runs, investigation_json)),
             (engine, "investigation page (43,200 readings)", *await timed(report_runs, investigation_page)),
             (engine, "excursion report PDF (43,200 readings)", *await timed(report_runs, excursion_report)),
+            (engine, "certificate JSON, signed", *await timed(report_runs, certificate_json)),
+            (engine, "certificate PDF, signed (JSON attached)", *await timed(report_runs, certificate_pdf)),
         ]
 
 
