@@ -46,9 +46,9 @@ from litestar.testing import AsyncTestClient
 # package: this line puts the root first.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from coldchain.documents.signing import make_pilot_signer
 from coldchain.domain.access import OPERATOR
 from coldchain.domain.readings import Reading
-from coldchain.documents.signing import make_pilot_signer
 from coldchain.http.app import create_app
 from coldchain.keys import generate_keys
 from coldchain.services.sync import record_batch
