@@ -30,6 +30,7 @@ from coldchain.http.deps import (
 from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
+from coldchain.http.exports import ExportApi
 from coldchain.http.headers import add_security_headers
 from coldchain.http.health import health
 from coldchain.http.limits import AuthFailures
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             shipment_status,  # after ShipmentApi, which holds POST on the same path
             EvaluationApi,
             DecisionApi,
+            ExportApi,
             worklist,
             CustodyApi,
             TrackerAdmin,

@@ -35,6 +35,7 @@ from coldchain.domain.decisions import (
 )
 from coldchain.domain.evaluation import advance, new_state, stream_evaluation, stream_spendings
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.exports import ReadingsDigest
 from coldchain.domain.findings import StoredAlarm, StoredExcursion
 from coldchain.domain.investigation import (
     Chart,
@@ -53,7 +54,6 @@ from coldchain.domain.judgement import is_late_detection, judge_shipment
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.quarantine import QuarantineFault
-from coldchain.domain.exports import ReadingsDigest
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Place
 

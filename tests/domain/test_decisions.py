@@ -29,8 +29,8 @@ from coldchain.domain.decisions import (
 )
 from coldchain.domain.disposition import recommend_disposition
 from coldchain.domain.evaluation import evaluate
-from coldchain.domain.profiles import AlarmRule, Profile
 from coldchain.domain.exports import ReadingsDigest
+from coldchain.domain.profiles import AlarmRule, Profile
 from coldchain.domain.readings import Reading
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
