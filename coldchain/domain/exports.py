@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from functools import cache
 
 from coldchain.domain.audit import AuditEntry
 from coldchain.domain.canonical import canonical_json
@@ -82,11 +83,16 @@ def decimal_text(value: float | None) -> str:
 
 def utc_text(moment: datetime) -> str:
     """An aware time in UTC with microseconds and ``Z``."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+
+
+@cache
+def _zone(offset_min: int) -> timezone:
+    return timezone(timedelta(minutes=offset_min))
 
 
 def _local_text(moment: datetime, offset_min: int) -> str:
-    return moment.astimezone(timezone(timedelta(minutes=offset_min))).isoformat(timespec="microseconds")
+    return moment.astimezone(_zone(offset_min)).isoformat(timespec="microseconds")
 
 
 def _field(text: str) -> str:
