@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
+from coldchain.http.audit import AuditApi
 from coldchain.http.auth import provide_principal
 from coldchain.http.custody import CustodyApi
 from coldchain.http.decisions import DecisionApi, worklist
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             EvaluationApi,
             DecisionApi,
             ExportApi,
+            AuditApi,
             worklist,
             CustodyApi,
             TrackerAdmin,
