@@ -100,7 +100,6 @@ class AuditApi(Controller):
         "/export",
         summary="The audit trail (the same filters) as JSON lines or CSV, streamed",
         security=BEARER,
-        media_type="application/jsonl",
         responses={
             200: ResponseSpec(
                 bytes,
