@@ -48,7 +48,7 @@ async def test_an_auditor_pages_the_organisations_entries_filtered_by_shipment_a
 
     about_first = await entries(world, shipper_auditor, f"?shipment={first}")
     assert [e["subject"] for e in about_first] == [f"shipment:{first}"] * 2
-    assert [e["action"] for e in about_first][0] == "shipment.created"
+    assert about_first[0]["action"] == "shipment.created"
     assert {e["subject"] for e in await entries(world, shipper_auditor, f"?shipment={second}")} == {
         f"shipment:{second}"
     }
