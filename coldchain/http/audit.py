@@ -122,7 +122,7 @@ class AuditApi(Controller):
         """Each JSON line holds exactly what the entry's hash covers plus the hash, keys sorted; each CSV row the
         columns id, at_utc, actor, action, subject, detail, prev_hash, hash. The whole filtered trail, by id."""
         chunks = await use_cases.audit_export(store, principal, _filter(shipment, actor, since, until), format=format)
-        media_type = "application/jsonl" if format == "jsonl" else "text/csv; charset=utf-8"
+        media_type = "application/jsonl" if format == "jsonl" else "text/csv"
         name = f"audit.{format}"
         return Stream(chunks, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 

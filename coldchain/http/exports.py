@@ -15,7 +15,8 @@ from coldchain.services import exports as use_cases
 
 __all__ = ["ExportApi"]
 
-_CSV = "text/csv; charset=utf-8"
+_CSV = "text/csv"
+"""Litestar adds the charset (UTF-8) to text media types."""
 
 
 def _attachment(name: str) -> dict[str, str]:
@@ -49,7 +50,7 @@ class ExportApi(Controller):
         "/readings.csv.sha256",
         summary="The SHA-256 of the readings CSV as it would be exported now, in sha256sum's format",
         security=BEARER,
-        media_type="text/plain; charset=utf-8",
+        media_type="text/plain",
         responses={
             200: ResponseSpec(str, description="`<hex>  shipment-<id>-readings.csv`", media_type="text/plain"),
             **errors(401, 404),
@@ -60,7 +61,7 @@ class ExportApi(Controller):
         digest, size = await use_cases.readings_csv_sha256(store, principal, shipment_id)
         return Response(
             f"{digest}  shipment-{shipment_id}-readings.csv\n",
-            media_type="text/plain; charset=utf-8",
+            media_type="text/plain",
             headers={"X-Content-Length": str(size)},
         )
 

@@ -106,7 +106,7 @@ async def test_the_readings_csv_is_what_the_investigation_digest_covers_and_the_
     again = await client.get(f"/v1/shipments/{sid}/readings.csv", headers=logistics)
 
     assert first.status_code == 200, first.text
-    assert first.headers["content-type"].startswith("text/csv")
+    assert first.headers["content-type"] == "text/csv; charset=utf-8"
     assert 'filename="shipment-' in first.headers["content-disposition"]
     assert first.content == again.content
     digest = hashlib.sha256(first.content).hexdigest()
