@@ -122,27 +122,24 @@ async def test_the_exports_carry_the_entries_and_the_json_lines_recompute_the_ch
     assert [e["id"] for e in whole] == [line["id"] for line in lines]
 
 
-async def _alter_audit_row(database_url: str, entry_id: int) -> None:
-    """Change an entry's detail behind the service's back: the append-only trigger is lifted for the change."""
+async def _alter_row(database_url: str, table: str, change: str, where: str) -> None:
+    """Change a row of an append-only table behind the service's back: its update trigger is lifted for the
+    change and put back."""
+    trigger = f"{table}_no_update"
     if database_url.startswith("sqlite"):
         conn = sqlite3.connect(database_url.removeprefix("sqlite:///"))
         try:
-            conn.executescript(
-                f"""
-                DROP TRIGGER audit_log_no_update;
-                UPDATE audit_log SET detail = '{{"tampered":true}}' WHERE id = {entry_id};
-                CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
-                BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-                """
-            )
+            body = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (trigger,))
+            (recreate,) = body.fetchone()
+            conn.executescript(f"DROP TRIGGER {trigger}; UPDATE {table} SET {change} WHERE {where}; {recreate};")
         finally:
             conn.close()
         return
     pg = await asyncpg.connect(database_url)
     try:
-        await pg.execute("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_update")
-        await pg.execute("""UPDATE audit_log SET detail = '{"tampered":true}' WHERE id = $1""", entry_id)
-        await pg.execute("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_update")
+        await pg.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
+        await pg.execute(f"UPDATE {table} SET {change} WHERE {where}")
+        await pg.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
     finally:
         await pg.close()
 
@@ -162,7 +159,7 @@ async def test_a_row_altered_in_the_database_is_found_by_verify_and_by_the_job_w
         assert quiet.chains == 1 + 2
 
         target = int((await entries(world, shipper_auditor, f"?shipment={first}"))[0]["id"])  # type: ignore[call-overload]
-        await _alter_audit_row(database_url, target)
+        await _alter_row(database_url, "audit_log", "detail = '{\"tampered\":true}'", f"id = {target}")
 
         verdict = (await world.client.get("/v1/audit/verify", headers=shipper_auditor)).json()
         assert verdict == {**intact, "intact": False, "first_broken_id": target}
@@ -180,3 +177,34 @@ async def test_a_row_altered_in_the_database_is_found_by_verify_and_by_the_job_w
     assert (again.broken, again.notified) == (["audit"], []), "once per break, not every run"
     assert check is not None and (check.intact, check.broken_at, check.reported_break) == (False, target, target)
     assert kinds == ["audit.broken", "audit.broken"]
+
+
+async def test_a_custody_event_altered_in_the_database_is_told_to_the_shipments_parties_once(
+    world: World, database_url: str
+) -> None:
+    first, second = (await create(world))["id"], (await create(world, reference="SHP-2"))["id"]
+    packed = {"kind": "packed", "place": {"lat": 52.52, "lon": 13.405}, "occurred_at": datetime.now(UTC).isoformat()}
+    for sid in (first, second):
+        recorded = await world.client.post(f"/v1/shipments/{sid}/custody", json=packed, headers=world.logistics)
+        assert recorded.status_code == 201, recorded.text
+    await _alter_row(database_url, "custody_events", "note = 'moved'", f"shipment_id = {first} AND seq = 1")
+
+    store = await open_store(database_url, pool_size=1)
+    try:
+        found = await check_chains(store, now=datetime.now(UTC))
+        again = await check_chains(store, now=datetime.now(UTC))
+        async with store.transaction() as tx:
+            told = {
+                org: [n.kind for n in await tx.notifications(org)]
+                for org in (world.shipper, world.carrier, world.receiver, world.outsider)
+            }
+            check = await tx.chain_check(f"custody:{first}")
+    finally:
+        await store.close()
+
+    assert found.broken == [f"custody:{first}"]
+    assert again.notified == []
+    assert check is not None and (check.intact, check.broken_at) == (False, 1)
+    assert [kinds.count("custody.broken") for kinds in told.values()] == [1, 1, 1, 0]
+    verified = (await world.client.get(f"/v1/shipments/{first}/custody/verify", headers=world.logistics)).json()
+    assert verified["intact"] is False
