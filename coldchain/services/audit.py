@@ -79,8 +79,8 @@ async def _scope(store: Store, principal: Principal, where: AuditFilter) -> Audi
     require(principal, "audit")
     if where.since is not None and where.until is not None and where.until <= where.since:
         raise Invalid("until: must come after since")
-    if where.actor == "":
-        raise Invalid("actor: must not be empty")
+    if where.actor is not None and (where.actor == "" or "\x00" in where.actor):
+        raise Invalid("actor: must be text without NUL characters, not empty")
     if where.shipment_id is not None:
         async with store.transaction() as tx:
             await visible_shipment(tx, principal, where.shipment_id)

@@ -79,6 +79,7 @@ async def test_an_auditor_pages_the_organisations_entries_filtered_by_shipment_a
     assert_error(await world.client.get("/v1/audit", headers=world.logistics), 403, "forbidden")
     assert (await world.client.get("/v1/audit", headers=OPERATOR_HEADERS)).status_code == 200
     assert_error(await world.client.get("/v1/audit?limit=0", headers=shipper_auditor), 422, "invalid")
+    assert_error(await world.client.get("/v1/audit?actor=a%00b", headers=shipper_auditor), 422, "invalid")
 
 
 async def test_an_auditor_of_another_organisation_sees_none_of_the_shipments_entries(world: World) -> None:
