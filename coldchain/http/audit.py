@@ -51,7 +51,7 @@ class AuditPageOut(msgspec.Struct, frozen=True, kw_only=True):
 class AuditVerdictOut(msgspec.Struct, frozen=True, kw_only=True):
     intact: bool
     checked: int
-    """Entries recomputed: the whole trail."""
+    """Entries read: the whole trail."""
     first_broken_id: int | None
     head_id: int | None
     head_hash: str | None

@@ -56,13 +56,12 @@ async def _readings_chunks(store: Store, shipment_id: int) -> AsyncIterator[byte
             return
 
 
-async def readings_csv_sha256(store: Store, principal: Principal, shipment_id: int) -> tuple[str, int]:
-    """The SHA-256 (hex) and length in bytes of the readings CSV as it would be exported now."""
-    digest, size = hashlib.sha256(), 0
+async def readings_csv_sha256(store: Store, principal: Principal, shipment_id: int) -> str:
+    """The SHA-256 (hex) of the readings CSV as it would be exported now."""
+    digest = hashlib.sha256()
     async for chunk in await readings_csv(store, principal, shipment_id):
         digest.update(chunk)
-        size += len(chunk)
-    return digest.hexdigest(), size
+    return digest.hexdigest()
 
 
 async def quarantined_csv(store: Store, principal: Principal, shipment_id: int) -> bytes:
