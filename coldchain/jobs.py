@@ -9,6 +9,8 @@ eta-refresh        ``job_interval_s``          recomputes the ETA of shipments i
 webhook-delivery   ``webhook_interval_s``      sends due webhook deliveries, retries included
 session-retention  an hour                     deletes sessions ended more than ``session_retention_s`` ago and
                                                failed sign-ins past the lock-out window
+chain-verification an hour                     verifies the audit trail and every custody chain, notifies a break
+                                               once (:func:`coldchain.services.audit.check_chains`)
 =================  ==========================  ====================================================================
 
 Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it
@@ -33,18 +35,30 @@ import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from coldchain.services import alarms, eta, silence, users, webhooks
+from coldchain.services import alarms, audit, eta, silence, users, webhooks
 from coldchain.services.jobs import claim_tick, finish_tick
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
-__all__ = ["RETENTION_INTERVAL_S", "Job", "JobScheduler", "running_jobs", "service_jobs", "tick_of", "worker_name"]
+__all__ = [
+    "CHAIN_CHECK_INTERVAL_S",
+    "RETENTION_INTERVAL_S",
+    "Job",
+    "JobScheduler",
+    "running_jobs",
+    "service_jobs",
+    "tick_of",
+    "worker_name",
+]
 
 log = logging.getLogger("coldchain.jobs")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RETENTION_INTERVAL_S = 3600.0
 """How often the retention job runs: what it deletes is kept for days, so an hour late is no matter."""
+CHAIN_CHECK_INTERVAL_S = 3600.0
+"""How often the audit and custody chains are verified: a full pass over both, and a break is no emergency of
+minutes (nothing is appended to a broken custody chain in the meantime)."""
 _STOP_GRACE_S = 5.0
 """How long stopping waits for ticks under way before cancelling them (what they were doing is retried later)."""
 
@@ -110,12 +124,17 @@ def service_jobs(
             log.info("deleted %d session(s) ended more than %g s ago", deleted, settings.session_retention_s)
         return deleted
 
+    async def verify_chains(now: datetime) -> object:
+        report = await audit.check_chains(store, now=now)
+        return report.broken
+
     return [
         Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
         Job(name="alarm-escalation", interval_s=settings.job_interval_s, run=escalate_alarms),
         Job(name="eta-refresh", interval_s=settings.job_interval_s, run=refresh_etas),
         Job(name="webhook-delivery", interval_s=settings.webhook_interval_s, run=deliver_webhooks),
         Job(name="session-retention", interval_s=RETENTION_INTERVAL_S, run=forget_ended_sessions),
+        Job(name="chain-verification", interval_s=CHAIN_CHECK_INTERVAL_S, run=verify_chains),
     ]
 
 

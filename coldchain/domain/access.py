@@ -10,7 +10,7 @@ admin         everything its organisation may, plus manage the organisation's to
 logistics     set up products, lots, trackers and shipments; record custody; acknowledge alarms
 pharmacist    read; acknowledge alarms; decide and sign dispositions (a person, signed in: never a token)
 carrier       read the shipments it carries; record custody events on them
-auditor       read
+auditor       read; read, export and verify its organisation's part of the audit trail (as admin may too)
 ============  =======================================================================================
 
 A shipment is visible to its parties only (shipper, carriers of its legs, receiver); to anyone else it does not
@@ -39,7 +39,7 @@ __all__ = [
 Role = Literal["admin", "logistics", "pharmacist", "carrier", "auditor"]
 ROLES: tuple[Role, ...] = ("admin", "logistics", "pharmacist", "carrier", "auditor")
 
-Action = Literal["read", "manage", "setup", "custody", "acknowledge", "decide"]
+Action = Literal["read", "manage", "setup", "custody", "acknowledge", "decide", "audit"]
 
 _GRANTS: dict[Action, frozenset[Role]] = {
     "read": frozenset(ROLES),
@@ -48,6 +48,7 @@ _GRANTS: dict[Action, frozenset[Role]] = {
     "custody": frozenset({"admin", "logistics", "carrier"}),
     "acknowledge": frozenset({"admin", "logistics", "pharmacist"}),
     "decide": frozenset({"pharmacist"}),
+    "audit": frozenset({"admin", "auditor"}),
 }
 
 

@@ -155,7 +155,8 @@ def decision_views(decisions: Sequence[Decision]) -> list[DecisionView]:
 
 class Integrity(msgspec.Struct, frozen=True, kw_only=True):
     readings_sha256: str
-    """SHA-256 of the raw readings the report rests on (:class:`coldchain.domain.readings.ReadingsDigest`)."""
+    """SHA-256 of the readings CSV export (``GET /v1/shipments/{id}/readings.csv``), the raw readings the report
+    rests on (:class:`coldchain.domain.exports.ReadingsDigest`)."""
     snapshot_sha256: str
     """SHA-256 of the evaluation snapshot a decision signs (RFC 8785 bytes)."""
     generated_at: datetime

@@ -26,7 +26,14 @@ __all__ = [
 ]
 
 NotificationKind = Literal[
-    "alarm.raised", "alarm.acknowledged", "alarm.escalated", "custody.recorded", "eta.at_risk", "tracker.silent"
+    "alarm.raised",
+    "alarm.acknowledged",
+    "alarm.escalated",
+    "custody.recorded",
+    "eta.at_risk",
+    "tracker.silent",
+    "audit.broken",
+    "custody.broken",
 ]
 NOTIFICATION_KINDS: tuple[NotificationKind, ...] = get_args(NotificationKind)
 

@@ -28,6 +28,8 @@ class ShipmentReading(msgspec.Struct, frozen=True, kw_only=True):
     tracker_id: int
     serial: str
     reading: Reading
+    received_at: datetime
+    """When the service stored the reading."""
 
     @property
     def key(self) -> ReadingKey:

@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 
 from coldchain import __version__
 from coldchain.http.admin import TrackerAdmin
+from coldchain.http.audit import AuditApi
 from coldchain.http.auth import provide_principal
 from coldchain.http.certificates import CertificateApi, published_keys
 from coldchain.http.custody import CustodyApi
@@ -32,6 +33,7 @@ from coldchain.http.epcis import shipment_epcis
 from coldchain.http.errors import ServiceRequest, exception_handlers
 from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
+from coldchain.http.exports import ExportApi
 from coldchain.http.headers import add_security_headers
 from coldchain.http.health import health
 from coldchain.http.limits import AuthFailures
@@ -85,6 +87,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             shipment_status,  # after ShipmentApi, which holds POST on the same path
             EvaluationApi,
             DecisionApi,
+            ExportApi,
+            AuditApi,
             worklist,
             CertificateApi,
             published_keys,

@@ -153,6 +153,9 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     readings = paths.get("/v1/shipments/{shipment_id}/readings", {}).get("get")
     if readings is not None:  # format=csv: the same rows as CSV text, one header line first
         readings["responses"]["200"].setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}
+    audit_export = paths.get("/v1/audit/export", {}).get("get")
+    if audit_export is not None:  # format=csv: the same entries as CSV
+        audit_export["responses"]["200"].setdefault("content", {})["text/csv"] = {"schema": {"type": "string"}}
     events = paths.get("/v1/events", {}).get("get")
     if events is not None:
         events["responses"]["200"] = {

@@ -25,7 +25,7 @@ from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, PathId
 from coldchain.services import portal as use_cases
 
-__all__ = ["BoardOut", "alarm_inbox", "board", "parse_after", "shipment_readings"]
+__all__ = ["BoardOut", "TimeQuery", "alarm_inbox", "board", "moment", "parse_after", "shipment_readings"]
 
 RFC3339 = r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:\d{2})$"
 TimeQuery = Annotated[
@@ -217,7 +217,7 @@ _READING_FIELDS = tuple(ReadingOut.__struct_fields__)
 _BUCKET_FIELDS = tuple(ReadingBucket.__struct_fields__)
 
 
-def _moment(name: str, text: str | None) -> datetime | None:
+def moment(name: str, text: str | None) -> datetime | None:
     """A time of the query: RFC 3339 with its UTC offset (the pattern has checked the form), with a UTC form."""
     if text is None:
         return None
@@ -251,7 +251,7 @@ async def shipment_readings(
     """Without ``start`` and ``end``: the whole shipment. With ``resolution`` (seconds) the answer has one bucket
     per interval with readings, aligned to the Unix epoch, and is never paged (at most 5,000 buckets). CSV pages
     carry the next page's key in the ``X-Next-After`` header."""
-    start_at, end_at = _moment("start", start), _moment("end", end)
+    start_at, end_at = moment("start", start), moment("end", end)
     if resolution is not None:
         if after is not None:
             raise ApiError(422, "invalid", "after: summarised answers are not paged")

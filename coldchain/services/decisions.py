@@ -43,6 +43,7 @@ from coldchain.domain.decisions import (
     work_order,
 )
 from coldchain.domain.disposition import Recommendation
+from coldchain.domain.exports import ReadingsDigest
 from coldchain.domain.investigation import (
     Chart,
     ChartLimit,
@@ -57,7 +58,7 @@ from coldchain.domain.investigation import (
     TrackerView,
     decision_views,
 )
-from coldchain.domain.readings import Reading, ReadingsDigest
+from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Shipment
 from coldchain.domain.users import LoginLimits
 from coldchain.services.access import require, visible_shipment
@@ -113,7 +114,8 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def _readings_pass(tx: Transaction, shipment_id: int) -> tuple[str, Reading | None, Reading | None]:
-    """The readings' SHA-256 (:class:`ReadingsDigest`), and the first and last reading, in one pass by key."""
+    """The readings' SHA-256 (:class:`ReadingsDigest`: the SHA-256 of the readings CSV export's bytes), and the
+    first and last reading, in one pass by key, the export's own order."""
     digest = ReadingsDigest()
     first: Reading | None = None
     last: Reading | None = None
@@ -123,7 +125,7 @@ async def _readings_pass(tx: Transaction, shipment_id: int) -> tuple[str, Readin
             shipment_id, start=_EVER_START, end=_EVER_END, after=after, limit=_READINGS_PAGE
         )
         for item in page:
-            digest.add(item.serial, item.reading)
+            digest.add(item.serial, item.reading, item.received_at)
         if page:
             first = first or page[0].reading
             last = page[-1].reading

@@ -67,6 +67,7 @@ __all__ = [
     "budgets_left",
     "judge_readings",
     "judgement_in",
+    "quarantined_of_shipment",
     "shipment_alarms",
     "shipment_excursions",
     "shipment_judgement",
@@ -377,7 +378,7 @@ async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement
     parts = [stream_evaluation(stream.profile, decode_state(stream.state)) for stream in streams]
     has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
     spendings = await _lot_spendings(tx, shipment) if has_budget else []
-    quarantined = await _quarantined(tx, shipment.id)
+    quarantined = await quarantined_of_shipment(tx, shipment.id)
     excursions = await tx.excursions_of_shipment(shipment.id)
     stored_alarms = await tx.alarms_of_shipment(shipment.id)
     judgement = judge_shipment(
@@ -400,7 +401,7 @@ async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement
     )
 
 
-async def _quarantined(tx: Transaction, shipment_id: int) -> list[QuarantinedReading]:
+async def quarantined_of_shipment(tx: Transaction, shipment_id: int) -> list[QuarantinedReading]:
     """The quarantined readings of the shipment's trackers inside their assignments, by tracker and seq."""
     found: list[QuarantinedReading] = []
     for assignment in await tx.assignments_of_shipment(shipment_id):
@@ -435,7 +436,7 @@ async def shipment_quarantined(
     async with store.transaction() as tx:
         await visible_shipment(tx, principal, shipment_id)
         require(principal, "read")
-        found = await _quarantined(tx, shipment_id)
+        found = await quarantined_of_shipment(tx, shipment_id)
     if start is not None:
         found = [item for item in found if (item.tracker_id, item.reading.seq) > start]
     page = found[:limit]

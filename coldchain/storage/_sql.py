@@ -20,6 +20,7 @@ from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
 from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.storage._sqlbase import SqlBase
+from coldchain.storage.audit import AuditSql
 from coldchain.storage.custody import CustodySql
 from coldchain.storage.decisions import DecisionsSql
 from coldchain.storage.errors import AlreadyExists
@@ -72,7 +73,7 @@ def load_queries(driver: str) -> Any:
     return aiosql.from_path(sql_dir() / "queries", driver)
 
 
-class SqlTransaction(PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, DecisionsSql, SqlBase):
+class SqlTransaction(AuditSql, PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, DecisionsSql, SqlBase):
     """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
 
     Subclasses say how a time crosses the driver and how readings are written in bulk (see :class:`SqlBase`).

@@ -25,6 +25,7 @@ from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Place, Priority, Shipment, ShipmentStatus
 from coldchain.domain.sync import SyncConflict, SyncState
+from coldchain.storage.audit import AuditRecords
 from coldchain.storage.custody import CustodyRecords
 from coldchain.storage.decisions import DecisionRecords
 from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
@@ -46,7 +47,14 @@ Engine = Literal["sqlite", "postgresql"]
 
 
 class Transaction(
-    EvaluationRecords, CustodyRecords, NotificationRecords, UserRecords, PortalRecords, DecisionRecords, Protocol
+    AuditRecords,
+    EvaluationRecords,
+    CustodyRecords,
+    NotificationRecords,
+    UserRecords,
+    PortalRecords,
+    DecisionRecords,
+    Protocol,
 ):
     """One unit of work. All methods run inside the same database transaction.
 

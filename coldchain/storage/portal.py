@@ -126,7 +126,12 @@ class PortalSql(EvaluationSql):
             limit=limit,
         )
         return [
-            ShipmentReading(tracker_id=row["tracker_id"], serial=row["serial"], reading=self._reading(row))
+            ShipmentReading(
+                tracker_id=row["tracker_id"],
+                serial=row["serial"],
+                reading=self._reading(row),
+                received_at=self._time_out(row["received_at"]),
+            )
             async for row in rows
         ]
 

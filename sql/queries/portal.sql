@@ -62,8 +62,8 @@ WHERE s.status = 'in_transit'
        OR EXISTS (SELECT 1 FROM shipment_legs g WHERE g.shipment_id = s.id AND g.carrier_id = :party));
 
 -- name: shipment_readings(shipment_id, start, end, after_time, after_tracker, after_seq, limit)
-SELECT t.serial, r.tracker_id, r.seq, r.device_time, r.utc_offset_min, r.temperature_c, r.humidity_pct,
-       r.pressure_kpa, r.latitude, r.longitude, r.battery_pct
+SELECT t.serial, r.tracker_id, r.seq, r.device_time, r.utc_offset_min, r.received_at, r.temperature_c,
+       r.humidity_pct, r.pressure_kpa, r.latitude, r.longitude, r.battery_pct
 FROM tracker_assignments a
 JOIN trackers t ON t.id = a.tracker_id
 JOIN readings r ON r.tracker_id = a.tracker_id AND r.device_time >= a.starts_at

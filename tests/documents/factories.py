@@ -38,6 +38,7 @@ from coldchain.domain.decisions import (
 )
 from coldchain.domain.evaluation import advance, new_state, stream_evaluation, stream_spendings
 from coldchain.domain.excursions import Excursion
+from coldchain.domain.exports import ReadingsDigest
 from coldchain.domain.findings import StoredAlarm, StoredExcursion
 from coldchain.domain.investigation import (
     Chart,
@@ -56,7 +57,7 @@ from coldchain.domain.judgement import is_late_detection, judge_shipment
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.quarantine import QuarantineFault
-from coldchain.domain.readings import Reading, ReadingsDigest
+from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Place
 
 __all__ = [
@@ -380,7 +381,7 @@ def investigation(
         [(r, parties.serials[0]) for r in first] + [(r, parties.serials[1]) for r in second],
         key=lambda item: (item[0].device_time, item[1], item[0].seq),
     ):
-        digest.add(reading[1], reading[0])
+        digest.add(reading[1], reading[0], reading[0].device_time)
     readings_sha256 = digest.hexdigest()
     snapshot_value = evaluation_snapshot(
         shipment_id=SHIPMENT_ID,

@@ -29,8 +29,9 @@ from coldchain.domain.decisions import (
 )
 from coldchain.domain.disposition import recommend_disposition
 from coldchain.domain.evaluation import evaluate
+from coldchain.domain.exports import ReadingsDigest
 from coldchain.domain.profiles import AlarmRule, Profile
-from coldchain.domain.readings import Reading, ReadingsDigest
+from coldchain.domain.readings import Reading
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 PROFILE = Profile(
@@ -227,14 +228,17 @@ def test_the_record_binds_signer_time_outcome_and_snapshot() -> None:
         assert jcs_sha256(record_content(**{**base, field: other})) != digest, field  # type: ignore[arg-type]
 
 
-def test_the_readings_digest_is_sha256_over_one_canonical_json_line_per_reading() -> None:
+def test_the_readings_digest_is_sha256_of_the_readings_csv_bytes_header_included() -> None:
     reading = Reading(seq=7, device_time=T0, utc_offset_min=60, temperature_c=5.25)
     digest = ReadingsDigest()
-    digest.add("TRK-1", reading)
+    row = digest.add("TRK-1", reading, T0 + timedelta(seconds=30))
 
-    line = (
-        '{"battery_pct":null,"device_time":"2026-03-01T08:00:00.000000+00:00","humidity_pct":null,"latitude":null,'
-        '"longitude":null,"pressure_kpa":null,"seq":7,"serial":"TRK-1","temperature_c":5.25,"utc_offset_min":60}\n'
+    csv = (
+        "tracker,seq,device_time_utc,utc_offset_min,device_time_local,received_at_utc,temperature_c,humidity_pct,"
+        "pressure_kpa,latitude,longitude,battery_pct\r\n"
+        "TRK-1,7,2026-03-01T08:00:00.000000Z,60,2026-03-01T09:00:00.000000+01:00,2026-03-01T08:00:30.000000Z,"
+        "5.25,,,,,\r\n"
     )
-    assert digest.hexdigest() == hashlib.sha256(line.encode()).hexdigest()
+    assert csv.endswith(row)
+    assert digest.hexdigest() == hashlib.sha256(csv.encode()).hexdigest()
     assert digest.count == 1

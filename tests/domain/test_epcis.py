@@ -114,7 +114,7 @@ def readings(*, warm: float = 12.0) -> list[ShipmentReading]:
             latitude=52.0 - hours / 3,
             longitude=13.0,
         )
-        found.append(ShipmentReading(tracker_id=5, serial="TRK 1", reading=reading))
+        found.append(ShipmentReading(tracker_id=5, serial="TRK 1", reading=reading, received_at=at(hours)))
     return found
 
 
