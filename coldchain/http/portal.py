@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -35,6 +35,7 @@ from markupsafe import Markup, escape
 
 from coldchain.documents.report import STYLESHEET, report_body, report_pdf
 from coldchain.domain.access import ROLES, Principal, allowed
+from coldchain.domain.audit import AuditFilter
 from coldchain.domain.board import BOARD_STATES, BoardState
 from coldchain.domain.decisions import DECIDABLE_STATUSES, MEANINGS
 from coldchain.domain.notifications import NOTIFICATION_KINDS
@@ -48,6 +49,7 @@ from coldchain.http.users import end_session_cookie, session_cookie, sign_in
 from coldchain.http.wire import MAX_ID, PathId
 from coldchain.services import access as access_cases
 from coldchain.services import alarms as alarm_cases
+from coldchain.services import audit as audit_cases
 from coldchain.services import custody as custody_cases
 from coldchain.services import decisions as decision_cases
 from coldchain.services import evaluation as evaluation_cases
@@ -713,6 +715,48 @@ async def approve_submit(
     )
 
 
+# -- the audit trail -------------------------------------------------------------------------------------------------
+
+
+@get("/portal/audit", include_in_schema=False)
+async def audit_page(
+    request: Request[Any, Any, Any], viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep
+) -> Template:
+    """The audit trail as the caller's organisation may read it (admins and auditors), filtered, with the chain's
+    verdict and the exports of what is shown."""
+    query = {key: value.strip() for key, value in request.query_params.items() if isinstance(value, str)}
+    values = {key: query.get(key, "") for key in ("shipment", "actor", "since", "until")}
+    errors: dict[str, str] = {}
+    where = AuditFilter()
+    after = 0
+    try:
+        shipment = _integer(query, "shipment", required=False)
+        since, until = _moment(query, "since"), _moment(query, "until")
+        actor = _text(query, "actor", required=False)
+        after = _integer(query, "after", required=False, low=0) or 0
+        where = AuditFilter(shipment_id=shipment, actor=actor, since=since, until=until)
+        page = await audit_cases.audit_page(store, viewer.principal, where, after=after, limit=100)
+    except FormError as exc:
+        errors = {exc.field: str(exc)}
+        page = await audit_cases.audit_page(store, viewer.principal, AuditFilter(), after=0, limit=100)
+    verdict = await audit_cases.verify_audit(store, viewer.principal)
+    kept = urlencode({key: value for key, value in values.items() if value and not errors})
+    return _page(
+        "audit.html",
+        viewer,
+        settings,
+        now,
+        422 if errors else 200,
+        nav="audit",
+        page=page,
+        verdict=verdict,
+        values=values,
+        errors=errors,
+        export_url=f"/v1/audit/export?{kept}",
+        next_url=f"/portal/audit?{kept}&after={page.next}",
+    )
+
+
 # -- set-up -------------------------------------------------------------------------------------------------------
 
 
@@ -1039,6 +1083,7 @@ def portal_routes(settings: Settings) -> list[ControllerRouterHandler]:
             acknowledge,
             inbox_page,
             worklist_page,
+            audit_page,
             investigation_page,
             report_pdf_page,
             report_css,

@@ -84,6 +84,7 @@ async def desk(database_url: str) -> AsyncIterator[Desk]:
             (world.receiver, "pharmacist", "Grace Hopper", "grace@pharmacy.example"),
             (world.receiver, "pharmacist", "Ada Lovelace", "ada@pharmacy.example"),
             (world.receiver, "logistics", "Linus Torvalds", "linus@pharmacy.example"),
+            (world.receiver, "auditor", "Alan Turing", "alan@pharmacy.example"),
             (outsider, "pharmacist", "Eve Mallory", "eve@elsewhere.example"),
         ]
         for organisation_id, role, name, email in people:
@@ -435,3 +436,22 @@ async def test_only_an_organisations_admin_sets_its_second_signature_rule_and_th
     assert (await desk.client.get(path, headers=desk.sessions["grace"])).json()["release_needs_approval"] is True
     [detail] = [json.loads(d) for action, d in await audit_actions(desk) if action == "organisation.release_policy"]
     assert detail == {"release_needs_approval": True, "before": False}
+
+
+async def test_an_auditor_reads_the_shipments_audit_trail_in_the_portal_with_the_chains_verdict(desk: Desk) -> None:
+    await synced_trip(desk)
+    await delivered(desk)
+    assert (await decide(desk, outcome="reject", email="grace@pharmacy.example", comment="destroy")).status_code == 201
+
+    page = await desk.client.get(f"/portal/audit?shipment={desk.sid}", headers=desk.sessions["alan"])
+    logistics = await desk.client.get("/portal/audit", headers=desk.sessions["linus"])
+    bad = await desk.client.get("/portal/audit?since=yesterday", headers=desk.sessions["alan"])
+    investigation = await desk.client.get(f"/portal/shipments/{desk.sid}/investigation", headers=desk.sessions["alan"])
+
+    assert page.status_code == 200, page.text
+    assert "Chain intact" in page.text and "decision.signed" in page.text and f"shipment:{desk.sid}" in page.text
+    assert "signature.refused" not in page.text, "refusals are about the user, not the shipment"
+    assert logistics.status_code == 403
+    assert bad.status_code == 422 and "There is a problem" in bad.text and "since" in bad.text
+    assert f"/v1/shipments/{desk.sid}/certificate.pdf" in investigation.text
+    assert f"/portal/audit?shipment={desk.sid}" in investigation.text
