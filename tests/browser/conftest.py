@@ -35,6 +35,7 @@ CHROMIUM_FLAGS = [
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PASSWORD = "cold chain portal"
 ADMIN_EMAIL = "max.weber@nordpharma.example"
+AUDITOR_EMAIL = "otto.pruefer@apotheke-am-markt.example"
 NOW = datetime.now(UTC).replace(second=0, microsecond=0)
 
 
@@ -143,6 +144,10 @@ async def portal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
             await http.post(
                 f"{url}/v1/organisations/{orgs['receiver']}/users", json=pharmacist, headers=OPERATOR_HEADERS
             )
+        )
+        auditor = {"role": "auditor", "name": "Otto Prüfer", "email": AUDITOR_EMAIL, "password": PASSWORD}
+        await _ok(
+            await http.post(f"{url}/v1/organisations/{orgs['receiver']}/users", json=auditor, headers=OPERATOR_HEADERS)
         )
         product = await _ok(
             await http.post(

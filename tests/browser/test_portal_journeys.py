@@ -13,7 +13,7 @@ import pypdf
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.browser.conftest import ADMIN_EMAIL, NOW, PASSWORD, Portal, journey, push, screenshot, sign_in
+from tests.browser.conftest import ADMIN_EMAIL, AUDITOR_EMAIL, NOW, PASSWORD, Portal, journey, push, screenshot, sign_in
 from tests.documents.test_report import save_pages
 
 pytestmark = pytest.mark.slow
@@ -220,3 +220,22 @@ async def test_a_pharmacist_walks_the_worklist_to_the_investigation_and_signs_a_
     assert save_pages(content, "13-portal-excursion-report")
     text = "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(content)).pages)
     assert "Dr. Jana Richter" in text and "placed in quarantine" in text and "page 1 of" in text
+
+
+async def test_an_auditor_reads_the_audit_trail_and_finds_the_shipments_documents(page: Page, portal: Portal) -> None:
+    await sign_in(page, portal, email=AUDITOR_EMAIL)
+    await page.get_by_role("link", name="Audit trail").click()
+
+    await expect(page.get_by_role("heading", name="Audit trail")).to_be_visible()
+    await expect(page.locator(".verdict")).to_contain_text("Chain intact")
+    await page.get_by_label("Shipment id").fill(str(portal.shipment_id))
+    await page.get_by_role("button", name="Filter").click()
+    await expect(page.locator("table.audit")).to_contain_text(f"shipment:{portal.shipment_id}")
+    await screenshot(page, "14-audit-trail")
+
+    await page.goto(f"{portal.url}/portal/shipments/{portal.shipment_id}/investigation")
+    documents = page.get_by_role("navigation", name="Documents and exports")
+    await expect(documents.get_by_role("link", name="Draft certificate (signed PDF)")).to_be_visible()
+    csv = await page.request.get(f"{portal.url}/v1/shipments/{portal.shipment_id}/readings.csv")
+    assert csv.status == 200 and (await csv.text()).startswith("tracker,seq,device_time_utc")
+    await screenshot(page, "15-investigation-documents")

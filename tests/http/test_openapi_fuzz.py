@@ -41,6 +41,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from coldchain.http.app import create_app
 from coldchain.settings import load_settings
 from tests.factories import FRIDGE_PROFILE, OPERATOR_HEADERS, OPERATOR_TOKEN, PROFILES_JSON
+from tests.http.test_shipments_api import signing_keys
 from tests.served import free_port
 
 EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 20}
@@ -113,6 +114,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         auth_failure_limit=1_000_000,
         login_max_failures=1_000_000,
         login_max_failures_per_client=1_000_000,
+        **signing_keys(Path(tmp_path_factory.mktemp("keys"))),
     )
     port = free_port()
     server = uvicorn.Server(
