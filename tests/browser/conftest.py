@@ -227,7 +227,10 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def page(browser: Browser) -> AsyncIterator[Page]:
+async def page(browser: Browser, portal: Portal) -> AsyncIterator[Page]:
+    """A page at 1366×768 in Berlin's time zone; closed before the service stops (a page left on the board holds
+    its event stream open, which the service would wait for on its way out)."""
+    del portal
     context = await browser.new_context(viewport={"width": 1366, "height": 768}, timezone_id="Europe/Berlin")
     opened = await context.new_page()
     yield opened
