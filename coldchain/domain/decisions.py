@@ -36,7 +36,7 @@ from typing import Any, Literal
 import msgspec
 import rfc8785
 
-from coldchain.domain.disposition import Disposition, Recommendation
+from coldchain.domain.disposition import SEVERITY, Disposition, Recommendation
 from coldchain.domain.evaluation import Evaluation
 from coldchain.domain.quarantine import QuarantineFault
 from coldchain.domain.shipments import Priority, ShipmentStatus
@@ -83,7 +83,6 @@ MEANINGS: dict[Outcome | Literal["approval"], str] = {
 #: A shipment is decided on once it has reached its receiver: delivered (or closed after delivery).
 DECIDABLE_STATUSES: frozenset[ShipmentStatus] = frozenset({"delivered", "closed"})
 
-_SEVERITY: dict[Recommendation, int] = {"release": 0, "quarantine": 1, "reject": 2}
 #: Decimal places the snapshot keeps of a measured quantity: well below any sensor's resolution, and far above
 #: the last bits in which two equal evaluations reached by different routes (incremental, replayed) may differ.
 _PLACES = 3
@@ -353,7 +352,7 @@ def work_order(item: WorkItem) -> tuple[int, int, int, datetime, int]:
     returned = 0 if {"evaluation_changed", "awaiting_approval"} & set(item.reasons) else 1
     return (
         returned,
-        -_SEVERITY[item.recommendation],
+        -SEVERITY[item.recommendation],
         0 if item.priority == "urgent" else 1,
         item.waiting_since,
         item.shipment_id,

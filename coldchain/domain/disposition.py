@@ -29,11 +29,12 @@ from coldchain.domain.evaluation import Evaluation, MktResult
 from coldchain.domain.quarantine import QuarantineFault
 from coldchain.domain.utc import utc_text
 
-__all__ = ["Disposition", "DispositionReason", "Recommendation", "recommend_disposition"]
+__all__ = ["SEVERITY", "Disposition", "DispositionReason", "Recommendation", "recommend_disposition"]
 
 Recommendation = Literal["release", "quarantine", "reject"]
 
-_SEVERITY: dict[Recommendation, int] = {"release": 0, "quarantine": 1, "reject": 2}
+SEVERITY: dict[Recommendation, int] = {"release": 0, "quarantine": 1, "reject": 2}
+"""How strict each outcome is: a recommendation is the strictest any reason calls for."""
 
 
 class DispositionReason(msgspec.Struct, frozen=True, kw_only=True):
@@ -191,6 +192,6 @@ def recommend_disposition(evaluation: Evaluation, *, quarantined: Sequence[Quara
                     at=excursion.start,
                 )
             )
-    reasons.sort(key=lambda reason: -_SEVERITY[reason.calls_for])
+    reasons.sort(key=lambda reason: -SEVERITY[reason.calls_for])
     recommendation: Recommendation = reasons[0].calls_for if reasons else "release"
     return Disposition(recommendation=recommendation, reasons=reasons)

@@ -42,7 +42,7 @@ from coldchain.domain.decisions import (
     waiting_reasons,
     work_order,
 )
-from coldchain.domain.disposition import Recommendation
+from coldchain.domain.disposition import SEVERITY
 from coldchain.domain.exports import ReadingsDigest
 from coldchain.domain.investigation import (
     Chart,
@@ -90,7 +90,6 @@ MAX_EXCURSION_CHARTS = 50
 #: The audit trail's name for the service noticing a signed evaluation changed.
 EVALUATION_ACTOR = "coldchain:evaluation"
 
-_SEVERITY: dict[Recommendation, int] = {"release": 0, "quarantine": 1, "reject": 2}
 _READINGS_PAGE = 10_000
 _EVER_START = datetime(1970, 1, 1, tzinfo=UTC)
 _EVER_END = datetime(9999, 1, 1, tzinfo=UTC)
@@ -468,7 +467,7 @@ async def decide(
         recommendation = judgement.disposition.recommendation
         if earlier and reason is None:
             raise Invalid(f"reason: say why this decision changes decision {earlier[-1].seq}")
-        if _SEVERITY[outcome] < _SEVERITY[recommendation] and reason is None:
+        if SEVERITY[outcome] < SEVERITY[recommendation] and reason is None:
             raise Invalid(f"reason: say why you decide {outcome} where the evaluation recommends {recommendation}")
         seq = len(earlier) + 1
         content = record_content(
