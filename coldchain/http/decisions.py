@@ -21,12 +21,14 @@ from msgspec import Meta
 
 from coldchain.documents.report import report_pdf
 from coldchain.domain.decisions import (
+    Decision,
     DecisionState,
     Outcome,
     Signature,
     SignatureRole,
     WaitingReason,
     WorkItem,
+    decision_state,
     signature_manifest,
 )
 from coldchain.domain.disposition import Recommendation
@@ -216,6 +218,10 @@ def decision_out(view: DecisionView) -> DecisionOut:
     )
 
 
+def _latest_view(latest: Decision) -> DecisionView:
+    return DecisionView(decision=latest, state=decision_state(latest, latest_seq=latest.seq))
+
+
 def _work_item_out(item: WorkItem) -> WorkItemOut:
     latest = item.latest_decision
     return WorkItemOut(
@@ -230,16 +236,10 @@ def _work_item_out(item: WorkItem) -> WorkItemOut:
         alarms=item.alarms,
         reasons=item.reasons,
         waiting_since=item.waiting_since,
-        latest_decision=None if latest is None else decision_out(DecisionView(decision=latest, state=_state(item))),
+        latest_decision=None
+        if latest is None
+        else decision_out(DecisionView(decision=latest, state=decision_state(latest, latest_seq=latest.seq))),
     )
-
-
-def _state(item: WorkItem) -> DecisionState:
-    if "evaluation_changed" in item.reasons:
-        return "evaluation_changed"
-    if "awaiting_approval" in item.reasons:
-        return "awaiting_approval"
-    return "in_effect"
 
 
 def investigation_out(found: Investigation) -> InvestigationOut:

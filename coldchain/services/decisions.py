@@ -28,7 +28,6 @@ from coldchain import __version__
 from coldchain.domain.access import Principal
 from coldchain.domain.decisions import (
     MEANINGS,
-    Decision,
     Outcome,
     Signature,
     WorkItem,
@@ -534,11 +533,7 @@ async def decide(
             detail=msgspec.json.encode(detail).decode(),
             now=now,
         )
-        return decision_views([*earlier, *await _fresh(tx, shipment_id, decision_id)])[-1]
-
-
-async def _fresh(tx: Transaction, shipment_id: int, decision_id: int) -> list[Decision]:
-    return [d for d in await tx.decisions_of_shipment(shipment_id) if d.id == decision_id]
+        return decision_views(await tx.decisions_of_shipment(shipment_id))[-1]
 
 
 async def approve_decision(
