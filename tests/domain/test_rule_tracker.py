@@ -225,3 +225,39 @@ def test_a_value_held_beyond_for_half_a_day_or_longer_fills_the_window_to_24_h_a
 
     assert [(a.began_at, a.met_at) for a in alarms_of(machine)] == [(at(10), at(610))]
     assert machine.current.roll_sum_min == pytest.approx(300.0)
+
+
+@pytest.mark.parametrize(("held_h", "in_window_min"), [(12.0, 1020.0), (24.0, 1320.0), (30.0, 1320.0), (50.0, 1320.0)])
+def test_the_window_after_a_long_hold_holds_only_its_last_24_h(held_h: float, in_window_min: float) -> None:
+    hot_day = rule(name="hot day", threshold=10.0, inclusive=False, mode="cumulative", scope="rolling_24h",
+                   delay_min=600.0, action="warn")  # fmt: skip
+    machine = tracker(hot_day)
+    end = 10 + held_h * 60
+
+    # Two hours of quiet after the hold, then five hours beyond: the window ending then reaches 17 h back.
+    feed(machine, [(0, 5.0), (10, 11.0), (end, 5.0), (end + 120, 11.0), (end + 420, 5.0)])
+
+    assert machine.current.roll_sum_min == pytest.approx(in_window_min)
+    assert [(a.began_at, a.began_seq, a.met_at) for a in alarms_of(machine)] == [(at(10), 2, at(610))]
+
+
+def test_a_rolling_alarm_began_with_the_earliest_buffered_spell_and_its_reading() -> None:
+    hot_day = rule(name="hot day", threshold=10.0, inclusive=False, mode="cumulative", scope="rolling_24h",
+                   delay_min=60.0, action="warn")  # fmt: skip
+    machine = tracker(hot_day)
+
+    feed(machine, [(0, 5.0), (10, 11.0), (40, 5.0), (50, 12.0), (70, 5.0), (80, 11.0), (100, 5.0)])
+
+    assert [(a.began_at, a.began_seq, a.met_at) for a in alarms_of(machine)] == [(at(10), 2, at(90))]
+
+
+def test_a_cumulative_alarm_began_with_the_first_excursion_counted_and_its_reading() -> None:
+    total = rule(name="heat total", mode="cumulative", delay_min=25.0, inclusive=False, action="quarantine")
+    machine = tracker(total)
+
+    feed(machine, [(0, 5.0), (10, 9.0), (20, 5.0), (30, 9.5), (50, 5.0)])
+
+    assert alarms_of(machine) == [
+        Alarm(rule="heat total", action="quarantine", metric="temperature", direction="above", threshold=8.0,
+              mode="cumulative", scope="shipment", delay_min=25.0, began_at=at(10), began_seq=2, met_at=at(45))
+    ]  # fmt: skip
