@@ -16,6 +16,7 @@ from coldchain.domain.sync import (
     SEQ_CEILING,
     Acknowledgement,
     acknowledge,
+    clock_offset_s,
     conflicts_with,
     extend_acknowledgement,
     is_fresh,
@@ -374,3 +375,10 @@ def test_a_batch_counts_as_contact_only_when_sent_later_than_the_last_or_bringin
     assert not is_fresh(NOW - timedelta(hours=1), NOW, brought_anything=False)
     assert is_fresh(None, NOW, brought_anything=True)
     assert not is_fresh(None, NOW, brought_anything=False)
+
+
+def test_a_trackers_clock_offset_is_its_sent_time_less_the_services_receipt_in_any_utc_offset() -> None:
+    ahead = datetime(2026, 3, 2, 14, 1, 30, tzinfo=timezone(timedelta(hours=2)))  # 12:01:30 UTC
+
+    assert clock_offset_s(ahead, NOW) == 90.0
+    assert clock_offset_s(NOW - timedelta(seconds=2.5), NOW) == -2.5
