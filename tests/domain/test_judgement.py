@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+import msgspec
 import pytest
 
 from coldchain.domain.evaluation import Evaluation, advance, evaluate, new_state, stream_evaluation, stream_spendings
@@ -13,6 +14,7 @@ from coldchain.domain.judgement import LATE_AFTER, is_late_detection, judge_ship
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.profiles import MktSettings
 from coldchain.domain.quarantine import QuarantineFault
+from coldchain.domain.rules import Alarm
 from tests.domain.engine_support import at, profile, readings, rule
 
 HEAT_TOTAL = rule(name="heat total", mode="cumulative", delay_min=60.0, inclusive=False)
@@ -169,3 +171,51 @@ def test_an_allowance_spent_beyond_its_delay_is_left_at_zero_and_the_faults_are_
 
     assert judgement.allowances == {"heat total": 0.0, "budget": 10.0, "heat": None}
     assert judgement.quarantined == [fault]
+
+
+PLAIN = profile(HEAT_TOTAL)
+
+
+def plain_stream(points: Sequence[tuple[float, float | None]], *, first_seq: int = 1) -> Evaluation:
+    log = [msgspec.structs.replace(r, seq=r.seq + first_seq - 1) for r in readings(points)]
+    state, _ = advance(PLAIN, new_state(PLAIN), log)
+    return stream_evaluation(PLAIN, state)
+
+
+def test_gaps_and_faults_of_several_streams_are_listed_in_time_order_whoever_logged_them() -> None:
+    # The first stream's gap and fault come after the second's.
+    first = plain_stream([(200, 5.0), (210, 5.0), (300, 5.0), (305, None), (310, 5.0)])
+    second = plain_stream([(0, 5.0), (10, 5.0), (100, 5.0), (105, None), (110, 5.0)], first_seq=100)
+
+    combined = judge_shipment(PLAIN, shipment_id=1, streams=[first, second], lot_spendings=[]).evaluation
+
+    assert [(gap.start, gap.end) for gap in combined.gaps] == [(at(10), at(100)), (at(210), at(300))]
+    assert [(fault.start, fault.start_seq) for fault in combined.faults] == [(at(105), 103), (at(305), 4)]
+    assert combined.budgets == []
+
+
+def test_a_stream_that_logged_nothing_adds_nothing_and_two_such_streams_are_no_data() -> None:
+    empty = stream_evaluation(PLAIN, new_state(PLAIN))
+    logged = plain_stream([(0, 4.0), (30, 9.0), (60, 6.0)])
+
+    with_empty = judge_shipment(PLAIN, shipment_id=1, streams=[empty, logged], lot_spendings=[]).evaluation
+    nothing = judge_shipment(PLAIN, shipment_id=1, streams=[empty, empty], lot_spendings=[]).evaluation
+
+    assert (with_empty.first_reading_at, with_empty.last_reading_at) == (at(0), at(60))
+    assert (with_empty.temperature_min_c, with_empty.temperature_max_c) == (4.0, 9.0)
+    assert with_empty.temperature_mean_c == pytest.approx((4.0 * 30 + 9.0 * 30) / 60)
+    assert (nothing.readings, nothing.first_reading_at, nothing.last_reading_at) == (0, None, None)
+    assert (nothing.temperature_min_c, nothing.temperature_max_c, nothing.temperature_mean_c) == (None, None, None)
+    assert (nothing.mkt.window_start, nothing.mkt.window_end, nothing.mkt.shipment_mkt_c) == (None, None, None)
+
+
+def test_the_lot_budget_alarm_carries_the_rule_and_the_reading_whose_time_crossed_it() -> None:
+    _, earlier_spent = stream([(0, 9.0), (60, 5.0)], stream_id=1, shipment_id=1)
+    later, later_spent = stream([(100, 9.0), (160, 5.0)], stream_id=2, shipment_id=2)
+
+    judged = judge_shipment(RULES, shipment_id=2, streams=[later], lot_spendings=[*earlier_spent, *later_spent])
+
+    assert [a for a in judged.evaluation.alarms if a.rule == "budget"] == [
+        Alarm(rule="budget", action="reject", metric="temperature", direction="above", threshold=8.0,
+              mode="cumulative", scope="lifetime", delay_min=90.0, began_at=at(100), began_seq=1, met_at=at(130))
+    ]  # fmt: skip

@@ -88,3 +88,29 @@ def test_mkt_refuses_an_empty_record_and_readings_out_of_order() -> None:
         mean_kinetic_temperature(readings([(10, 5.0), (0, 5.0)]), max_gap_min=60)
     with pytest.raises(ValueError, match="not a temperature"):
         mean_kinetic_temperature_equal_intervals([float("inf")])
+
+
+def test_an_interval_just_longer_than_the_gap_limit_is_credited_to_nobody() -> None:
+    log = readings([(0.0, 5.0), (60.5, 20.0), (70.5, 20.0)])
+
+    assert mean_kinetic_temperature(log, max_gap_min=60.0) == pytest.approx(20.0)
+    assert mean_kinetic_temperature(log, max_gap_min=61.0) < 10.0
+
+
+def test_a_reading_without_a_temperature_credits_nothing_to_the_time_after_it() -> None:
+    log = readings([(0.0, 5.0), (10.0, None), (20.0, 20.0), (30.0, 20.0)])
+
+    # 0-10 min at 5 °C, 10-20 credited to nobody, 20-30 at 20 °C: the same as 10 minutes of each.
+    same = readings([(0.0, 5.0), (10.0, 20.0), (20.0, 20.0)])
+    assert mean_kinetic_temperature(log, max_gap_min=60.0) == pytest.approx(
+        mean_kinetic_temperature(same, max_gap_min=60.0)
+    )
+
+
+def test_until_at_the_last_reading_or_half_a_second_after_it_closes_the_record_and_less_than_a_minute_counts() -> None:
+    log = readings([(0.0, 5.0), (0.5, 9.0)])
+
+    assert mean_kinetic_temperature(log, max_gap_min=60.0) == pytest.approx(5.0)
+    assert mean_kinetic_temperature(log, max_gap_min=60.0, until=at(0.5)) == pytest.approx(5.0)
+    half_second_more = mean_kinetic_temperature(log, max_gap_min=60.0, until=at(0.5 + 1 / 120))
+    assert 5.0 < half_second_more < 9.0
