@@ -6,21 +6,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import math
 import os
+import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from coldchain import __version__
 from coldchain.domain.access import OPERATOR, ROLES
 from coldchain.domain.profiles import ProfileError
+from coldchain.metrics import MULTIPROCESS_DIR_VARIABLE, exposition_registry, forget_process
 from coldchain.services.errors import ServiceError
 from coldchain.services.loggers import import_logger_file
 from coldchain.services.products import load_example_profiles
 from coldchain.services.users import create_user
-from coldchain.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from coldchain.settings import ENV_PREFIX, Settings, SettingsError, load_settings, metrics_listener
 from coldchain.storage import AlreadyExists, StorageError, open_store
 
 if TYPE_CHECKING:
@@ -127,33 +135,119 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings) -> int:
     import uvicorn
 
+    # SIGTERM ends `coldchain serve` with 0: the server re-raises the signal once it has stopped gracefully, and
+    # before it runs (migrating) there is nothing to drain.
+    signal.signal(signal.SIGTERM, _stopped)
     # Apply migrations once, before any worker starts, so a bad database fails here with a clear message.
     asyncio.run(_migrate(settings))
-    print(f"coldchain {__version__} on {settings.engine}: http://{settings.host}:{settings.port}", flush=True)
-    uvicorn.run(
-        "coldchain.cli:service_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        proxy_headers=False,
-    )
+    with ExitStack() as serving:
+        if settings.workers > 1:
+            serving.enter_context(_shared_metrics_folder())
+        if settings.metrics_address is not None:
+            try:
+                serving.enter_context(_metrics_listener(settings.metrics_address))
+            except OSError as exc:
+                print(f"coldchain: cannot serve metrics on {settings.metrics_address}: {exc.strerror}", file=sys.stderr)
+                return 1
+        print(f"coldchain {__version__} on {settings.engine}: http://{settings.host}:{settings.port}", flush=True)
+        uvicorn.run(
+            "coldchain.cli:service_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.workers,
+            log_level=settings.log_level,
+            proxy_headers=False,
+            # Draining (COLDCHAIN_DRAIN_S) comes out of the stop timeout; then the server waits for requests still
+            # running for the rest of it, and cancels what is left.
+            timeout_graceful_shutdown=max(1, math.ceil(settings.stop_timeout_s - settings.drain_s)),
+        )
+    return 0
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+@contextmanager
+def _shared_metrics_folder() -> Iterator[str]:
+    """A fresh folder through which the workers about to start share their metrics (prometheus-client reads
+    ``PROMETHEUS_MULTIPROC_DIR`` when a worker first imports it), removed when the service ends. While it runs,
+    the live gauges of a worker that ended without saying so (killed) are dropped, a few seconds later."""
+    folder = tempfile.mkdtemp(prefix="coldchain-metrics-")
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = folder
+    stop = threading.Event()
+
+    def forget_the_dead() -> None:
+        while not stop.wait(_REAP_S):
+            for pid in _pids_with_live_gauges(folder):
+                if not _alive(pid):
+                    forget_process(pid)
+
+    reaper = threading.Thread(target=forget_the_dead, name="metrics-reaper", daemon=True)
+    reaper.start()
+    try:
+        yield folder
+    finally:
+        stop.set()
+        reaper.join()
+        os.environ.pop(MULTIPROCESS_DIR_VARIABLE, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+_REAP_S = 2.0
+
+
+def _pids_with_live_gauges(folder: str) -> set[int]:
+    """The processes that left live-gauge files (``gauge_livesum_<pid>.db``) in ``folder``."""
+    pids = set()
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        number = path.stem.rpartition("_")[2]
+        if number.isdigit():
+            pids.add(int(number))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _metrics_listener(address: str) -> Iterator[None]:
+    """Serve the metrics without a token on ``address`` (an internal one), from this process, for every worker."""
+    from prometheus_client import start_http_server
+
+    host, port = metrics_listener(address)
+    server, thread = start_http_server(port, host, registry=exposition_registry())
+    print(f"metrics on http://{address}/metrics", flush=True)
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
 
 
 def service_app() -> Litestar:
     """What each ``coldchain serve`` worker runs: the HTTP service, and the background jobs unless
-    ``COLDCHAIN_JOBS_ENABLED=false``. Composed here: the HTTP edge and the jobs may not import each other."""
+    ``COLDCHAIN_JOBS_ENABLED=false``. Composed here: the HTTP edge and the jobs may not import each other. SIGTERM
+    drains the worker before it stops (:mod:`coldchain.http.lifecycle`)."""
     from coldchain.http.app import create_app
     from coldchain.jobs import running_jobs
 
     settings = load_settings()
     if not settings.jobs_enabled:
-        return create_app(settings)
-    return create_app(settings, background=[lambda store: running_jobs(store, settings)])
+        return create_app(settings, drain_on_signals=True)
+    return create_app(settings, background=[lambda store: running_jobs(store, settings)], drain_on_signals=True)
 
 
 async def _migrate(settings: Settings) -> list[str]:
@@ -281,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"coldchain user add: {exc}", file=sys.stderr)
                 return 1
         elif args.command == "serve":
-            _serve(settings)
+            return _serve(settings)
         elif args.command == "demo":
             return _demo(settings, args)
     except KeyboardInterrupt:

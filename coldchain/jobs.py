@@ -26,6 +26,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,7 @@ import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from coldchain.metrics import JOB_RUNS, JOB_SECONDS
 from coldchain.services import alarms, audit, eta, silence, users, webhooks
 from coldchain.services.jobs import claim_tick, finish_tick
 from coldchain.settings import Settings
@@ -166,11 +168,14 @@ class JobScheduler:
             return False
         log.debug("job %s runs tick %s in %s", job.name, tick.isoformat(), self.worker)
         error = None
+        started = time.perf_counter()
         try:
             await job.run(now)
         except Exception as exc:
             log.exception("job %s failed at tick %s", job.name, tick.isoformat())
             error = f"{type(exc).__name__}: {exc}"[:500]
+        JOB_SECONDS.labels(job=job.name).observe(time.perf_counter() - started)
+        JOB_RUNS.labels(job=job.name, outcome="ok" if error is None else "failed").inc()
         await finish_tick(self._store, job.name, tick, now=self._clock(), error=error)
         return True
 
@@ -190,6 +195,8 @@ class JobScheduler:
     def start(self) -> None:
         scheduler = AsyncIOScheduler(timezone=UTC)
         for job in self._jobs:
+            for outcome in ("ok", "failed"):  # every series exists from the start, at 0
+                JOB_RUNS.labels(job=job.name, outcome=outcome)
             scheduler.add_job(
                 self._fire,
                 IntervalTrigger(seconds=job.interval_s, start_date=_EPOCH, timezone=UTC),

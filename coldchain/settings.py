@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from msgspec import Meta
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings", "metrics_listener"]
 
 ENV_PREFIX = "COLDCHAIN_"
 
@@ -118,6 +118,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     map_tiles_url: str | None = None
     """A tile server for the portal's maps (``https://tiles.example.org/{z}/{x}/{y}.png``); unset, the maps draw
     the world basemap the service ships, which works on a closed network."""
+    metrics_token: str | None = None
+    """Bearer token that ``GET /metrics`` (Prometheus text format) asks for on the service's own address. Unset:
+    ``/metrics`` there answers 404."""
+    metrics_address: str | None = None
+    """``host:port`` of a separate listener that serves the metrics without a token, for an internal network only
+    (``127.0.0.1:9464``). Started by ``coldchain serve``; unset, there is none."""
+    stop_timeout_s: PositiveSeconds = 20.0
+    """How long a stop (SIGTERM) may take: sync batches in flight finish within it; requests still running after
+    it are cancelled (their transactions roll back). Keep it below the service manager's stop timeout."""
+    drain_s: Annotated[float, Meta(ge=0)] = 0.0
+    """After SIGTERM, keep listening this long (part of ``stop_timeout_s``) while ``/health/ready`` answers 503 and
+    new sync batches get 503 with Retry-After, so a load balancer takes the process out of rotation first."""
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):
@@ -139,6 +151,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             self.map_tiles_url.startswith(("https://", "http://")) and "{z}" in self.map_tiles_url
         ):
             raise SettingsError(f"{ENV_PREFIX}MAP_TILES_URL: expected an http(s) URL template with {{z}}, {{x}}, {{y}}")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise SettingsError(f"{ENV_PREFIX}METRICS_TOKEN: use at least 16 characters")
+        if self.metrics_address is not None:
+            metrics_listener(self.metrics_address)
+        if self.drain_s >= self.stop_timeout_s:
+            raise SettingsError(
+                f"{ENV_PREFIX}DRAIN_S: must be shorter than {ENV_PREFIX}STOP_TIMEOUT_S ({self.stop_timeout_s:g})"
+            )
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 
@@ -146,6 +166,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def engine(self) -> str:
         """``sqlite`` or ``postgresql``, from the database URL."""
         return "sqlite" if self.database_url.startswith("sqlite://") else "postgresql"
+
+
+def metrics_listener(address: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:9464`` for IPv6) as the host and port to listen on; ``SettingsError`` otherwise."""
+    host, colon, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise SettingsError(f"{ENV_PREFIX}METRICS_ADDRESS: expected host:port (127.0.0.1:9464), got {address!r}")
+    return host, int(port)
 
 
 _FIELDS = {name.upper(): name for name in Settings.__struct_fields__}

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from coldchain.domain.notifications import Notification
 from coldchain.jobs import RETENTION_INTERVAL_S, Job, JobScheduler, service_jobs, tick_of
+from coldchain.metrics import REGISTRY
 from coldchain.services.jobs import claim_tick, job_runs
 from coldchain.services.silence import notice_silent_trackers
 from coldchain.settings import load_settings
@@ -104,6 +105,33 @@ async def test_a_failing_job_records_its_error_and_the_next_tick_runs(store: Sto
     assert await scheduler.run_tick(job)
     assert await scheduler.run_tick(job)
     assert [r.error for r in await job_runs(store, "flaky")] == ["RuntimeError: receiver exploded", None]
+
+
+async def test_each_run_is_counted_in_the_metrics_by_outcome_and_a_tick_not_claimed_is_not(store: Store) -> None:
+    def runs(outcome: str) -> float:
+        return REGISTRY.get_sample_value("coldchain_job_runs_total", {"job": "metered", "outcome": outcome}) or 0.0
+
+    def timed() -> float:
+        return REGISTRY.get_sample_value("coldchain_job_seconds_count", {"job": "metered"}) or 0.0
+
+    before = (runs("ok"), runs("failed"), timed())
+    outcomes = iter([RuntimeError("down"), None])
+
+    async def metered(now: datetime) -> None:
+        await asyncio.sleep(0.02)
+        if (error := next(outcomes)) is not None:
+            raise error
+
+    job = Job(name="metered", interval_s=60.0, run=metered)
+    first = JobScheduler(store, [job], worker="first", clock=lambda: T0)
+    later = JobScheduler(store, [job], worker="later", clock=lambda: T0 + timedelta(minutes=1))
+    assert await first.run_tick(job)
+    assert not await JobScheduler(store, [job], worker="second", clock=lambda: T0).run_tick(job)
+    assert await later.run_tick(job)
+
+    assert (runs("ok") - before[0], runs("failed") - before[1], timed() - before[2]) == (1, 1, 2)
+    seconds = REGISTRY.get_sample_value("coldchain_job_seconds_sum", {"job": "metered"}) or 0.0
+    assert seconds >= 0.04
 
 
 async def test_the_scheduler_fires_every_tick_once_with_two_schedulers_on_one_database(database_url: str) -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from coldchain.settings import SettingsError, load_settings
+from coldchain.settings import SettingsError, load_settings, metrics_listener
 
 
 def test_defaults_run_on_an_sqlite_file_in_the_working_directory() -> None:
@@ -37,6 +37,15 @@ def test_numbers_are_read_from_their_text() -> None:
             {"COLDCHAIN_WEBHOOK_RETRY_S": "60", "COLDCHAIN_WEBHOOK_RETRY_MAX_S": "30"},
             "COLDCHAIN_WEBHOOK_RETRY_MAX_S: must be at least COLDCHAIN_WEBHOOK_RETRY_S (60)",
         ),
+        ({"COLDCHAIN_METRICS_TOKEN": "short"}, "COLDCHAIN_METRICS_TOKEN: use at least 16 characters"),
+        ({"COLDCHAIN_METRICS_ADDRESS": "9464"}, "COLDCHAIN_METRICS_ADDRESS: expected host:port"),
+        ({"COLDCHAIN_METRICS_ADDRESS": "127.0.0.1:99999"}, "COLDCHAIN_METRICS_ADDRESS: expected host:port"),
+        ({"COLDCHAIN_METRICS_ADDRESS": ":9464"}, "COLDCHAIN_METRICS_ADDRESS: expected host:port"),
+        ({"COLDCHAIN_STOP_TIMEOUT_S": "0"}, "COLDCHAIN_STOP_TIMEOUT_S: Expected `float` > 0"),
+        (
+            {"COLDCHAIN_DRAIN_S": "20", "COLDCHAIN_STOP_TIMEOUT_S": "20"},
+            "COLDCHAIN_DRAIN_S: must be shorter than COLDCHAIN_STOP_TIMEOUT_S (20)",
+        ),
     ],
 )
 def test_a_bad_value_is_refused_with_the_variable_named(environ: dict[str, str], message: str) -> None:
@@ -53,3 +62,9 @@ def test_jobs_run_by_default_and_can_be_switched_off() -> None:
     assert load_settings({}).jobs_enabled
     settings = load_settings({"COLDCHAIN_JOBS_ENABLED": "false", "COLDCHAIN_WEBHOOK_INTERVAL_S": "0.5"})
     assert (settings.jobs_enabled, settings.webhook_interval_s) == (False, 0.5)
+
+
+def test_metrics_are_off_until_a_token_or_an_address_is_set_and_an_ipv6_address_is_taken() -> None:
+    assert (load_settings({}).metrics_token, load_settings({}).metrics_address) == (None, None)
+    assert metrics_listener("[::1]:9464") == ("::1", 9464)
+    assert metrics_listener("10.0.0.5:9464") == ("10.0.0.5", 9464)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import timedelta
@@ -35,8 +36,10 @@ from coldchain.http.evaluation import EvaluationApi, shipment_status
 from coldchain.http.events import events
 from coldchain.http.exports import ExportApi
 from coldchain.http.headers import add_security_headers
-from coldchain.http.health import health
+from coldchain.http.health import health, live, ready
+from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures
+from coldchain.http.metrics import metrics, sampling_connections
 from coldchain.http.openapi import openapi_config
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
@@ -49,6 +52,7 @@ from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.http.users import SessionApi, UserApi
 from coldchain.http.webhooks import WebhookApi
 from coldchain.keys import KeyFileError, KeyRing, load_keyring
+from coldchain.metrics import forget_process
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings, SettingsError, load_settings
@@ -60,10 +64,20 @@ Background = Callable[[Store], AbstractAsyncContextManager[object]]
 """Work that runs beside the HTTP service while the app runs, given the open store (the jobs: see ``coldchain.cli``)."""
 
 
-def create_app(settings: Settings, *, clock: Clock = system_clock, background: Sequence[Background] = ()) -> Litestar:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = system_clock,
+    background: Sequence[Background] = (),
+    lifecycle: Lifecycle | None = None,
+    drain_on_signals: bool = False,
+) -> Litestar:
     """The Litestar application for ``settings``; its lifespan opens the store (migrating it), runs ``background``
     beside the service, and stops it before closing the store. Every route takes the time from ``clock`` (an aware
-    UTC datetime per call), so tests can set the service's "now"."""
+    UTC datetime per call), so tests can set the service's "now". With ``drain_on_signals`` (``coldchain serve``),
+    SIGTERM and SIGINT drain the process before the ASGI server stops it (:mod:`coldchain.http.lifecycle`);
+    ``lifecycle`` is the draining state the routes read (a fresh one by default)."""
+    lifecycle = lifecycle or Lifecycle()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -73,13 +87,20 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             async with AsyncExitStack() as running:
                 for start in background:
                     await running.enter_async_context(start(store))
+                await running.enter_async_context(sampling_connections(store))
+                if drain_on_signals:
+                    await running.enter_async_context(lifecycle.draining_on_signals(settings.drain_s))
                 yield
         finally:
             await store.close()
+            forget_process(os.getpid())  # this process's live gauges (batches in flight, connections) end with it
 
     return Litestar(
         route_handlers=[
             health,
+            live,
+            ready,
+            metrics,
             sync_batch,
             osmand,
             OrganisationApi,
@@ -128,6 +149,7 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             {
                 "settings": settings,
                 "clock": clock,
+                "lifecycle": lifecycle,
                 "ingest_gate": IngestGate(settings.max_inflight_batches),
                 "auth_failures": AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_s),
                 "trackers": TrackerCache(settings.tracker_cache_s),

@@ -26,7 +26,17 @@ from swagger_ui_bundle import swagger_ui_path
 from coldchain.http.errors import ErrorOut
 from coldchain.http.wire import MAX_ID, BatchIn
 
-__all__ = ["ASSETS_PATH", "BEARER", "DOCS_PATH", "SESSION", "SIGNED", "complete", "errors", "openapi_config"]
+__all__ = [
+    "ASSETS_PATH",
+    "BEARER",
+    "DOCS_PATH",
+    "METRICS",
+    "SESSION",
+    "SIGNED",
+    "complete",
+    "errors",
+    "openapi_config",
+]
 
 DOCS_PATH = "/schema"
 ASSETS_PATH = f"{DOCS_PATH}/assets"
@@ -37,6 +47,8 @@ SESSION: list[dict[str, list[str]]] = [{"session": []}]
 """Security of the routes about the session itself."""
 SIGNED: list[dict[str, list[str]]] = [{"trackerSignature": []}]
 """Security of the sync route: an HMAC-SHA256 signature of the body with the tracker's secret."""
+METRICS: list[dict[str, list[str]]] = [{"metricsToken": []}]
+"""Security of ``/metrics``: the token of ``COLDCHAIN_METRICS_TOKEN``, which is no API token."""
 
 _WHY = {
     400: "The request cannot be read: a body that is not valid JSON (or MessagePack, or gzip).",
@@ -54,12 +66,14 @@ _WHY = {
 }
 
 
-def errors(*statuses: int) -> dict[int, ResponseSpec]:
+def errors(*statuses: int, why: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
     """The error answers an operation can give, each in the one error shape; 400 (an unreadable request) always,
-    and 429 wherever a 401 can be answered (failed authentications are limited per client address)."""
+    and 429 wherever a 401 can be answered (failed authentications are limited per client address). ``why`` says
+    what a status means for this operation where the general words do not fit."""
     answers = {400, *statuses} | ({429} if 401 in statuses else set())
+    told = {**_WHY, **(why or {})}
     return {
-        status: ResponseSpec(data_container=ErrorOut, description=_WHY[status], generate_examples=False)
+        status: ResponseSpec(data_container=ErrorOut, description=told[status], generate_examples=False)
         for status in sorted(answers)
     }
 
@@ -252,6 +266,12 @@ def openapi_config(version: str) -> OpenAPIConfig:
                     security_scheme_in="cookie",
                     description="A signed-in user's session (POST /v1/session). A change made with a session also"
                     " carries the session's CSRF token in the `X-CSRF-Token` header.",
+                ),
+                "metricsToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="The metrics token the service is configured with (`COLDCHAIN_METRICS_TOKEN`),"
+                    " for `GET /metrics` only: `Authorization: Bearer <token>`.",
                 ),
                 "trackerSignature": SecurityScheme(
                     type="apiKey",

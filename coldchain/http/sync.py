@@ -3,25 +3,43 @@
 The order of checks is the order of cost: the address's recent failed authentications, size, signature (over
 the body as sent), decompression (bounded, one gzip member), decoding and validation, then one transaction. The
 answer comes only after the commit. An unknown tracker, an OsmAnd tracker's serial and a signature that does not
-match all get the same 401, so the answers tell no one which serials exist.
+match all get the same 401, so the answers tell no one which serials exist. A process draining for a stop
+refuses new batches with 503 and Retry-After (:mod:`coldchain.http.lifecycle`).
+
+Metrics (:mod:`coldchain.metrics`) are recorded here, at the edge: each stored batch's readings by outcome and its
+time, each refusal by its status, the batches in flight.
 """
 
 from __future__ import annotations
 
+import time
 import zlib
+from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Request, post
+from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 
 from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signature
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
 from coldchain.http.errors import ApiError
+from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.openapi import SIGNED, errors
 from coldchain.http.wire import BatchIn, SyncAckOut, sent_at_of, to_readings
-from coldchain.services.sync import record_batch
+from coldchain.metrics import (
+    SYNC_BATCH_SECONDS,
+    SYNC_BATCHES,
+    SYNC_BATCHES_REFUSED,
+    SYNC_INFLIGHT_BATCHES,
+    SYNC_READINGS,
+)
+from coldchain.services.sync import BatchOutcome, SyncPolicy, record_batch
+from coldchain.services.trackers import TrackerCache
+from coldchain.settings import Settings
+from coldchain.storage import Store
 
 __all__ = ["IngestGate", "sync_batch"]
 
@@ -53,9 +71,11 @@ class IngestGate:
 
     def __enter__(self) -> None:
         self.in_progress += 1
+        SYNC_INFLIGHT_BATCHES.inc()
 
     def __exit__(self, *_: object) -> None:
         self.in_progress -= 1
+        SYNC_INFLIGHT_BATCHES.dec()
 
     @property
     def full(self) -> bool:
@@ -112,7 +132,18 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
     summary="Deliver a batch of a tracker's log",
     tags=["sync"],
     security=SIGNED,
-    responses=errors(401, 413, 415, 422, 429),
+    responses=errors(
+        401,
+        413,
+        415,
+        422,
+        429,
+        503,
+        why={
+            503: "The service is stopping: send the batch again after the delay in Retry-After (to this address or"
+            " another); nothing of it was stored.",
+        },
+    ),
 )
 async def sync_batch(
     request: Request[Any, Any, Any],
@@ -123,6 +154,46 @@ async def sync_batch(
     policy: PolicyDep,
     now: NowDep,
 ) -> SyncAckOut:
+    started = time.perf_counter()
+    try:
+        outcome = await _store_batch(request, serial, store, settings, trackers, policy, now)
+    except HTTPException as exc:
+        SYNC_BATCHES_REFUSED.labels(status=str(exc.status_code)).inc()
+        raise
+    SYNC_BATCH_SECONDS.observe(time.perf_counter() - started)
+    SYNC_BATCHES.inc()
+    SYNC_READINGS.labels(outcome="new").inc(outcome.new)
+    SYNC_READINGS.labels(outcome="duplicate").inc(outcome.duplicates)
+    SYNC_READINGS.labels(outcome="quarantined").inc(outcome.quarantined)
+    SYNC_READINGS.labels(outcome="conflicting").inc(outcome.conflicts)
+    return SyncAckOut(
+        acked_through=outcome.acked_through,
+        missing=outcome.missing,
+        new=outcome.new,
+        duplicates=outcome.duplicates,
+        quarantined=outcome.quarantined,
+        conflicts=outcome.conflicts,
+        server_time=outcome.server_time,
+    )
+
+
+async def _store_batch(
+    request: Request[Any, Any, Any],
+    serial: str,
+    store: Store,
+    settings: Settings,
+    trackers: TrackerCache,
+    policy: SyncPolicy,
+    now: datetime,
+) -> BatchOutcome:
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    if lifecycle.draining:
+        raise ApiError(
+            503,
+            "unavailable",
+            "the service is stopping; send the batch again after the delay in Retry-After",
+            headers={"Retry-After": str(settings.retry_after_s), "Connection": "close"},
+        )
     gate: IngestGate = request.app.state.ingest_gate
     if gate.full:
         raise ApiError(
@@ -154,7 +225,7 @@ async def sync_batch(
                 "payload_too_large",
                 f"{len(batch.readings)} readings in one batch; the limit is {settings.max_batch_readings}",
             )
-        outcome = await record_batch(
+        return await record_batch(
             store,
             tracker.id,
             to_readings(batch),
@@ -162,12 +233,3 @@ async def sync_batch(
             sent_at=sent_at_of(batch),
             policy=policy,
         )
-    return SyncAckOut(
-        acked_through=outcome.acked_through,
-        missing=outcome.missing,
-        new=outcome.new,
-        duplicates=outcome.duplicates,
-        quarantined=outcome.quarantined,
-        conflicts=outcome.conflicts,
-        server_time=outcome.server_time,
-    )

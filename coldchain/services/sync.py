@@ -18,6 +18,7 @@ from coldchain.domain.sync import (
     quarantine_reason,
     sequence_refusal,
 )
+from coldchain.metrics import EVALUATION_SECONDS
 from coldchain.services.custody import notice_arrival
 from coldchain.services.decisions import recheck_decisions, touched_span
 from coldchain.services.evaluation import judge_readings
@@ -119,7 +120,8 @@ async def record_batch(
         if new and policy.evaluate:
             stored = set(new_seqs)
             fresh_readings = [r for r in accepted if r.seq in stored]
-            await judge_readings(tx, tracker_id, fresh_readings, now=now)
+            with EVALUATION_SECONDS.time():
+                await judge_readings(tx, tracker_id, fresh_readings, now=now)
             await notice_arrival(tx, tracker_id, fresh_readings, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
         if (new or quarantined) and policy.evaluate:

@@ -37,6 +37,7 @@ import msgspec
 from coldchain.domain.access import Principal
 from coldchain.domain.canonical import canonical_json, canonical_text
 from coldchain.domain.notifications import DeliveryStatus, DueDelivery, NotificationKind, Webhook, WebhookDelivery
+from coldchain.metrics import WEBHOOK_DELIVERIES
 from coldchain.services.access import require
 from coldchain.services.errors import Conflict, Invalid, NotFound
 from coldchain.services.targets import Resolver, Target, TargetRefused, check_url, resolve, resolve_target
@@ -271,6 +272,7 @@ async def _deliver(
             duration_ms=duration_ms,
             delivered_at=now if status == "delivered" else None,
         )
+    WEBHOOK_DELIVERIES.labels(outcome=outcome).inc()
     return outcome
 
 

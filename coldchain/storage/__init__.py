@@ -7,10 +7,19 @@ else of coldchain.
 
 from __future__ import annotations
 
-from coldchain.storage.base import AlreadyExists, Engine, MigrationError, StorageError, Store, Transaction
+from coldchain.storage.base import (
+    AlreadyExists,
+    ConnectionUse,
+    Engine,
+    MigrationError,
+    StorageError,
+    Store,
+    Transaction,
+)
 
 __all__ = [
     "AlreadyExists",
+    "ConnectionUse",
     "Engine",
     "MigrationError",
     "StorageError",

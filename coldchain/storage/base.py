@@ -17,6 +17,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import date, datetime
 from typing import Literal, Protocol
 
+import msgspec
+
 from coldchain.domain.access import ApiToken, Role
 from coldchain.domain.audit import AuditEntry
 from coldchain.domain.parties import Organisation, OrganisationKind, Tracker, TrackerProtocol
@@ -36,6 +38,7 @@ from coldchain.storage.users import UserRecords
 
 __all__ = [
     "AlreadyExists",
+    "ConnectionUse",
     "Engine",
     "MigrationError",
     "StorageError",
@@ -44,6 +47,15 @@ __all__ = [
 ]
 
 Engine = Literal["sqlite", "postgresql"]
+
+
+class ConnectionUse(msgspec.Struct, frozen=True, kw_only=True):
+    """A store's connections at one moment: ``in_use`` by a transaction, ``idle`` in the pool, and the most it
+    may open (``max``)."""
+
+    in_use: int
+    idle: int
+    max: int
 
 
 class Transaction(
@@ -280,6 +292,15 @@ class Store(Protocol):
 
     async def ping(self) -> bool:
         """Whether the database answers a trivial query right now."""
+        ...
+
+    async def pending_migrations(self) -> list[str]:
+        """The migrations this version knows that the database has not applied (all of them on an empty database);
+        ``MigrationError`` when the two disagree (an applied file changed, or one this version does not know)."""
+        ...
+
+    def connections(self) -> ConnectionUse:
+        """The database connections this store holds now, without touching the database."""
         ...
 
     async def close(self) -> None: ...

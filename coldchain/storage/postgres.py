@@ -17,7 +17,7 @@ import asyncpg
 
 from coldchain.domain.readings import Reading
 from coldchain.storage._sql import SqlTransaction, load_queries
-from coldchain.storage.base import Engine, Transaction
+from coldchain.storage.base import ConnectionUse, Engine, Transaction
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
 from coldchain.storage.portal import BUCKET_SELECT
 
@@ -194,6 +194,17 @@ class PostgresStore:
                 return bool(await conn.fetchval("SELECT 1", timeout=2) == 1)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return False
+
+    async def pending_migrations(self) -> list[str]:
+        async with self._pool.acquire() as conn:
+            exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", MIGRATIONS_TABLE)
+            rows = await conn.fetch(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}") if exists else []
+        applied = {row["version"]: row["checksum"] for row in rows}
+        return [m.label for m in pending_migrations(discover_migrations("postgresql"), applied)]
+
+    def connections(self) -> ConnectionUse:
+        size, idle = self._pool.get_size(), self._pool.get_idle_size()
+        return ConnectionUse(in_use=size - idle, idle=idle, max=self._pool.get_max_size())
 
     async def close(self) -> None:
         if not self._pool.is_closing():

@@ -20,7 +20,7 @@ import aiosqlite
 
 from coldchain.domain.readings import Reading
 from coldchain.storage._sql import SqlTransaction, load_queries
-from coldchain.storage.base import Engine, Transaction
+from coldchain.storage.base import ConnectionUse, Engine, Transaction
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
 from coldchain.storage.portal import BUCKET_SELECT
 
@@ -217,6 +217,22 @@ class SqliteStore:
                 return await cursor.fetchone() is not None
         except (sqlite3.Error, ValueError):
             return False
+
+    async def pending_migrations(self) -> list[str]:
+        async with self._conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (MIGRATIONS_TABLE,)
+        ) as cursor:
+            row = await cursor.fetchone()
+        applied: dict[int, str] = {}
+        if row is not None and row[0]:
+            async with self._conn.execute(f"SELECT version, checksum FROM {MIGRATIONS_TABLE}") as cursor:
+                applied = {row[0]: row[1] for row in await cursor.fetchall()}
+        return [m.label for m in pending_migrations(discover_migrations("sqlite"), applied)]
+
+    def connections(self) -> ConnectionUse:
+        """One connection, in use while a transaction holds it."""
+        in_use = 1 if self._lock.locked() else 0
+        return ConnectionUse(in_use=in_use, idle=1 - in_use, max=1)
 
     async def close(self) -> None:
         await self._conn.close()

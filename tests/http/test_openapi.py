@@ -47,7 +47,8 @@ async def test_every_error_answer_is_documented_in_the_one_error_shape(document:
     assert document["components"]["schemas"]["ErrorOut"]["required"] == ["detail", "error"]
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
-            if status.startswith("2") or (path, status) == ("/health", "503"):
+            # A health probe's 503 is its own answer (what is not healthy), not a refusal.
+            if status.startswith("2") or (path, status) in {("/health", "503"), ("/health/ready", "503")}:
                 continue
             schema = response["content"]["application/json"]["schema"]
             assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, status)
@@ -63,7 +64,10 @@ async def test_each_operation_documents_the_refusals_it_can_give(document: dict[
         if "requestBody" in operation:
             assert {"400", "422"} <= statuses, (method, path)
     sync = document["paths"]["/v1/trackers/{serial}/sync"]["post"]["responses"]
-    assert {"400", "401", "413", "415", "422", "429"} <= set(sync)
+    assert {"400", "401", "413", "415", "422", "429", "503"} <= set(sync)
+    metrics = document["paths"]["/metrics"]["get"]["responses"]
+    assert set(metrics) == {"200", "400", "401", "404", "429"}
+    assert set(metrics["200"]["content"]) == {"text/plain"}
 
 
 async def test_callers_authenticate_with_a_bearer_token_and_trackers_with_a_signature(
@@ -75,8 +79,11 @@ async def test_callers_authenticate_with_a_bearer_token_and_trackers_with_a_sign
     session = schemes["session"]
     assert (session["type"], session["in"], session["name"]) == ("apiKey", "cookie", "coldchain_session")
     for path, method, operation in operations(document):
-        if path in ("/health", "/.well-known/coldchain-keys") or path.startswith("/v1/osmand"):
+        if path.startswith(("/health", "/v1/osmand")) or path == "/.well-known/coldchain-keys":
             assert "security" not in operation, (method, path)
+        elif path == "/metrics":  # the metrics token, which is no API token and opens nothing else
+            assert operation["security"] == [{"metricsToken": []}]
+            assert schemes["metricsToken"]["scheme"] == "bearer"
         elif path == "/v1/trackers/{serial}/sync":
             assert operation["security"] == [{"trackerSignature": []}]
         elif path == "/v1/session" and method == "post":  # signing in is how a session begins

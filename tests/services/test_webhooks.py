@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from coldchain.domain.access import OPERATOR, Principal
 from coldchain.domain.notifications import NotificationKind, Webhook, WebhookDelivery
+from coldchain.metrics import REGISTRY
 from coldchain.services import webhooks
 from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound
 from coldchain.services.targets import REFUSED_TARGET, Resolver, address_refusal, resolve
@@ -219,6 +220,30 @@ async def test_a_delivery_the_receiver_keeps_refusing_fails_after_the_last_attem
     assert (delivery.status, delivery.attempts, delivery.next_attempt_at) == ("failed", POLICY.max_attempts, None)
     assert (delivery.last_status_code, delivery.last_error) == (500, "answered 500")
     assert len(delivery.log) == POLICY.max_attempts
+
+
+async def test_every_attempt_is_counted_in_the_metrics_by_what_became_of_it(store: Store) -> None:
+    def attempts() -> dict[str, float]:
+        return {
+            outcome: REGISTRY.get_sample_value("coldchain_webhook_deliveries_total", {"outcome": outcome}) or 0.0
+            for outcome in ("delivered", "retrying", "failed")
+        }
+
+    org = await make_org(store)
+    before = attempts()
+    async with Receiver(then=500) as refusing, Receiver() as accepting:
+        await subscribe(store, org.id, refusing.url)
+        await subscribe(store, org.id, accepting.url)
+        await publish(store, org.id)
+        for n in range(POLICY.max_attempts + 1):
+            await deliver(store, Clock(T0 + n * LATER))
+    after = attempts()
+
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "delivered": 1,
+        "retrying": POLICY.max_attempts - 1,
+        "failed": 1,
+    }
 
 
 async def test_a_receiver_that_does_not_answer_in_time_is_retried(store: Store) -> None:

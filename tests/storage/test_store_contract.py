@@ -65,6 +65,26 @@ async def test_migrating_from_two_connections_at_once_applies_each_migration_onc
             await s.close()
 
 
+async def test_an_empty_database_has_every_migration_pending_until_it_is_migrated(empty_database_url: str) -> None:
+    store = await open_store(empty_database_url, migrate=False)
+    try:
+        every_migration = [m.label for m in discover_migrations(store.engine)]
+        assert await store.pending_migrations() == every_migration
+        await store.migrate()
+        assert await store.pending_migrations() == []
+    finally:
+        await store.close()
+
+
+async def test_the_store_tells_its_connections_in_use_and_idle_without_asking_the_database(store: Store) -> None:
+    idle = store.connections()
+    assert idle.in_use == 0 and 1 <= idle.idle <= idle.max
+    async with store.transaction():
+        busy = store.connections()
+        assert busy.in_use == 1 and busy.max == idle.max
+    assert store.connections().in_use == 0
+
+
 async def test_a_registered_tracker_can_be_found_by_its_serial(store: Store) -> None:
     tracker_id = await new_tracker(store)
     async with store.transaction() as tx:
