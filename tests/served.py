@@ -25,7 +25,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from types import TracebackType
@@ -65,8 +65,9 @@ class ServedColdchain:
     """``python -m coldchain serve`` as a child process in a session of its own, so it can be stopped whole.
 
     ``workers`` and ``pool_size`` are passed on (``--workers``, ``COLDCHAIN_DB_POOL_SIZE``) only when given;
-    ``admin_token`` likewise (``COLDCHAIN_ADMIN_TOKEN``). Used as a context manager, the service is SIGKILLed
-    on the way out if it is still running.
+    ``admin_token`` likewise (``COLDCHAIN_ADMIN_TOKEN``); ``settings`` are further ``COLDCHAIN_*`` variables
+    (``{"DRAIN_S": "1"}``). Used as a context manager, the service is SIGKILLed on the way out if it is still
+    running.
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class ServedColdchain:
         admin_token: str | None = None,
         log_level: str = "warning",
         startup_s: float = 30.0,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.port = free_port() if port is None else port
         self.url = f"http://127.0.0.1:{self.port}"
@@ -91,6 +93,8 @@ class ServedColdchain:
             self._env["COLDCHAIN_ADMIN_TOKEN"] = admin_token
         if pool_size is not None:
             self._env["COLDCHAIN_DB_POOL_SIZE"] = str(pool_size)
+        for name, value in (settings or {}).items():
+            self._env[f"COLDCHAIN_{name}"] = value
         self._log_path = workdir / "serve.log"
         self._log: IO[bytes] | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -212,6 +216,7 @@ async def served(
     admin_token: str | None = None,
     log_level: str = "warning",
     startup_s: float = 30.0,
+    settings: Mapping[str, str] | None = None,
 ) -> AsyncIterator[ServedColdchain]:
     """A started, healthy service; stopped gracefully (SIGTERM, then SIGKILL) on the way out."""
     service = ServedColdchain(
@@ -223,6 +228,7 @@ async def served(
         admin_token=admin_token,
         log_level=log_level,
         startup_s=startup_s,
+        settings=settings,
     )
     try:
         service.start()

@@ -48,7 +48,9 @@ EXAMPLES_PER_OPERATION = {GenerationMode.POSITIVE: 40, GenerationMode.NEGATIVE: 
 Operation = APIOperation[Any, Any, Any, Any]
 TRACKER = "TRK-1"
 SYNC = "/v1/trackers/{serial}/sync"
-ROLES = ("operator", "admin", "logistics", "carrier", "auditor", "pharmacist", "anonymous")
+ROLES = ("operator", "admin", "logistics", "carrier", "auditor", "pharmacist", "metrics", "anonymous")
+METRICS_TOKEN = "metrics-token-for-the-fuzzer"
+"""Opens /metrics and nothing else: every other operation must refuse it."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class Served:
 def _seed(url: str) -> dict[str, str]:
     """Records for the generated requests to find: organisations, a token per role, a profile, a product with a
     lot, a tracker, a shipment with an assignment; ids start at 1, which schemathesis tries first."""
-    tokens = {"operator": OPERATOR_TOKEN}
+    tokens = {"operator": OPERATOR_TOKEN, "metrics": METRICS_TOKEN}
     with httpx.Client(base_url=url, headers=OPERATOR_HEADERS) as http:
         profiles = msgspec.json.decode(PROFILES_JSON.read_bytes())["profiles"]
         fridge = next(p for p in profiles if p["id"] == FRIDGE_PROFILE)
@@ -110,6 +112,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         {},
         database_url=f"sqlite:///{database}",
         admin_token=OPERATOR_TOKEN,
+        metrics_token=METRICS_TOKEN,
         events_stream_max_s=0.2,
         auth_failure_limit=1_000_000,
         login_max_failures=1_000_000,
@@ -253,3 +256,4 @@ def test_every_operation_answers_as_documented_for_every_role(
         succeeded = [label for label, seen in answered.items() if any(200 <= status < 300 for status in seen)]
         assert len(succeeded) >= 25, f"valid requests reach the use cases, not only the refusals: {answered}"
         assert f"POST {SYNC}" in succeeded, "signed batches reach the ingest"
+        assert "GET /metrics" in succeeded, "the metrics token opens the metrics"
