@@ -1,8 +1,21 @@
 """Sync ingest through a served coldchain, next to the raw bulk insert rate measured in the same run.
 
-    python tests/benchmarks/bench_sync.py [--engines sqlite,postgresql] [--workers 1] [--trackers 50]
-        [--readings-per-tracker 5000] [--batch-size 1000] [--format json] [--gzip]
-        [--catch-up-readings 43200] [--bulk-readings 100000] [--postgres-url URL]
+    python tests/benchmarks/bench_sync.py [--engines sqlite,postgresql] [--workers 1[,2,4]] [--load fleet|lean]
+        [--trackers 50] [--readings-per-tracker 5000] [--batch-size 1000] [--format json] [--gzip]
+        [--catch-up-readings 43200] [--bulk-readings 100000] [--rounds 1] [--copy-connections 8]
+        [--postgres-url URL]
+
+``--workers`` takes a list: each count is measured on a database of its own, one after the other in the same run,
+and the summary gives each count's rate as a ratio of the first's.
+
+``--load lean`` (:mod:`tests.benchmarks.load`) measures the service rather than the tracker simulator: batches are
+built and signed beforehand and sent as raw HTTP/1.1 on one keep-alive connection per tracker; per round, on
+PostgreSQL, it first measures the durable COPY reference (the same readings COPYed in batches of 1,000, each
+committed, over ``--copy-connections`` connections, into a plain keyed table), then each worker count, and prints
+the sustained ingest as a share of that reference, and the CPU seconds per 1,000 readings spent by the load
+generator, the service's processes and the PostgreSQL backends of its database. The trackers have no shipment, so
+nothing is judged (evaluation off). Best of ``--rounds`` per configuration. ``--load fleet`` (the default) is
+what follows:
 
 For each engine, ``python -m coldchain serve`` runs as a subprocess (``--workers`` processes) on a scratch
 database: a temporary SQLite file, or a PostgreSQL database created on the server ``--postgres-url`` names
@@ -47,6 +60,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from coldchain.storage import open_store
 from tests.benchmarks.bench_bulk_insert import bench_store, make_readings
+from tests.benchmarks.load import (
+    CopyReference,
+    LeanResult,
+    copy_reference,
+    cpu_seconds,
+    postgres_backends_cpu_s,
+    prepare_trackers,
+    push,
+)
 from tests.served import ServedColdchain, served, session_pids
 from tracker_sim import BUILTIN_SCENARIOS, FleetResult, run_fleet
 
@@ -224,9 +246,9 @@ async def catch_up(
     return result, acked_through
 
 
-async def bench_engine(engine: str, args: argparse.Namespace) -> EngineFigures:
-    figures = EngineFigures(engine=engine, workers=args.workers)
-    print(f"\n== {engine}, {args.workers} worker(s) ==", flush=True)
+async def bench_engine(engine: str, args: argparse.Namespace, workers: int) -> EngineFigures:
+    figures = EngineFigures(engine=engine, workers=workers)
+    print(f"\n== {engine}, {workers} worker(s) ==", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench_sync-") as folder:
         workdir = Path(folder)
         print(f"a. raw bulk insert, {args.bulk_readings:,} readings, in this process:")
@@ -241,7 +263,7 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> EngineFigures:
                 url,
                 workdir,
                 http=http,
-                workers=args.workers,
+                workers=workers,
                 pool_size=args.db_pool_size,
                 admin_token=ADMIN_TOKEN,
                 startup_s=STARTUP_S,
@@ -267,6 +289,143 @@ async def bench_engine(engine: str, args: argparse.Namespace) -> EngineFigures:
             if "Traceback" in (output := service.output()):
                 print(f"   the service logged errors:\n{output[-4000:]}")
     return figures
+
+
+# --- the lean load: the service's own rate, workers side by side, the COPY reference --------------------------
+
+
+class LeanFigures(msgspec.Struct, kw_only=True):
+    engine: str
+    workers: int
+    result: LeanResult
+    service_cpu_s: float
+    backends_cpu_s: float
+    peak_rss_kib: int
+
+
+async def lean_once(engine: str, args: argparse.Namespace, workers: int, workdir: Path) -> LeanFigures:
+    workdir.mkdir(parents=True, exist_ok=True)
+    async with (
+        scratch_database(engine, args, workdir, "coldchain_bench_lean") as url,
+        httpx.AsyncClient(timeout=60) as http,
+        served(
+            url,
+            workdir,
+            http=http,
+            workers=workers,
+            pool_size=args.db_pool_size,
+            admin_token=ADMIN_TOKEN,
+            startup_s=STARTUP_S,
+        ) as service,
+    ):
+        assert service.process is not None
+        trackers = await prepare_trackers(
+            service.url,
+            admin_token=ADMIN_TOKEN,
+            count=args.trackers,
+            readings_per_tracker=args.readings_per_tracker,
+            batch_size=args.batch_size,
+            wire_format=args.format,
+            compress=args.gzip,
+        )
+        database = url.rpartition("/")[2]
+        sampler = MemorySampler(session=service.process.pid)
+        pids = service.pids()
+        service_cpu = cpu_seconds(pids)
+        backends = postgres_backends_cpu_s(database) if engine == "postgresql" else {}
+        sampling = asyncio.create_task(sampler.run())
+        try:
+            result = await push(service.url, trackers)
+        finally:
+            sampling.cancel()
+            with suppress(asyncio.CancelledError):
+                await sampling
+        service_cpu_s = cpu_seconds(pids) - service_cpu
+        backends_after = postgres_backends_cpu_s(database) if engine == "postgresql" else {}
+        backends_cpu_s = sum(cpu - backends.get(pid, 0.0) for pid, cpu in backends_after.items())
+        if "Traceback" in (output := service.output()):
+            print(f"   the service logged errors:\n{output[-4000:]}")
+    figures = LeanFigures(
+        engine=engine,
+        workers=workers,
+        result=result,
+        service_cpu_s=service_cpu_s,
+        backends_cpu_s=backends_cpu_s,
+        peak_rss_kib=sampler.peak_rss_kib,
+    )
+    _print_lean(figures)
+    return figures
+
+
+def _per_thousand_ms(seconds: float, readings: int) -> float:
+    return seconds / readings * 1_000_000 if readings else 0.0
+
+
+def _print_lean(f: LeanFigures) -> None:
+    r = f.result
+    print(
+        f"   {f.engine}, {f.workers} worker(s): {r.readings_acked:,} of {r.readings_sent:,} readings in "
+        f"{r.push_s:.2f} s: {r.readings_per_s:,.0f}/s; batch p50 {r.latency_ms(0.5):.0f} ms, "
+        f"p95 {r.latency_ms(0.95):.0f} ms, p99 {r.latency_ms(0.99):.0f} ms; waited {r.waited}, "
+        f"reconnects {r.reconnects}, errors {len(r.errors)}; CPU ms per 1,000 readings: generator "
+        f"{_per_thousand_ms(r.generator_cpu_s, r.readings_acked):.1f}, service "
+        f"{_per_thousand_ms(f.service_cpu_s, r.readings_acked):.1f}, database backends "
+        f"{_per_thousand_ms(f.backends_cpu_s, r.readings_acked):.1f}; peak RSS {f.peak_rss_kib / 1024:.0f} MiB",
+        flush=True,
+    )
+    for error in r.errors[:5]:
+        print(f"   error: {error}")
+
+
+async def bench_lean(engine: str, args: argparse.Namespace) -> None:
+    references: list[CopyReference] = []
+    runs: dict[int, list[LeanFigures]] = {workers: [] for workers in args.workers}
+    for round_number in range(1, args.rounds + 1):
+        print(f"\n== {engine}, lean load, round {round_number} of {args.rounds} ==", flush=True)
+        with tempfile.TemporaryDirectory(prefix="bench_sync-") as folder:
+            workdir = Path(folder)
+            if engine == "postgresql" and args.copy_connections:
+                async with scratch_database(engine, args, workdir, "coldchain_bench_copy") as url:
+                    reference = await copy_reference(
+                        url,
+                        trackers=args.trackers,
+                        readings_per_tracker=args.readings_per_tracker,
+                        batch_size=1_000,
+                        connections=args.copy_connections,
+                    )
+                references.append(reference)
+                print(
+                    f"   COPY reference: {reference.readings:,} readings in batches of {reference.batch_size:,}, "
+                    f"each committed (synchronous_commit={reference.synchronous_commit}), "
+                    f"{reference.connections} connections: {reference.readings_per_s:,.0f}/s",
+                    flush=True,
+                )
+            for workers in args.workers:
+                runs[workers].append(await lean_once(engine, args, workers, workdir / f"w{workers}"))
+    _print_lean_summary(engine, references, runs)
+
+
+def _print_lean_summary(engine: str, references: list[CopyReference], runs: dict[int, list[LeanFigures]]) -> None:
+    best = {workers: max(figures, key=lambda f: f.result.readings_per_s) for workers, figures in runs.items()}
+    reference = max((r.readings_per_s for r in references), default=0.0)
+    first = best[next(iter(best))].result.readings_per_s
+    print(f"\n== summary, {engine}, lean load (best of {len(next(iter(runs.values())))}) ==")
+    if reference:
+        print(f"COPY reference: {reference:,.0f} readings/s")
+    print(
+        f"{'workers':>7} {'ingest/s':>10} {'vs first':>8} {'vs COPY':>8} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'gen ms/1k':>9} {'svc ms/1k':>9} {'db ms/1k':>9}"
+    )
+    for workers, f in best.items():
+        r = f.result
+        versus_copy = f"{r.readings_per_s / reference:>8.2f}" if reference else f"{'-':>8}"
+        print(
+            f"{workers:>7} {r.readings_per_s:>10,.0f} {r.readings_per_s / first:>8.2f} {versus_copy} "
+            f"{r.latency_ms(0.5):>7.0f} {r.latency_ms(0.95):>7.0f} {r.latency_ms(0.99):>7.0f} "
+            f"{_per_thousand_ms(r.generator_cpu_s, r.readings_acked):>9.1f} "
+            f"{_per_thousand_ms(f.service_cpu_s, r.readings_acked):>9.1f} "
+            f"{_per_thousand_ms(f.backends_cpu_s, r.readings_acked):>9.1f}"
+        )
 
 
 def _print_sustained(figures: EngineFigures, args: argparse.Namespace) -> None:
@@ -328,10 +487,29 @@ def _engines(text: str) -> list[str]:
     return engines
 
 
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("workers are positive numbers, comma-separated: 1,2,4")
+    return counts
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", type=_engines, default=list(ENGINES), help="default: sqlite,postgresql")
-    parser.add_argument("--workers", type=int, default=1, help="service processes (uvicorn workers)")
+    parser.add_argument(
+        "--workers", type=_counts, default=[1], help="service processes (uvicorn workers), or a list: 1,2,4"
+    )
+    parser.add_argument(
+        "--load", choices=("fleet", "lean"), default="fleet", help="tracker_sim's fleet, or prepared batches"
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="lean load: rounds, the best of each is reported")
+    parser.add_argument(
+        "--copy-connections", type=int, default=8, help="lean load on PostgreSQL: COPY reference connections (0: none)"
+    )
     parser.add_argument("--db-pool-size", type=int, help="PostgreSQL connections per service process")
     parser.add_argument("--trackers", type=int, default=50, help="trackers pushing at once")
     parser.add_argument("--readings-per-tracker", type=int, default=5_000)
@@ -348,14 +526,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 def main() -> None:
     args = _parser().parse_args()
     print(
         f"bench_sync: {os.cpu_count()} CPUs; service, database and load generator share them. "
-        f"{args.trackers} trackers × {args.readings_per_tracker:,} readings, batches of {args.batch_size:,}."
+        f"{args.trackers} trackers × {args.readings_per_tracker:,} readings, batches of {args.batch_size:,}, "
+        f"{args.load} load. Load average before: {_load_average()}"
     )
-    results = [asyncio.run(bench_engine(engine, args)) for engine in args.engines]
-    _print_summary(results)
+    if args.load == "lean":
+        for engine in args.engines:
+            asyncio.run(bench_lean(engine, args))
+    else:
+        results = [
+            asyncio.run(bench_engine(engine, args, workers)) for engine in args.engines for workers in args.workers
+        ]
+        _print_summary(results)
+    print(f"load average after: {_load_average()}")
 
 
 if __name__ == "__main__":
