@@ -4,7 +4,8 @@ Each event is one notification: ``id`` its position (commit order), ``event`` it
 resumes after the last id it saw with the ``Last-Event-ID`` header (browsers send it when they reconnect) or
 ``?after=``; without either the stream starts with what comes next (``?after=0`` replays everything). The stream
 reads the notification table, so it carries events made by any service process. It sends a comment when idle,
-so proxies keep it open, and ends after ``COLDCHAIN_EVENTS_STREAM_MAX_S``: clients reconnect and resume.
+so proxies keep it open, and ends after ``COLDCHAIN_EVENTS_STREAM_MAX_S``, or when the process begins to drain for a
+stop: clients reconnect and resume.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.params import HeaderParameter, QueryParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from coldchain.domain.notifications import Notification, NotificationKind
 from coldchain.http.deps import PrincipalDep, SettingsDep, StoreDep
+from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.openapi import BEARER, errors
 from coldchain.http.wire import MAX_ID, QueryId
 from coldchain.services.events import events_after, open_stream
@@ -68,11 +70,13 @@ def _message(notification: Notification) -> ServerSentEventMessage:
 
 
 async def _stream(
-    store: Store, organisation_id: int, after: int, settings: Settings
+    store: Store, organisation_id: int, after: int, settings: Settings, lifecycle: Lifecycle
 ) -> AsyncIterator[ServerSentEventMessage]:
     started = last_sent = time.monotonic()
     yield ServerSentEventMessage(comment=f"events of organisation {organisation_id} after {after}", data=None)
-    while time.monotonic() - started < settings.events_stream_max_s:
+    # A process draining for a stop ends its streams at the next poll: clients resume elsewhere, and the stop does
+    # not wait for them.
+    while time.monotonic() - started < settings.events_stream_max_s and not lifecycle.draining:
         batch = await events_after(store, organisation_id, after=after, limit=_BATCH)
         for notification in batch:
             assert notification.position is not None  # read after commit
@@ -96,6 +100,7 @@ async def _stream(
     responses=errors(401, 403, 404, 422),
 )
 async def events(
+    request: Request[Any, Any, Any],
     store: StoreDep,
     principal: PrincipalDep,
     settings: SettingsDep,
@@ -106,4 +111,5 @@ async def events(
     organisation, latest = await open_stream(store, principal, organisation_id)
     # A reconnecting browser sends Last-Event-ID with the URL it first used: the header wins over ?after=.
     start = last_event_id if last_event_id is not None else after if after is not None else latest
-    return ServerSentEvent(_stream(store, organisation, start, settings), retry_duration=_RECONNECT_MS)
+    lifecycle: Lifecycle = request.app.state.lifecycle
+    return ServerSentEvent(_stream(store, organisation, start, settings, lifecycle), retry_duration=_RECONNECT_MS)

@@ -304,7 +304,7 @@ class LeanFigures(msgspec.Struct, kw_only=True):
 
 
 async def lean_once(engine: str, args: argparse.Namespace, workers: int, workdir: Path) -> LeanFigures:
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (before the service starts: nothing waits)
     async with (
         scratch_database(engine, args, workdir, "coldchain_bench_lean") as url,
         httpx.AsyncClient(timeout=60) as http,

@@ -1,7 +1,7 @@
 """``GET /v1/events`` over a real socket, on each engine: ``coldchain serve`` in a child process streams the
 notifications that another process (this test) publishes, resumes after ``Last-Event-ID``, keeps idle streams
-alive and ends long ones. Also on PostgreSQL: positions follow commit order, so a resuming reader misses nothing
-that committed late with a lower id."""
+alive and ends long ones, and ends them when the process stops. Also on PostgreSQL: positions follow commit order,
+so a resuming reader misses nothing that committed late with a lower id."""
 
 from __future__ import annotations
 
@@ -187,6 +187,21 @@ async def test_a_stream_ends_after_its_maximum_and_the_client_resumes(service: S
     assert stream.ended and STREAM_MAX_S <= elapsed < STREAM_MAX_S + 5
     assert [e.data["subject"] for e in stream.events] == ["during"]
     assert [e.data["subject"] for e in resumed.events] == ["between"]
+
+
+async def test_a_stream_ends_when_its_process_is_stopped_and_the_stop_does_not_wait_for_its_maximum(
+    service: Service,
+) -> None:
+    stream = Stream()
+    async with httpx.AsyncClient() as http:
+        reading = asyncio.create_task(read_stream(http, f"{service.url}/v1/events", service.reader, stream))
+        await wait_for(lambda: bool(stream.comments))
+        started = asyncio.get_running_loop().time()
+        returncode = await asyncio.to_thread(service.process.stop)
+        stopped_after_s = asyncio.get_running_loop().time() - started
+        await asyncio.wait_for(reading, 5)
+    assert stream.ended and returncode == 0
+    assert stopped_after_s < STREAM_MAX_S / 2, service.process.output()
 
 
 async def test_a_stream_that_cannot_be_served_is_refused_before_it_starts(service: Service) -> None:
