@@ -65,6 +65,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_bulk_insert.py
 	$(BIN)/python tests/benchmarks/bench_engine.py
 	$(BIN)/python tests/benchmarks/bench_sync.py
+	$(BIN)/python tests/benchmarks/bench_sync.py --engines postgresql --load lean --workers 1,2,4 --rounds 2
 	$(BIN)/python tests/benchmarks/bench_ingest_evaluation.py
 	$(BIN)/python tests/benchmarks/bench_eta.py
 	$(BIN)/python tests/benchmarks/bench_portal.py
