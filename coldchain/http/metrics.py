@@ -76,9 +76,11 @@ def _bearer(request: Request[Any, Any, Any]) -> str | None:
         **errors(
             401,
             404,
+            422,
             why={
                 401: "No metrics token, or not the one the service is configured with.",
                 404: "Metrics are not served on this address (COLDCHAIN_METRICS_TOKEN is not set).",
+                422: "A query parameter was sent: the route takes none.",
             },
         ),
     },

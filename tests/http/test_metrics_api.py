@@ -156,6 +156,7 @@ async def test_metrics_ask_for_the_metrics_token_and_nothing_else_opens_them(mak
     assert_error(admin, 401, "unauthenticated", "not the metrics token")
     assert_error(basic, 401, "unauthenticated")
     assert (await client.get("/metrics", headers=METRICS)).status_code == 200
+    assert_error(await client.get("/metrics?name=x", headers=METRICS), 422, "invalid", "unknown query parameter")
     # Wrong tokens count as failed authentications of the address, as wrong API tokens do.
     for _ in range(2):
         await client.get("/metrics", headers={"Authorization": "Bearer guess-guess-guess-guess"})

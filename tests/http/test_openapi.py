@@ -66,7 +66,7 @@ async def test_each_operation_documents_the_refusals_it_can_give(document: dict[
     sync = document["paths"]["/v1/trackers/{serial}/sync"]["post"]["responses"]
     assert {"400", "401", "413", "415", "422", "429", "503"} <= set(sync)
     metrics = document["paths"]["/metrics"]["get"]["responses"]
-    assert set(metrics) == {"200", "400", "401", "404", "429"}
+    assert set(metrics) == {"200", "400", "401", "404", "422", "429"}
     assert set(metrics["200"]["content"]) == {"text/plain"}
 
 
