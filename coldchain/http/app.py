@@ -37,6 +37,7 @@ from coldchain.http.exports import ExportApi
 from coldchain.http.headers import add_security_headers
 from coldchain.http.health import health
 from coldchain.http.limits import AuthFailures
+from coldchain.http.notifications import EscalationApi, PreferencesApi
 from coldchain.http.openapi import openapi_config
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
@@ -98,6 +99,8 @@ def create_app(settings: Settings, *, clock: Clock = system_clock, background: S
             ProfileAdmin,
             ProductAdmin,
             WebhookApi,
+            PreferencesApi,
+            EscalationApi,
             events,
             SessionApi,
             UserApi,

@@ -8,11 +8,13 @@ else of coldchain.
 from __future__ import annotations
 
 from coldchain.storage.base import AlreadyExists, Engine, MigrationError, StorageError, Store, Transaction
+from coldchain.storage.emails import OpenAlarm
 
 __all__ = [
     "AlreadyExists",
     "Engine",
     "MigrationError",
+    "OpenAlarm",
     "StorageError",
     "Store",
     "Transaction",
