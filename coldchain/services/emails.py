@@ -75,6 +75,7 @@ __all__ = [
     "follow_shipment",
     "followed_shipments",
     "make_digests",
+    "my_emails",
     "notification_preferences",
     "plan_emails",
     "save_preferences",
@@ -273,6 +274,13 @@ async def followed_shipments(store: Store, principal: Principal) -> list[int]:
     user_id = _follower(principal)
     async with store.transaction() as tx:
         return await tx.followed_shipments(user_id)
+
+
+async def my_emails(store: Store, principal: Principal, *, limit: int = 10) -> list[EmailDelivery]:
+    """The latest emails to the signed-in person, newest first."""
+    user_id = _follower(principal)
+    async with store.transaction() as tx:
+        return await tx.emails_of_user(user_id, limit=limit)
 
 
 async def email_log(
