@@ -123,8 +123,12 @@ def _block(item: NoticeItem, message: EmailMessage) -> _Block:
         )
         lines.append(_Line("Rule", f"{item.rule}{limit}"))
         lines.append(_Line("Severity", item.severity or wording.NONE))
-        reading = wording.measure(item.reading, metric) if item.reading is not None else "not at hand"
-        lines.append(_Line("Reading", f"{reading} at {local_time(item.reading_at, zone)}"))
+        if item.reading is not None:
+            lines.append(
+                _Line("Reading", f"{wording.measure(item.reading, metric)} at {local_time(item.reading_at, zone)}")
+            )
+        lines.append(_Line("Began", local_time(item.began_at, zone)))
+        lines.append(_Line("Condition met", local_time(item.met_at, zone)))
         if item.late:
             lines.append(_Line("Detected", "late: the data arrived after an outage, this reports the past"))
     if item.kind == "alarm.escalated":

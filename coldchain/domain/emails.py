@@ -368,8 +368,12 @@ class NoticeItem(msgspec.Struct, frozen=True, kw_only=True):
     metric: str | None = None
     direction: str | None = None
     threshold: float | None = None
+    began_at: datetime | None = None
+    """When the alarm's condition began (device time)."""
+    met_at: datetime | None = None
+    """When the alarm's condition was met (device time)."""
     reading: float | None = None
-    """The alarm's metric at the moment its condition was met (°C, % or kPa)."""
+    """The alarm's metric in the last reading up to the moment its condition was met (°C, % or kPa)."""
     reading_at: datetime | None = None
     late: bool = False
     payload: dict[str, Any] = msgspec.field(default_factory=dict)

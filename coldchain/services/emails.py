@@ -89,6 +89,7 @@ Render = Callable[[EmailMessage], RenderedEmail]
 
 _PLAN_BATCH = 500
 _PLAN_ROUNDS = 20
+_READING_LOOKBACK = timedelta(hours=1)
 _METRIC_VALUE = {"temperature": "temperature_c", "humidity": "humidity_pct", "pressure": "pressure_kpa"}
 
 _Outcome = Literal["sent", "retrying", "failed", "cancelled"]
@@ -553,21 +554,31 @@ async def _item(tx: Transaction, notification: Notification) -> NoticeItem:
                 "direction": alarm.direction,
                 "threshold": alarm.threshold,
                 "late": stored.late,
-                "reading_at": alarm.met_at,
-                "reading": await _reading(tx, stored.assignment_id, shipment.id, alarm.metric, alarm.met_at),
+                "began_at": alarm.began_at,
+                "met_at": alarm.met_at,
             }
+            fields["reading"], fields["reading_at"] = await _reading(
+                tx, stored.assignment_id, shipment.id, alarm.metric, alarm.met_at
+            )
         holder = await custodian_at(tx, shipment.id, moment)
         organisation = None if holder is None else await tx.get_organisation(holder)
         fields["custodian"] = None if organisation is None else organisation.name
     return msgspec.convert(fields, NoticeItem)
 
 
-async def _reading(tx: Transaction, assignment_id: int, shipment_id: int, metric: str, at: datetime) -> float | None:
-    """The alarm's metric in the reading whose device time met the condition."""
+async def _reading(
+    tx: Transaction, assignment_id: int, shipment_id: int, metric: str, at: datetime
+) -> tuple[float | None, datetime | None]:
+    """The alarm's metric in the last reading of its stream at or before the moment the condition was met (within
+    the hour before it), and that reading's device time."""
     for assignment in await tx.assignments_of_shipment(shipment_id):
-        if assignment.id == assignment_id:
-            for reading in await tx.readings_between(assignment.tracker_id, at, at + timedelta(microseconds=1)):
-                value = getattr(reading, _METRIC_VALUE.get(metric, "temperature_c"), None)
-                if isinstance(value, float | int):
-                    return float(value)
-    return None
+        if assignment.id != assignment_id:
+            continue
+        readings = await tx.readings_between(
+            assignment.tracker_id, at - _READING_LOOKBACK, at + timedelta(microseconds=1)
+        )
+        for reading in reversed(readings):
+            value = getattr(reading, _METRIC_VALUE.get(metric, "temperature_c"), None)
+            if isinstance(value, float | int):
+                return float(value), reading.device_time
+    return None, None

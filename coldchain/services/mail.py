@@ -12,6 +12,8 @@ The :class:`MailTransport` protocol is what the delivery job needs; tests give i
 from __future__ import annotations
 
 import email.message
+import email.policy
+import email.utils
 from typing import Literal, Protocol
 
 import aiosmtplib
@@ -21,6 +23,9 @@ __all__ = ["MailOutcome", "MailTransport", "SmtpSettings", "SmtpTransport", "Tls
 
 TlsMode = Literal["starttls", "tls", "none"]
 _MAX_TEXT = 500
+_WIRE = email.policy.SMTP.clone(max_line_length=998)
+"""Lines end CRLF; a header is folded only past RFC 5322's hard limit, so a subject reads back as it was written
+(folded at 78, Python's parser would give it a leading space)."""
 
 
 class SmtpSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,9 +66,13 @@ class SmtpTransport:
 
     async def send(self, message: email.message.EmailMessage) -> MailOutcome:
         s = self.settings
+        _, sender = email.utils.parseaddr(str(message["From"]))
+        recipients = [address for _, address in email.utils.getaddresses([str(v) for v in message.get_all("To", [])])]
         try:
             _, reply = await aiosmtplib.send(
-                message,
+                message.as_bytes(policy=_WIRE),
+                sender=sender,
+                recipients=recipients,
                 hostname=s.host,
                 port=s.port,
                 username=s.username,
