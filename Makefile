@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python tests/benchmarks/bench_eta.py
 	$(BIN)/python tests/benchmarks/bench_portal.py
 	$(BIN)/python tests/benchmarks/bench_report.py
+	$(BIN)/python tests/benchmarks/bench_emails.py
 
 # Mutation testing of the domain against its own tests (minutes to hours; not part of the test run).
 mutation: $(STAMP)

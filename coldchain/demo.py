@@ -27,6 +27,11 @@ in-flight           an air-freight box Marburg → New Jersey, silent while airb
 Each tracker logs the part of its trip before *now* at once (it happened before anyone watched) and syncs it
 when the demo starts; from then on it logs and syncs on the demo clock for as long as the demo runs.
 
+Emails go to an SMTP server of the demo's own (aiosmtpd on a free port of 127.0.0.1) that keeps each one as a file
+in a Maildir beside the database (``coldchain-demo-mail/``): the shipper's logistics desk and the receiving
+pharmacist chose alarm emails, and the shipper's escalation chain tells its logistics desk, then its admin, about
+an alarm nobody acknowledges.
+
 The demo only ever creates, uses or deletes its own database file: the file it creates is stamped with an
 SQLite application id, a file without that stamp is never touched, and the file is locked while a demo runs,
 so a second demo beside a running one leaves it alone. The port is claimed before anything else happens.
@@ -39,6 +44,7 @@ import asyncio
 import contextlib
 import fcntl
 import json
+import mailbox
 import os
 import secrets
 import signal
@@ -54,6 +60,7 @@ from typing import Any
 import httpx
 import msgspec
 import uvicorn
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from coldchain.http.app import create_app
 from coldchain.jobs import running_jobs
@@ -271,6 +278,8 @@ class World(msgspec.Struct, frozen=True, kw_only=True):
     orgs: dict[str, int]
     shipments: list[Shipment]
     logins: list[Login]
+    users: dict[str, int]
+    """User ids by email."""
 
 
 DEMO_USERS = (
@@ -281,6 +290,30 @@ DEMO_USERS = (
     ("shipper", "auditor", "Otto Auditor", "qa@pharma.demo", "QA auditor"),
 )
 """One portal user per role with work to do: (organisation, role, name, email, who)."""
+
+
+DEMO_EMAILS = (
+    # (email, kinds, time zone): who is emailed about what, at once
+    (
+        "logistics@pharma.demo",
+        ["alarm.raised", "alarm.escalated", "eta.at_risk", "tracker.silent"],
+        "Europe/Berlin",
+    ),
+    ("pharmacist@pharmacy.demo", ["alarm.raised", "decision.needed"], "Europe/Helsinki"),
+)
+"""The demo's people who chose email notifications; the shipper's escalation chain is :data:`DEMO_CHAIN`."""
+DEMO_CHAIN = (("logistics@pharma.demo", 10), ("admin@pharma.demo", 20))
+"""The shipper's escalation chain: who is told, in order, after how many demo minutes without acknowledgement."""
+
+
+async def _set_up_emails(http: httpx.AsyncClient, operator: str, orgs: dict[str, int], users: dict[str, int]) -> None:
+    """Email preferences for the demo's people and the shipper's escalation chain, as their admins would set them."""
+    owners = {email: orgs[kind] for kind, _, _, email, _ in DEMO_USERS}
+    for email, kinds, zone in DEMO_EMAILS:
+        path = f"/v1/organisations/{owners[email]}/users/{users[email]}/notification-preferences"
+        await _call(http, "PUT", path, operator, {"kinds": kinds, "time_zone": zone})
+    steps = [{"user_id": users[email], "delay_min": delay} for email, delay in DEMO_CHAIN]
+    await _call(http, "PUT", f"/v1/organisations/{orgs['shipper']}/escalation-chain", operator, {"steps": steps})
 
 
 def _place(route_point: Any) -> dict[str, Any]:
@@ -307,11 +340,14 @@ async def _set_up(http: httpx.AsyncClient, operator: str, now: datetime, stamp: 
         auditor=await token("shipper", "auditor", "demo QA auditor"),
     )
     logins = []
+    users: dict[str, int] = {}
     for kind, role, name, email, who in DEMO_USERS:
         password = secrets.token_urlsafe(9)
         user = {"role": role, "name": name, "email": email, "password": password}
-        await _call(http, "POST", f"/v1/organisations/{orgs[kind]}/users", operator, user)
+        created = await _call(http, "POST", f"/v1/organisations/{orgs[kind]}/users", operator, user)
+        users[email] = created["id"]
         logins.append(Login(who=who, email=email, password=password))
+    await _set_up_emails(http, operator, orgs, users)
     shipper = tokens.shipper_logistics
     lots: dict[str, tuple[int, int]] = {}
     for key, (name, profile_id, gtin) in PRODUCTS.items():
@@ -354,7 +390,7 @@ async def _set_up(http: httpx.AsyncClient, operator: str, now: datetime, stamp: 
         shipments.append(
             Shipment(id=shipment["id"], reference=reference, plan=plan, start=start, credentials=credentials)
         )
-    return World(tokens=tokens, orgs=orgs, shipments=shipments, logins=logins)
+    return World(tokens=tokens, orgs=orgs, shipments=shipments, logins=logins, users=users)
 
 
 async def _complete_delivery(http: httpx.AsyncClient, world: World, shipment: Shipment, now: datetime) -> None:
@@ -379,7 +415,7 @@ def _mkt(status: dict[str, Any]) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
-def _summary(world: World, statuses: list[dict[str, Any]], url: str, speed: float) -> str:
+def _summary(world: World, statuses: list[dict[str, Any]], url: str, speed: float, mail: MailSink) -> str:
     header = (
         f"{'shipment':<24} {'story':<11} {'status':<10} {'judged':>6} {'excursions':>10} {'alarms':>6}"
         f" {'late':>4} {'MKT °C':>7}  recommendation"
@@ -425,6 +461,11 @@ def _summary(world: World, statuses: list[dict[str, Any]], url: str, speed: floa
         f"Demo time runs {speed:g}x real time (one minute of it every {60 / speed:g} s): the trackers of the"
         " shipments in transit keep logging and syncing, and the background jobs run.",
         f"Watch the live alarm arrive: {curl(tokens.shipper_logistics, 'GET', f'/v1/shipments/{live}/alarms')}",
+        f"Emails go to the demo's own SMTP server on 127.0.0.1:{mail.port}, which keeps each one as a file in"
+        f" {mail.directory}/new/ (a Maildir; read one with `cat`, or all with `mutt -f {mail.directory}`):"
+        " the shipper's logistics desk and the receiving pharmacist are emailed about alarms, and an alarm nobody"
+        " acknowledges is emailed to the logistics desk after 10 demo minutes and to the shipper's admin after 20"
+        " (the escalation chain).",
         f"The event stream: curl -sN -H 'Authorization: Bearer {tokens.shipper_logistics}' {url}/v1/events",
         f"The service is running at {url} (try {url}/health or {url}/schema). Press Ctrl-C to stop.",
     ]
@@ -467,7 +508,9 @@ async def _play(
     return report
 
 
-async def _demo(http: httpx.AsyncClient, operator: str, clock: AcceleratedClock, url: str, logbooks: Path) -> None:
+async def _demo(
+    http: httpx.AsyncClient, operator: str, clock: AcceleratedClock, url: str, logbooks: Path, mail: MailSink
+) -> None:
     """Set up, let every tracker sync what it logged before now, print the summary, play on until cancelled."""
     now = clock.now()
     stamp = now.strftime("%Y%m%d%H%M%S")
@@ -486,7 +529,7 @@ async def _demo(http: httpx.AsyncClient, operator: str, clock: AcceleratedClock,
             await _call(http, "GET", f"/v1/shipments/{s.id}/status", world.tokens.shipper_logistics)
             for s in world.shipments
         ]
-        print(_summary(world, statuses, url, clock.speed), flush=True)
+        print(_summary(world, statuses, url, clock.speed, mail), flush=True)
         await asyncio.gather(*runs)
         await asyncio.Event().wait()  # every trip is over: keep serving
     finally:
@@ -504,6 +547,35 @@ async def _wait_for_first_syncs(http: httpx.AsyncClient, world: World) -> None:
         if not waiting:
             return
         await asyncio.sleep(0.1)
+
+
+class MailSink(msgspec.Struct, frozen=True, kw_only=True):
+    """The demo's SMTP server: where it listens and the Maildir it keeps every email in."""
+
+    port: int
+    directory: Path
+    server: Any
+
+
+class _Keeper:
+    """aiosmtpd's handler: each email it takes is kept as a file of the Maildir, byte for byte as it came."""
+
+    def __init__(self, directory: Path) -> None:
+        self.maildir = mailbox.Maildir(directory)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        content = envelope.original_content or envelope.content or b""
+        self.maildir.add(content if isinstance(content, bytes) else content.encode())
+        return "250 2.0.0 kept"
+
+
+async def _mail_sink(host: str, directory: Path) -> MailSink:
+    """An SMTP server on a free port of ``host`` (aiosmtpd) keeping every email it takes in the Maildir
+    ``directory``, which it creates; emails of earlier demos stay there."""
+    handler = _Keeper(directory)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(handler, hostname="coldchain-demo-mail"), host=host, port=0)
+    return MailSink(port=server.sockets[0].getsockname()[1], directory=directory, server=server)
 
 
 def _demo_keys(database: Path) -> dict[str, str]:
@@ -551,16 +623,44 @@ async def _serve_demo(
 ) -> int:
     operator = settings.admin_token or secrets.token_urlsafe(24)
     clock = AcceleratedClock(datetime.now(UTC).replace(microsecond=0), speed=options.speed)
-    settings = msgspec.structs.replace(
-        settings,
-        database_url=database_url,
-        admin_token=operator,
-        host=options.host,
-        port=options.port,
-        job_interval_s=5.0,
-        webhook_interval_s=2.0,
-        **_demo_keys(options.database),
-    )
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    url = f"http://{host}:{options.port}"
+    mail = await _mail_sink("127.0.0.1", options.database.with_name(options.database.stem + "-mail"))
+    try:
+        settings = msgspec.structs.replace(
+            settings,
+            database_url=database_url,
+            admin_token=operator,
+            host=options.host,
+            port=options.port,
+            job_interval_s=5.0,
+            webhook_interval_s=2.0,
+            public_url=url,
+            smtp_host="127.0.0.1",
+            smtp_port=mail.port,
+            smtp_tls="none",
+            smtp_username=None,
+            smtp_password=None,
+            smtp_from="coldchain demo <alerts@coldchain.demo>",
+            email_interval_s=2.0,
+            **_demo_keys(options.database),
+        )
+        return await _serve(settings, options, sock, clock, operator, url, mail, stop)
+    finally:
+        mail.server.close()
+        await mail.server.wait_closed()
+
+
+async def _serve(
+    settings: Settings,
+    options: DemoOptions,
+    sock: socket.socket,
+    clock: AcceleratedClock,
+    operator: str,
+    url: str,
+    mail: MailSink,
+    stop: asyncio.Event,
+) -> int:
     app = create_app(
         settings, clock=clock.now, background=[lambda store: running_jobs(store, settings, clock=clock.now)]
     )
@@ -579,14 +679,12 @@ async def _serve_demo(
         if stopping in done:
             await _stop(server, serving, None)
             return 0
-    host = f"[{options.host}]" if ":" in options.host else options.host
-    url = f"http://{host}:{options.port}"
-    _say(f"serving on {url} from {database_url.removeprefix('sqlite:///')}")
+    _say(f"serving on {url} from {settings.database_url.removeprefix('sqlite:///')}")
     print(f"operator token for this run: {operator}", flush=True)
     with tempfile.TemporaryDirectory(prefix="coldchain-demo-") as logbooks:
         limits = httpx.Limits(keepalive_expiry=5.0)
         async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=limits) as http:
-            work = asyncio.create_task(_demo(http, operator, clock, url, Path(logbooks)))
+            work = asyncio.create_task(_demo(http, operator, clock, url, Path(logbooks), mail))
             done, _ = await asyncio.wait({work, stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
             await _stop(server, serving, work)
             stopping.cancel()

@@ -5,12 +5,18 @@ job                every                       does
 =================  ==========================  ====================================================================
 tracker-silence    ``job_interval_s``          reports trackers on duty silent for ``silent_tracker_s`` (once each)
 alarm-escalation   ``job_interval_s``          escalates alarms unacknowledged for ``escalate_after_s``
+escalation-chain   ``job_interval_s``          tells the next person of each organisation's escalation chain about
+                                               an alarm still unacknowledged (:mod:`coldchain.services.escalation`)
 eta-refresh        ``job_interval_s``          recomputes the ETA of shipments in transit
 webhook-delivery   ``webhook_interval_s``      sends due webhook deliveries, retries included
 session-retention  an hour                     deletes sessions ended more than ``session_retention_s`` ago and
                                                failed sign-ins past the lock-out window
 chain-verification an hour                     verifies the audit trail and every custody chain, notifies a break
                                                once (:func:`coldchain.services.audit.check_chains`)
+email-delivery     ``email_interval_s``        plans new notifications into emails and sends the due ones, retries
+                                               included (only with ``smtp_host`` set)
+email-digest       ``job_interval_s``          makes the daily digests whose local hour has come (only with
+                                               ``smtp_host`` set)
 =================  ==========================  ====================================================================
 
 Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it
@@ -36,9 +42,11 @@ import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from coldchain.documents.email import render_email
 from coldchain.metrics import JOB_RUNS, JOB_SECONDS
-from coldchain.services import alarms, audit, eta, silence, users, webhooks
+from coldchain.services import alarms, audit, emails, escalation, eta, silence, users, webhooks
 from coldchain.services.jobs import claim_tick, finish_tick
+from coldchain.services.mail import MailTransport, SmtpSettings, SmtpTransport
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
@@ -49,6 +57,7 @@ __all__ = [
     "JobScheduler",
     "running_jobs",
     "service_jobs",
+    "smtp_transport",
     "tick_of",
     "worker_name",
 ]
@@ -88,12 +97,35 @@ class Job(msgspec.Struct, frozen=True, kw_only=True):
     """Called with the time the tick began to run."""
 
 
+def smtp_transport(settings: Settings) -> SmtpTransport | None:
+    """The mail transport ``settings`` configure; ``None`` while email is off."""
+    if settings.smtp_host is None or settings.smtp_from is None:
+        return None
+    return SmtpTransport(
+        SmtpSettings(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            sender=settings.smtp_from,
+            timeout_s=settings.smtp_timeout_s,
+        )
+    )
+
+
 def service_jobs(
-    store: Store, settings: Settings, *, client: httpx.AsyncClient, clock: Callable[[], datetime] = _utcnow
+    store: Store,
+    settings: Settings,
+    *,
+    client: httpx.AsyncClient,
+    clock: Callable[[], datetime] = _utcnow,
+    mail: MailTransport | None = None,
 ) -> list[Job]:
-    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client`` and take the
-    time of each attempt from ``clock``."""
+    """The service's jobs, configured by ``settings``; webhook deliveries go out through ``client``, emails through
+    ``mail`` (by default the SMTP server the settings name), each attempt taking its time from ``clock``."""
     worker = worker_name()
+    mail = mail or smtp_transport(settings)
     policy = webhooks.DeliveryPolicy(
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
@@ -130,13 +162,44 @@ def service_jobs(
         report = await audit.check_chains(store, now=now)
         return report.broken
 
-    return [
+    async def walk_escalation_chains(now: datetime) -> object:
+        return await escalation.walk_escalation_chains(store, now=now)
+
+    jobs = [
         Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
         Job(name="alarm-escalation", interval_s=settings.job_interval_s, run=escalate_alarms),
+        Job(name="escalation-chain", interval_s=settings.job_interval_s, run=walk_escalation_chains),
         Job(name="eta-refresh", interval_s=settings.job_interval_s, run=refresh_etas),
         Job(name="webhook-delivery", interval_s=settings.webhook_interval_s, run=deliver_webhooks),
         Job(name="session-retention", interval_s=RETENTION_INTERVAL_S, run=forget_ended_sessions),
         Job(name="chain-verification", interval_s=CHAIN_CHECK_INTERVAL_S, run=verify_chains),
+    ]
+    if mail is None or settings.smtp_from is None:
+        return jobs
+    transport = mail
+    email_policy = emails.EmailPolicy(
+        sender=settings.smtp_from,
+        public_url=settings.links_base,
+        max_attempts=settings.email_max_attempts,
+        retry_s=settings.email_retry_s,
+        retry_max_s=settings.email_retry_max_s,
+        timeout_s=settings.smtp_timeout_s,
+    )
+
+    async def send_emails(now: datetime) -> object:
+        planned = await emails.plan_emails(store, now=now)
+        sent = await emails.deliver_due_emails(
+            store, transport, render=render_email, clock=clock, worker=worker, policy=email_policy
+        )
+        return planned, sent
+
+    async def make_digests(now: datetime) -> object:
+        return await emails.make_digests(store, now=now)
+
+    return [
+        *jobs,
+        Job(name="email-delivery", interval_s=settings.email_interval_s, run=send_emails),
+        Job(name="email-digest", interval_s=settings.job_interval_s, run=make_digests),
     ]
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -115,6 +116,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pdf_signer_passphrase: str | None = None
     timestamp_url: str | None = None
     """An RFC 3161 time-stamping service: PDF signatures become PAdES B-T instead of B-B."""
+    public_url: str | None = None
+    """The service's address as people reach it (``https://coldchain.example.org``): links in emails start with it.
+    Needed when email is on."""
+    smtp_host: str | None = None
+    """The SMTP server that sends notification emails. Unset: no email is planned or sent."""
+    smtp_port: Port = 587
+    smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
+    """``starttls`` (port 587), ``tls`` (port 465), or ``none`` (a relay on this host or a closed network only)."""
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str | None = None
+    """The From of every email, e.g. ``coldchain <alerts@example.org>``. Needed when email is on."""
+    smtp_timeout_s: PositiveSeconds = 30.0
+    """How long one SMTP conversation (connect, send, answer) may take."""
+    email_interval_s: PositiveSeconds = 10.0
+    """How often new notifications are planned into emails and due emails are sent."""
+    email_max_attempts: Positive = 8
+    """Attempts per email before it is given up as failed (a permanent refusal, 5xx, fails it at once)."""
+    email_retry_s: PositiveSeconds = 60.0
+    """Delay before the first retry of an email; it doubles with each failed attempt (with jitter)."""
+    email_retry_max_s: PositiveSeconds = 3600.0
     map_tiles_url: str | None = None
     """A tile server for the portal's maps (``https://tiles.example.org/{z}/{x}/{y}.png``); unset, the maps draw
     the world basemap the service ships, which works on a closed network."""
@@ -159,8 +181,45 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             raise SettingsError(
                 f"{ENV_PREFIX}DRAIN_S: must be shorter than {ENV_PREFIX}STOP_TIMEOUT_S ({self.stop_timeout_s:g})"
             )
+        self._check_email()
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
+
+    def _check_email(self) -> None:
+        if self.public_url is not None:
+            parts = urlsplit(self.public_url)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+                raise SettingsError(
+                    f"{ENV_PREFIX}PUBLIC_URL: expected http(s)://host[:port][/path], got {self.public_url!r}"
+                )
+        if self.email_retry_max_s < self.email_retry_s:
+            raise SettingsError(
+                f"{ENV_PREFIX}EMAIL_RETRY_MAX_S: must be at least {ENV_PREFIX}EMAIL_RETRY_S ({self.email_retry_s:g})"
+            )
+        if self.smtp_host is None:
+            return
+        if not self.smtp_from or "@" not in self.smtp_from:
+            raise SettingsError(f"{ENV_PREFIX}SMTP_FROM: the From address of emails, like alerts@example.org")
+        if self.public_url is None:
+            raise SettingsError(
+                f"{ENV_PREFIX}PUBLIC_URL: emails link to the portal; set the address people reach it at"
+            )
+        if self.smtp_password is not None and self.smtp_username is None:
+            raise SettingsError(f"{ENV_PREFIX}SMTP_USERNAME: a password needs the user name it belongs to")
+        if self.smtp_password is not None and self.smtp_tls == "none":
+            raise SettingsError(
+                f"{ENV_PREFIX}SMTP_TLS: none would send {ENV_PREFIX}SMTP_PASSWORD in clear; use starttls or tls"
+            )
+
+    @property
+    def email_enabled(self) -> bool:
+        """Whether notification emails are planned and sent (an SMTP server is set)."""
+        return self.smtp_host is not None
+
+    @property
+    def links_base(self) -> str:
+        """:attr:`public_url` without a trailing slash (empty when unset)."""
+        return (self.public_url or "").rstrip("/")
 
     @property
     def engine(self) -> str:

@@ -4,6 +4,7 @@ and never touches a database it did not create."""
 from __future__ import annotations
 
 import hashlib
+import mailbox
 import os
 import re
 import signal
@@ -176,6 +177,22 @@ def test_the_live_demo_raises_a_live_alarm_and_an_at_risk_eta_soon_after_its_sum
 
         forecast = poll(eta, until_s=60 - (time.monotonic() - summary_at), check=lambda e: e.get("at_risk"))
         assert forecast.get("at_risk") is True, forecast
+
+        # The live alarm reaches the shipper's logistics desk by email, kept in the demo's Maildir as the summary
+        # says; nobody acknowledges it, so the escalation chain tells the desk again, person to person.
+        assert "coldchain-demo-mail/new/" in demo.output
+
+        def mails() -> list[str]:
+            box = mailbox.Maildir(tmp_path / "coldchain-demo-mail", create=False)
+            return [" ".join(f"{m['To']} | {m['Subject']}".split()) for m in box.values()]  # headers unfolded
+
+        live = references["live-alarm"]
+        raised_mail = f"<logistics@pharma.demo> | [coldchain] Alarm raised on {live}: freeze alarm"
+        chain_mail = f"<logistics@pharma.demo> | [coldchain] Alarm not acknowledged on {live}: freeze alarm"
+        found = poll(mails, until_s=40, check=lambda got: any(raised_mail in m for m in got))
+        assert any(raised_mail in m for m in found), found
+        found = poll(mails, until_s=40, check=lambda got: any(chain_mail in m for m in got))
+        assert any(chain_mail in m for m in found), found
 
         # A second demo in the same folder refuses, and the first one's database and service are untouched.
         second_port = free_port()

@@ -20,6 +20,9 @@ from coldchain.services.silence import notice_silent_trackers
 from coldchain.settings import load_settings
 from coldchain.storage import Store, open_store
 from tests.factories import assign, make_org, make_shipment, make_tracker
+from tests.mail import SmtpSink
+from tests.services.test_emails import person
+from tests.services.test_evaluation_ingest import at, log, make_world, sync
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -341,3 +344,30 @@ NAMES = [
     "idle within",
     "idle before",
 ]
+
+
+async def test_the_email_jobs_run_only_with_an_smtp_server_and_carry_an_alarm_to_a_person(store: Store) -> None:
+    async with httpx.AsyncClient() as client:
+        off = [job.name for job in service_jobs(store, load_settings({}), client=client)]
+        async with SmtpSink() as sink:
+            settings = load_settings(
+                {},
+                smtp_host="127.0.0.1",
+                smtp_port=sink.port,
+                smtp_tls="none",
+                smtp_from="coldchain <alerts@coldchain.test>",
+                public_url="https://coldchain.test",
+            )
+            jobs = {job.name: job for job in service_jobs(store, settings, client=client, clock=lambda: at(300))}
+            world = await make_world(store)
+            ann = await person(store, world.receiver, "Ann")
+            await jobs["email-delivery"].run(at(299))  # the first plan starts here
+            await sync(store, world, log([5.0, 5.0, 26.0]), now=at(300))
+            await jobs["email-delivery"].run(at(300))
+            await jobs["email-digest"].run(at(300))
+            async with store.transaction() as tx:
+                assert await tx.email_cursor() == await tx.newest_notification_position()
+
+    assert "escalation-chain" in off and not {"email-delivery", "email-digest"} & set(off)
+    assert [r.recipients for r in sink.received] == [[ann.email]]
+    assert sink.received[0].message["List-Unsubscribe"] == "<https://coldchain.test/portal/preferences>"

@@ -2,9 +2,11 @@
 
 Both processes run the jobs on half-second intervals. A tracker on duty is silent, so the silent-tracker job
 reports it; the shipper's webhook points at a real HTTP receiver in this test that fails the first two attempts.
-Then the tracker syncs and falls silent again. At the end: each (job, tick) was run by exactly one process (the
-job-run rows and each process's own log say the same), both processes took part, no job failed, each silence
-was reported once to each organisation, and the receiver got each attempt once, retries included.
+Then the tracker syncs and falls silent again. A person of the shipper chose emails about silent trackers; the
+SMTP server (aiosmtpd, in this test) refuses the first message for now. At the end: each (job, tick) was run by
+exactly one process (the job-run rows and each process's own log say the same), both processes took part, no job
+failed, each silence was reported once to each organisation, the receiver got each attempt once, retries included,
+and the person got one email per silence, the first after a retry.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ import httpx
 import pytest
 
 from coldchain.domain.access import OPERATOR
+from coldchain.services import emails
 from coldchain.services.jobs import job_runs
 from coldchain.services.webhooks import create_webhook
 from coldchain.storage import Store, open_store
 from tests.factories import OPERATOR_TOKEN, assign, make_org, make_shipment, make_tracker
+from tests.mail import SmtpSink
 from tests.served import ServedColdchain
+from tests.services.test_emails import person
 from tests.services.test_webhooks import Receiver, verifies
 
 pytestmark = pytest.mark.slow
@@ -41,8 +46,15 @@ SETTINGS = {
     "WEBHOOK_RETRY_MAX_S": "0.4",
     "WEBHOOK_TIMEOUT_S": "5",
     "WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver listens on 127.0.0.1: an on-premise receiver
+    "EMAIL_INTERVAL_S": str(INTERVAL_S),
+    "EMAIL_RETRY_S": "0.2",
+    "EMAIL_RETRY_MAX_S": "0.4",
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_TLS": "none",
+    "SMTP_FROM": "coldchain <alerts@coldchain.test>",
+    "PUBLIC_URL": "https://coldchain.test",
 }
-JOBS = ("tracker-silence", "alarm-escalation", "eta-refresh", "webhook-delivery")
+JOBS = ("tracker-silence", "alarm-escalation", "escalation-chain", "eta-refresh", "webhook-delivery", "email-delivery")
 _RAN = re.compile(r"job (\S+) runs tick (\S+) in (\S+)")
 
 
@@ -74,7 +86,15 @@ async def test_two_service_processes_run_each_job_once_per_tick(
         shipment = await make_shipment(store, owner=shipper.id, carriers=[carrier.id])
         await assign(store, shipment.id, tracker.id, starts_at=datetime.now(UTC) - timedelta(hours=1))
 
-        async with Receiver([500, 500]) as receiver, httpx.AsyncClient() as http:
+        watcher = await person(store, shipper.id, "Watcher", kinds=["tracker.silent"])
+        await emails.plan_emails(store, now=datetime.now(UTC))  # the planner starts before the first silence
+
+        async with (
+            Receiver([500, 500]) as receiver,
+            SmtpSink(["451 4.3.0 try again later"]) as sink,
+            httpx.AsyncClient() as http,
+        ):
+            monkeypatch.setenv("COLDCHAIN_SMTP_PORT", str(sink.port))
             _, secret = await create_webhook(
                 store, OPERATOR, organisation_id=shipper.id, url=receiver.url, kinds=["tracker.silent"],
                 now=datetime.now(UTC), allow_private=True,
@@ -94,12 +114,14 @@ async def test_two_service_processes_run_each_job_once_per_tick(
             # A sync ends it; a second of silence later, the next silence is reported and delivered.
             await _synced_now(store, tracker.id)
             await _wait_until(20, lambda: len(receiver.received) >= 4)
+            await _wait_until(20, lambda: len(sink.received) >= 2)
             await asyncio.sleep(6 * INTERVAL_S)  # more ticks: nothing is reported or sent again
             for service in services:
                 service.stop()  # SIGTERM: the jobs stop before the store closes
                 assert "Application shutdown complete" in service.output()
 
         runs = await job_runs(store)
+        sent = await emails.email_log(store, OPERATOR, shipper.id)
         async with store.transaction() as tx:
             notices = [n for org in (shipper.id, carrier.id) for n in await tx.notifications(org)]
     finally:
@@ -132,3 +154,10 @@ async def test_two_service_processes_run_each_job_once_per_tick(
     first, second = attempts[0][0], attempts[-1][0]
     assert attempts == [(first, "1"), (first, "2"), (first, "3"), (second, "1")]
     assert all(r.event()["kind"] == "tracker.silent" and verifies(r, secret) for r in receiver.received)
+
+    # One email per silence to the person who chose them, the first after the server's refusal.
+    assert [r.recipients for r in sink.received] == [[watcher.email], [watcher.email]]
+    assert all("[coldchain] Tracker QUIET-1 silent on" in r.subject for r in sink.received)
+    assert sink.refusals == ["451 4.3.0 try again later"]
+    assert sorted((e.status, e.attempts) for e in sent) == [("sent", 1), ("sent", 2)]
+    assert {a.worker for e in sent for a in e.log} <= workers

@@ -68,3 +68,45 @@ def test_metrics_are_off_until_a_token_or_an_address_is_set_and_an_ipv6_address_
     assert (load_settings({}).metrics_token, load_settings({}).metrics_address) == (None, None)
     assert metrics_listener("[::1]:9464") == ("::1", 9464)
     assert metrics_listener("10.0.0.5:9464") == ("10.0.0.5", 9464)
+
+
+def test_email_is_off_until_an_smtp_server_is_set_and_then_needs_a_sender_and_the_portals_address() -> None:
+    assert load_settings({}).email_enabled is False
+    settings = load_settings(
+        {
+            "COLDCHAIN_SMTP_HOST": "mail.example.org",
+            "COLDCHAIN_SMTP_FROM": "coldchain <alerts@example.org>",
+            "COLDCHAIN_PUBLIC_URL": "https://coldchain.example.org/",
+            "COLDCHAIN_SMTP_USERNAME": "coldchain",
+            "COLDCHAIN_SMTP_PASSWORD": "secret",
+        }
+    )
+    assert settings.email_enabled and (settings.smtp_port, settings.smtp_tls) == (587, "starttls")
+    assert settings.links_base == "https://coldchain.example.org"
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"COLDCHAIN_SMTP_HOST": "mail", "COLDCHAIN_PUBLIC_URL": "https://c.example"}, "COLDCHAIN_SMTP_FROM"),
+        ({"COLDCHAIN_SMTP_HOST": "mail", "COLDCHAIN_SMTP_FROM": "a@b.example"}, "COLDCHAIN_PUBLIC_URL"),
+        ({"COLDCHAIN_PUBLIC_URL": "ftp://c.example"}, "COLDCHAIN_PUBLIC_URL: expected http(s)"),
+        ({"COLDCHAIN_PUBLIC_URL": "https://c.example/?x=1"}, "COLDCHAIN_PUBLIC_URL"),
+        ({"COLDCHAIN_SMTP_TLS": "ssl"}, "COLDCHAIN_SMTP_TLS"),
+        (
+            {
+                "COLDCHAIN_SMTP_HOST": "mail",
+                "COLDCHAIN_SMTP_FROM": "a@b.example",
+                "COLDCHAIN_PUBLIC_URL": "https://c.example",
+                "COLDCHAIN_SMTP_USERNAME": "u",
+                "COLDCHAIN_SMTP_PASSWORD": "p",
+                "COLDCHAIN_SMTP_TLS": "none",
+            },
+            "would send COLDCHAIN_SMTP_PASSWORD in clear",
+        ),
+        ({"COLDCHAIN_EMAIL_RETRY_S": "600", "COLDCHAIN_EMAIL_RETRY_MAX_S": "60"}, "COLDCHAIN_EMAIL_RETRY_MAX_S"),
+    ],
+)
+def test_an_email_setting_that_cannot_work_stops_start_up_naming_it(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_settings(environ)

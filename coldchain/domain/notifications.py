@@ -29,11 +29,13 @@ NotificationKind = Literal[
     "alarm.raised",
     "alarm.acknowledged",
     "alarm.escalated",
+    "alarm.escalation_step",
     "custody.recorded",
     "eta.at_risk",
     "tracker.silent",
     "audit.broken",
     "custody.broken",
+    "decision.needed",
 ]
 NOTIFICATION_KINDS: tuple[NotificationKind, ...] = get_args(NotificationKind)
 

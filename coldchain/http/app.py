@@ -40,6 +40,7 @@ from coldchain.http.health import health, live, ready
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures
 from coldchain.http.metrics import metrics, sampling_connections
+from coldchain.http.notifications import EscalationApi, PreferencesApi
 from coldchain.http.openapi import openapi_config
 from coldchain.http.organisations import OrganisationApi
 from coldchain.http.osmand import osmand
@@ -119,6 +120,8 @@ def create_app(
             ProfileAdmin,
             ProductAdmin,
             WebhookApi,
+            PreferencesApi,
+            EscalationApi,
             events,
             SessionApi,
             UserApi,

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
+from zoneinfo import available_timezones
 
 import msgspec
 from litestar import Request, Response, Router, get, post
@@ -38,6 +39,7 @@ from coldchain.domain.access import ROLES, Principal, allowed
 from coldchain.domain.audit import AuditFilter
 from coldchain.domain.board import BOARD_STATES, BoardState
 from coldchain.domain.decisions import DECIDABLE_STATUSES, MEANINGS
+from coldchain.domain.emails import PREFERENCE_KINDS
 from coldchain.domain.notifications import NOTIFICATION_KINDS
 from coldchain.domain.shipments import Leg, Place
 from coldchain.http.auth import CSRF_FIELD, check_csrf, request_session
@@ -52,6 +54,7 @@ from coldchain.services import alarms as alarm_cases
 from coldchain.services import audit as audit_cases
 from coldchain.services import custody as custody_cases
 from coldchain.services import decisions as decision_cases
+from coldchain.services import emails as email_cases
 from coldchain.services import evaluation as evaluation_cases
 from coldchain.services import portal as use_cases
 from coldchain.services import products as product_cases
@@ -441,6 +444,7 @@ async def _shipment_context(store: Any, viewer: Viewer, shipment_id: int, now: d
     custody = await custody_cases.list_custody(store, principal, shipment_id)
     assignments = await shipment_cases.list_assignments(store, principal, shipment_id)
     names = await use_cases.party_names(store, principal, shipment_id)
+    following = principal.user_id is not None and shipment_id in await email_cases.followed_shipments(store, principal)
     async with store.transaction() as tx:
         product = await tx.get_product(judgement.shipment.product_id)
         lot = None if judgement.shipment.lot_id is None else await tx.get_lot(judgement.shipment.lot_id)
@@ -483,6 +487,7 @@ async def _shipment_context(store: Any, viewer: Viewer, shipment_id: int, now: d
         "names": names,
         "product": product,
         "lot": lot,
+        "following": following,
     }
 
 
@@ -492,6 +497,142 @@ async def shipment_page(
 ) -> Template:
     context = await _shipment_context(store, viewer, shipment_id, now)
     return _page("shipment.html", viewer, settings, now, nav="board", errors={}, values={}, **context)
+
+
+@post("/portal/shipments/{shipment_id:int}/follow", include_in_schema=False)
+async def follow_submit(shipment_id: PathId, data: Form, viewer: ViewerDep, store: StoreDep, now: NowDep) -> Redirect:
+    """Follow (``follow=1``) or stop following the shipment, then back to its page."""
+    if data.get("follow") == "1":
+        await email_cases.follow_shipment(store, viewer.principal, shipment_id, now=now)
+    else:
+        await email_cases.unfollow_shipment(store, viewer.principal, shipment_id, now=now)
+    back = "/portal/preferences#followed" if data.get("back") == "preferences" else f"/portal/shipments/{shipment_id}"
+    return Redirect(back, status_code=303)
+
+
+# -- email preferences ----------------------------------------------------------------------------------------------
+
+_KIND_WORDS = {  # in the order a person reads them
+    "alarm.raised": "An alarm is raised",
+    "alarm.escalated": "An alarm is escalated: nobody acknowledged it in time",
+    "alarm.acknowledged": "An alarm is acknowledged",
+    "eta.at_risk": "A shipment's arrival is at risk",
+    "tracker.silent": "A tracker falls silent",
+    "custody.recorded": "A custody event is recorded (packed, picked up, handed over, delivered ...)",
+    "decision.needed": "A delivered shipment needs a pharmacist's decision",
+    "custody.broken": "A custody chain is found broken",
+    "audit.broken": "The audit trail is found broken",
+}
+_ZONES = sorted(available_timezones())
+
+
+def _kind_order(kind: str) -> int:
+    """The page's order (:data:`_KIND_WORDS`); a kind without words last."""
+    order = list(_KIND_WORDS)
+    return order.index(kind) if kind in order else len(order)
+
+
+_PREFERENCE_FIELDS = ("kinds", "shipments", "cadence", "digest_hour", "time_zone", "quiet_start", "quiet_end")
+
+
+def _wall_clock(form: Mapping[str, str], field: str) -> time | None:
+    value = (form.get(field) or "").strip()
+    if not value:
+        return None
+    try:
+        return time.fromisoformat(value).replace(second=0, microsecond=0, tzinfo=None)
+    except ValueError:
+        raise FormError(field, f"{_label(field)}: a time like 22:00") from None
+
+
+def _preferences_form(form: Mapping[str, str]) -> email_cases.PreferencesChange:
+    return email_cases.PreferencesChange(
+        kinds=[kind for kind in PREFERENCE_KINDS if form.get(f"kind_{kind}")],
+        shipments=_choice(form, "shipments", ("all", "followed")),  # type: ignore[arg-type]
+        cadence=_choice(form, "cadence", ("immediate", "digest")),  # type: ignore[arg-type]
+        digest_hour=_integer(form, "digest_hour", low=0, high=23) or 0,
+        time_zone=_text(form, "time_zone", max_length=64) or "UTC",
+        quiet_start=_wall_clock(form, "quiet_start"),
+        quiet_end=_wall_clock(form, "quiet_end"),
+    )
+
+
+def _preferences_values(preferences: Any) -> dict[str, str]:
+    quiet = preferences.quiet_hours
+    values = {
+        "shipments": preferences.shipments,
+        "cadence": preferences.cadence,
+        "digest_hour": str(preferences.digest_hour),
+        "time_zone": preferences.time_zone,
+        "quiet_start": "" if quiet is None else quiet.start.strftime("%H:%M"),
+        "quiet_end": "" if quiet is None else quiet.end.strftime("%H:%M"),
+    }
+    values.update({f"kind_{kind}": "on" for kind in preferences.kinds})
+    return values
+
+
+async def _preferences_page(
+    store: Any,
+    viewer: Viewer,
+    settings: Settings,
+    now: datetime,
+    *,
+    status_code: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Template:
+    user, preferences, follows = await email_cases.notification_preferences(store, viewer.principal)
+    followed = [s for s in await shipment_cases.list_shipments(store, viewer.principal) if s.id in set(follows)]
+    recent = await email_cases.my_emails(store, viewer.principal, limit=10)
+    return _page(
+        "preferences.html",
+        viewer,
+        settings,
+        now,
+        status_code,
+        nav="preferences",
+        user=user,
+        preferences=preferences,
+        followed=followed,
+        recent=recent,
+        kinds=[(k, _KIND_WORDS.get(k, k)) for k in sorted(PREFERENCE_KINDS, key=_kind_order)],
+        zones=_ZONES,
+        hours=range(24),
+        email_on=settings.email_enabled,
+        errors=errors or {},
+        values=values if values is not None else _preferences_values(preferences),
+        notice=notice,
+    )
+
+
+@get("/portal/preferences", include_in_schema=False)
+async def preferences_page(
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+    saved: Annotated[int | None, QueryParameter(ge=1, le=1)] = None,
+) -> Template:
+    notice = "Your email preferences are saved." if saved else None
+    return await _preferences_page(store, viewer, settings, now, notice=notice)
+
+
+@post("/portal/preferences", include_in_schema=False)
+async def preferences_submit(
+    data: Form, viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep
+) -> Response[Any]:
+    values = {k: v for k, v in data.items() if k != CSRF_FIELD}
+    try:
+        await email_cases.save_preferences(store, viewer.principal, _preferences_form(data), now=now)
+    except (ServiceError, FormError) as exc:
+        message = str(exc)
+        field = exc.field if isinstance(exc, FormError) else _field_of(message, _PREFERENCE_FIELDS)
+        errors = {field or "error-summary": message.split(": ", 1)[-1] if field else message}
+        return await _preferences_page(
+            store, viewer, settings, now, status_code=_refusal(exc), errors=errors, values=values
+        )
+    return Redirect("/portal/preferences?saved=1", status_code=303)
 
 
 @post("/portal/shipments/{shipment_id:int}/alarms/{alarm_id:int}/acknowledge", include_in_schema=False)
@@ -1080,6 +1221,9 @@ def portal_routes(settings: Settings) -> list[ControllerRouterHandler]:
             board_page,
             board_rows,
             shipment_page,
+            follow_submit,
+            preferences_page,
+            preferences_submit,
             acknowledge,
             inbox_page,
             worklist_page,

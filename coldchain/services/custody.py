@@ -206,6 +206,13 @@ async def _append(
     await tx.append_audit(
         actor=actor, action="custody.recorded", subject=f"shipment:{shipment.id}", detail=_detail(summary), now=now
     )
+    if admission.status == "delivered" and shipment.status != "delivered":
+        # Imported here: decisions judge the shipment (services.evaluation), which itself imports this module.
+        from coldchain.services.decisions import tell_decision_needed
+
+        delivered = await tx.get_shipment(shipment.id)
+        assert delivered is not None
+        await tell_decision_needed(tx, delivered, now=now)
     return event
 
 

@@ -78,6 +78,7 @@ __all__ = [
     "release_policy",
     "set_release_policy",
     "shipment_decisions",
+    "tell_decision_needed",
     "touched_span",
     "worklist",
 ]
@@ -533,6 +534,8 @@ async def decide(
             detail=msgspec.json.encode(detail).decode(),
             now=now,
         )
+        if requires_approval:
+            await tell_decision_needed(tx, shipment, now=now)  # another pharmacist's QA approval
         return decision_views(await tx.decisions_of_shipment(shipment_id))[-1]
 
 
@@ -646,6 +649,43 @@ async def recheck_decisions(
             detail=msgspec.json.encode(detail).decode(),
             now=now,
         )
+        await tell_decision_needed(tx, shipment, now=now)
+
+
+# -- telling people a decision is needed -----------------------------------------------------------------------
+
+
+async def tell_decision_needed(tx: Transaction, shipment: Shipment, *, now: datetime) -> bool:
+    """Publish ``decision.needed`` to the shipment's parties when it waits for a pharmacist (the worklist's rule,
+    :func:`~coldchain.domain.decisions.waiting_reasons`); whether it does. Called in the transaction that made it
+    wait: the shipment delivered, the evaluation changed after a signature, a release awaiting its QA approval."""
+    decisions = await tx.decisions_of_shipment(shipment.id)
+    latest = decisions[-1] if decisions else None
+    judgement = await judgement_in(tx, shipment)
+    reasons = waiting_reasons(
+        status=shipment.status,
+        evaluation=judgement.evaluation,
+        quarantined=judgement.quarantined,
+        recommendation=judgement.disposition.recommendation,
+        latest=latest,
+    )
+    if not reasons:
+        return False
+    await tx.publish(
+        "decision.needed",
+        organisation_ids=shipment.parties,
+        subject=f"shipment:{shipment.id}",
+        payload={
+            "shipment_id": shipment.id,
+            "reference": shipment.reference,
+            "recommendation": judgement.disposition.recommendation,
+            "reasons": list(reasons),
+            "decision": None if latest is None else latest.seq,
+        },
+        now=now,
+        shipment_id=shipment.id,
+    )
+    return True
 
 
 # -- the organisation's rule ---------------------------------------------------------------------------------------

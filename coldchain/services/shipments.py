@@ -24,6 +24,7 @@ from coldchain.domain.shipments import (
     overlaps,
 )
 from coldchain.services.access import require, visible_shipment
+from coldchain.services.decisions import tell_decision_needed
 from coldchain.services.errors import Conflict, Forbidden, Invalid, NotFound
 from coldchain.storage import Store, Transaction
 
@@ -168,7 +169,9 @@ async def change_status(
             now=now,
         )
         changed = await tx.get_shipment(shipment_id)
-    assert changed is not None
+        assert changed is not None
+        if target == "delivered":
+            await tell_decision_needed(tx, changed, now=now)
     return changed
 
 

@@ -16,12 +16,14 @@ from coldchain.storage.base import (
     Store,
     Transaction,
 )
+from coldchain.storage.emails import OpenAlarm
 
 __all__ = [
     "AlreadyExists",
     "ConnectionUse",
     "Engine",
     "MigrationError",
+    "OpenAlarm",
     "StorageError",
     "Store",
     "Transaction",

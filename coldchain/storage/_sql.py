@@ -23,6 +23,7 @@ from coldchain.storage._sqlbase import SqlBase
 from coldchain.storage.audit import AuditSql
 from coldchain.storage.custody import CustodySql
 from coldchain.storage.decisions import DecisionsSql
+from coldchain.storage.emails import EmailsSql
 from coldchain.storage.errors import AlreadyExists
 from coldchain.storage.evaluation import EvaluationSql
 from coldchain.storage.notifications import NotificationsSql
@@ -73,7 +74,9 @@ def load_queries(driver: str) -> Any:
     return aiosql.from_path(sql_dir() / "queries", driver)
 
 
-class SqlTransaction(AuditSql, PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, DecisionsSql, SqlBase):
+class SqlTransaction(
+    AuditSql, PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, DecisionsSql, EmailsSql, SqlBase
+):
     """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
 
     Subclasses say how a time crosses the driver and how readings are written in bulk (see :class:`SqlBase`).

@@ -30,6 +30,7 @@ from coldchain.domain.sync import SyncConflict, SyncState
 from coldchain.storage.audit import AuditRecords
 from coldchain.storage.custody import CustodyRecords
 from coldchain.storage.decisions import DecisionRecords
+from coldchain.storage.emails import EmailRecords
 from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
 from coldchain.storage.evaluation import EvaluationRecords
 from coldchain.storage.notifications import NotificationRecords
@@ -66,6 +67,7 @@ class Transaction(
     UserRecords,
     PortalRecords,
     DecisionRecords,
+    EmailRecords,
     Protocol,
 ):
     """One unit of work. All methods run inside the same database transaction.

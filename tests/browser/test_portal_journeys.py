@@ -239,3 +239,32 @@ async def test_an_auditor_reads_the_audit_trail_and_finds_the_shipments_document
     csv = await page.request.get(f"{portal.url}/v1/shipments/{portal.shipment_id}/readings.csv")
     assert csv.status == 200 and (await csv.text()).startswith("tracker,seq,device_time_utc")
     await screenshot(page, "15-investigation-documents")
+
+
+async def test_a_person_follows_a_shipment_and_chooses_the_emails_they_get(page: Page, portal: Portal) -> None:
+    await sign_in(page, portal)
+    await page.goto(f"{portal.url}/portal/shipments/{portal.shipment_id}")
+    await page.get_by_role("button", name="Follow").click()
+    await expect(page.get_by_text("✓ Following")).to_be_visible()
+
+    await page.get_by_role("link", name="Notifications").click()
+    await expect(page.get_by_role("heading", name="Email notifications")).to_be_visible()
+    await expect(page.locator("#followed")).to_contain_text("SHP-100")
+    await page.get_by_label("An alarm is raised").check()
+    await page.get_by_label("An alarm is escalated: nobody acknowledged it in time").check()
+    await page.get_by_label("Only the shipments I follow").check()
+    await page.get_by_label("Time zone").fill("Europe/Helsinki")
+    await page.get_by_label("From").fill("22:00")
+    await page.get_by_role("button", name="Save preferences").click()  # quiet hours without their end
+    await expect(page.locator(".error-summary")).to_contain_text("both the start and the end")
+    await expect(page.get_by_label("An alarm is raised")).to_be_checked()
+    await screenshot(page, "16-preferences-refused")
+
+    await page.get_by_label("Until").fill("06:30")
+    await page.get_by_role("button", name="Save preferences").click()
+    await expect(page.locator(".notice")).to_contain_text("Your email preferences are saved.")
+    await expect(page.get_by_label("Only the shipments I follow")).to_be_checked()
+    await expect(page.get_by_label("Until")).to_have_value("06:30")
+    await screenshot(page, "17-preferences-saved")
+    saved = await page.request.get(f"{portal.url}/v1/users/me/notification-preferences")
+    assert (await saved.json())["kinds"] == ["alarm.escalated", "alarm.raised"]

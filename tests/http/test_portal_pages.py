@@ -27,6 +27,7 @@ PASSWORD = "a long enough password"
 class Site:
     client: Client
     org: int
+    database_url: str = ""
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ async def site(database_url: str) -> AsyncIterator[Site]:
             user = {"role": role, "name": f"{role.title()} User", "email": f"{role}@example.org", "password": PASSWORD}
             created = await client.post(f"/v1/organisations/{org}/users", json=user, headers=OPERATOR_HEADERS)
             assert created.status_code == 201, created.text
-        yield Site(client=client, org=org)
+        yield Site(client=client, org=org, database_url=database_url)
 
 
 async def sign_in(site: Site, email: str = "admin@example.org", password: str = PASSWORD) -> httpx.Response:
