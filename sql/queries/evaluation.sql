@@ -26,7 +26,16 @@ JOIN stability_profiles p ON p.profile_id = s.profile_id AND p.version = s.profi
 WHERE s.shipment_id = :shipment_id
 ORDER BY s.assignment_id;
 
+-- A stream is keyed by shipment and assignment on PostgreSQL (the distribution column leads: ops/citus/); SQLite
+-- keys it by the assignment alone, its rowid, which no composite unique index may name as a conflict target.
 -- name: save_evaluation_stream(assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings, updated_at)!
+INSERT INTO evaluation_streams (assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings,
+                                updated_at)
+VALUES (:assignment_id, :shipment_id, :tracker_id, :profile_id, :profile_version, :state, :readings, :updated_at)
+ON CONFLICT (shipment_id, assignment_id) DO UPDATE
+SET state = excluded.state, readings = excluded.readings, updated_at = excluded.updated_at;
+
+-- name: save_evaluation_stream_sqlite(assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings, updated_at)!
 INSERT INTO evaluation_streams (assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings,
                                 updated_at)
 VALUES (:assignment_id, :shipment_id, :tracker_id, :profile_id, :profile_version, :state, :readings, :updated_at)
@@ -45,7 +54,7 @@ ORDER BY device_time, seq;
 -- name: save_budget_spent(assignment_id, rule, shipment_id, spent_min, spending)!
 INSERT INTO budget_spent (assignment_id, rule, shipment_id, spent_min, spending)
 VALUES (:assignment_id, :rule, :shipment_id, :spent_min, :spending)
-ON CONFLICT (assignment_id, rule) DO UPDATE SET spent_min = excluded.spent_min, spending = excluded.spending;
+ON CONFLICT (shipment_id, assignment_id, rule) DO UPDATE SET spent_min = excluded.spent_min, spending = excluded.spending;
 
 -- Every stream's spending of the lot's lifetime rules: the lot budget's timeline.
 -- name: lot_spending(lot_id)
@@ -74,7 +83,7 @@ INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, dir
                         detected_at, updated_at)
 VALUES (:assignment_id, :shipment_id, :event_key, :rule, :metric, :direction, :threshold, :started_at, :start_seq,
         :ended_at, :duration_min, :uncredited_min, :peak, :degree_min, :custodian_id, :now, :now)
-ON CONFLICT (assignment_id, event_key) DO UPDATE
+ON CONFLICT (shipment_id, assignment_id, event_key) DO UPDATE
 SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
     peak = excluded.peak, degree_min = excluded.degree_min,
     custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
@@ -103,7 +112,7 @@ INSERT INTO alarms (assignment_id, shipment_id, event_key, rule, action, metric,
                     delay_min, began_at, began_seq, met_at, detected_at, late, updated_at)
 VALUES (:assignment_id, :shipment_id, :event_key, :rule, :action, :metric, :direction, :threshold, :mode, :scope,
         :delay_min, :began_at, :began_seq, :met_at, :detected_at, :late, :detected_at)
-ON CONFLICT (assignment_id, event_key) DO NOTHING
+ON CONFLICT (shipment_id, assignment_id, event_key) DO NOTHING
 RETURNING *;
 
 -- An alarm raised again by re-judging: the same condition (same key), so the same row; detected_at stays.
