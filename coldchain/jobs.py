@@ -11,6 +11,10 @@ session-retention  an hour                     deletes sessions ended more than 
                                                failed sign-ins past the lock-out window
 chain-verification an hour                     verifies the audit trail and every custody chain, notifies a break
                                                once (:func:`coldchain.services.audit.check_chains`)
+reading-months     an hour                     makes the monthly partitions of readings ``readings_partitions_ahead``
+                                               months ahead (PostgreSQL; :mod:`coldchain.services.retention`)
+reading-retention  an hour                     removes months of readings past ``readings_retention_days``, when
+                                               set, sealing each shipment's readings digest first
 =================  ==========================  ====================================================================
 
 Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it
@@ -35,13 +39,14 @@ import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from coldchain.services import alarms, audit, eta, silence, users, webhooks
+from coldchain.services import alarms, audit, eta, retention, silence, users, webhooks
 from coldchain.services.jobs import claim_tick, finish_tick
 from coldchain.settings import Settings
 from coldchain.storage import Store
 
 __all__ = [
     "CHAIN_CHECK_INTERVAL_S",
+    "READING_MONTHS_INTERVAL_S",
     "RETENTION_INTERVAL_S",
     "Job",
     "JobScheduler",
@@ -59,6 +64,9 @@ RETENTION_INTERVAL_S = 3600.0
 CHAIN_CHECK_INTERVAL_S = 3600.0
 """How often the audit and custody chains are verified: a full pass over both, and a break is no emergency of
 minutes (nothing is appended to a broken custody chain in the meantime)."""
+READING_MONTHS_INTERVAL_S = 3600.0
+"""How often the readings' months are made ahead and retention is applied: months are made weeks ahead, and
+removing a month an hour late is no matter."""
 _STOP_GRACE_S = 5.0
 """How long stopping waits for ticks under way before cancelling them (what they were doing is retried later)."""
 
@@ -128,6 +136,19 @@ def service_jobs(
         report = await audit.check_chains(store, now=now)
         return report.broken
 
+    async def prepare_reading_months(now: datetime) -> object:
+        made = await retention.prepare_reading_months(store, now=now, months=settings.readings_partitions_ahead)
+        if made:
+            log.info("made the readings partitions of %s", ", ".join(m.strftime("%Y-%m") for m in made))
+        return made
+
+    retention_policy = retention.RetentionPolicy(
+        days=settings.readings_retention_days, below_gdp=settings.readings_retention_below_gdp
+    )
+
+    async def apply_retention(now: datetime) -> object:
+        return await retention.apply_retention(store, now=now, policy=retention_policy)
+
     return [
         Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
         Job(name="alarm-escalation", interval_s=settings.job_interval_s, run=escalate_alarms),
@@ -135,6 +156,8 @@ def service_jobs(
         Job(name="webhook-delivery", interval_s=settings.webhook_interval_s, run=deliver_webhooks),
         Job(name="session-retention", interval_s=RETENTION_INTERVAL_S, run=forget_ended_sessions),
         Job(name="chain-verification", interval_s=CHAIN_CHECK_INTERVAL_S, run=verify_chains),
+        Job(name="reading-months", interval_s=READING_MONTHS_INTERVAL_S, run=prepare_reading_months),
+        Job(name="reading-retention", interval_s=READING_MONTHS_INTERVAL_S, run=apply_retention),
     ]
 
 

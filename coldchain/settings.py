@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from msgspec import Meta
 
+from coldchain.domain.retention import retention_refusal
+
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
 
 ENV_PREFIX = "COLDCHAIN_"
@@ -115,6 +117,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pdf_signer_passphrase: str | None = None
     timestamp_url: str | None = None
     """An RFC 3161 time-stamping service: PDF signatures become PAdES B-T instead of B-B."""
+    readings_partitions_ahead: Positive = 3
+    """PostgreSQL: monthly partitions of readings are made this many months ahead of the current one, at start-up
+    and every hour (readings of a month without one wait in the default partition)."""
+    readings_retention_days: Positive | None = None
+    """Readings are removed by whole UTC months of device time once the month ended this many days ago (a
+    partition dropped on PostgreSQL), each shipment's readings digest sealed first. Unset: kept for ever. Fewer
+    than 1826 days (EU GDP's five years) is refused unless ``readings_retention_below_gdp`` is set."""
+    readings_retention_below_gdp: bool = False
+    """Allow a readings retention shorter than EU GDP's five years."""
     map_tiles_url: str | None = None
     """A tile server for the portal's maps (``https://tiles.example.org/{z}/{x}/{y}.png``); unset, the maps draw
     the world basemap the service ships, which works on a closed network."""
@@ -139,6 +150,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             self.map_tiles_url.startswith(("https://", "http://")) and "{z}" in self.map_tiles_url
         ):
             raise SettingsError(f"{ENV_PREFIX}MAP_TILES_URL: expected an http(s) URL template with {{z}}, {{x}}, {{y}}")
+        refusal = retention_refusal(self.readings_retention_days, below_gdp=self.readings_retention_below_gdp)
+        if refusal is not None:
+            raise SettingsError(
+                f"{ENV_PREFIX}READINGS_RETENTION_DAYS: {refusal} ({ENV_PREFIX}READINGS_RETENTION_BELOW_GDP=true)"
+            )
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 

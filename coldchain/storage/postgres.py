@@ -19,9 +19,9 @@ from typing import Any
 import asyncpg
 
 from coldchain.domain.readings import Reading
-from coldchain.domain.retention import month_end, month_start
+from coldchain.domain.retention import month_end
 from coldchain.storage._sql import SqlTransaction, load_queries
-from coldchain.storage.base import Engine, Transaction
+from coldchain.storage.base import Engine, StorageError, Transaction
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
 from coldchain.storage.portal import BUCKET_SELECT
 
@@ -201,9 +201,12 @@ class PostgresTransaction(SqlTransaction):
     async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
         await self._conn.execute(f"SET LOCAL lock_timeout = '{_PARTITION_LOCK_TIMEOUT}'")
         made = []
-        for month in sorted(set(months)):
-            if await self._conn.fetchval("SELECT readings_partition($1)", month):
-                made.append(month)
+        try:
+            for month in sorted(set(months)):
+                if await self._conn.fetchval("SELECT readings_partition($1)", month):
+                    made.append(month)
+        except asyncpg.LockNotAvailableError as exc:
+            raise StorageError(f"readings are busy: no partition made within {_PARTITION_LOCK_TIMEOUT}") from exc
         return made
 
     async def reading_months(self, *, ending_by: datetime) -> list[date]:
@@ -221,13 +224,12 @@ class PostgresTransaction(SqlTransaction):
         if name not in {row["relname"] for row in await self._conn.fetch(_PARTITIONS)}:
             return 0
         await self._conn.execute(f"SET LOCAL lock_timeout = '{_PARTITION_LOCK_TIMEOUT}'")
-        # The name is made from a date and checked against the partitions of readings above.
-        count: int = await self._conn.fetchval(
-            f"SELECT count(*) FROM {name} WHERE device_time >= $1 AND device_time < $2",
-            month_start(month),
-            month_end(month),
-        )
-        await self._conn.execute(f"DROP TABLE {name}")
+        try:
+            # The name is made from a date and checked against the partitions of readings above.
+            count: int = await self._conn.fetchval(f"SELECT count(*) FROM {name}")
+            await self._conn.execute(f"DROP TABLE {name}")
+        except asyncpg.LockNotAvailableError as exc:
+            raise StorageError(f"readings are busy: {name} not dropped within {_PARTITION_LOCK_TIMEOUT}") from exc
         return count
 
 
