@@ -199,7 +199,7 @@ def _foreign_key(plan: Plan, key: ForeignKey) -> list[str]:
             return [f"{where}: a {source.kind} table may not reference a distributed table"]
         if plan.group(key.table) != plan.group(key.references):
             return [f"{where}: distributed tables of different colocation groups"]
-        if (source.column, target.column) not in zip(key.columns, key.referenced, strict=True):
+        if (source.column, target.column) not in set(zip(key.columns, key.referenced, strict=True)):
             return [f"{where}: a foreign key between distributed tables must join their distribution columns"]
         return []
     if source.kind == "reference" and target.kind == "local":
