@@ -77,6 +77,13 @@ class SqlTransaction(
     async def _quarantined_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
         """The tracker's quarantined readings with these sequence numbers, as rows, in one statement."""
 
+    @abc.abstractmethod
+    async def _insert_quarantined(
+        self, tracker_id: int, rows: Sequence[tuple[int, str, str]], *, received_at: datetime
+    ) -> list[int]:
+        """Keep ``(seq, reason, reading JSON)`` rows in quarantine in one statement, ignoring held numbers (and of
+        two rows of one number, the second); the numbers kept."""
+
     def _organisation(self, row: Any) -> Organisation:
         kind: OrganisationKind = row["kind"]
         return Organisation(id=row["id"], name=row["name"], kind=kind, created_at=self._time_out(row["created_at"]))
@@ -390,19 +397,10 @@ class SqlTransaction(
     async def quarantine_readings(
         self, tracker_id: int, refused: Sequence[tuple[Reading, str]], *, received_at: datetime
     ) -> list[int]:
-        new = []
-        for reading, reason in refused:
-            seq = await self._q.insert_quarantined(
-                self._conn,
-                tracker_id=tracker_id,
-                seq=reading.seq,
-                received_at=self._time_in(received_at),
-                reason=reason,
-                reading=_reading_json.encode(reading).decode(),
-            )
-            if seq is not None:
-                new.append(reading.seq)
-        return new
+        if not refused:
+            return []
+        rows = [(reading.seq, reason, _reading_json.encode(reading).decode()) for reading, reason in refused]
+        return await self._insert_quarantined(tracker_id, rows, received_at=received_at)
 
     async def quarantined_readings(self, tracker_id: int) -> list[tuple[Reading, str]]:
         rows = self._q.quarantined_of_tracker(self._conn, tracker_id=tracker_id)

@@ -76,6 +76,15 @@ _QUARANTINED_NUMBERED = """
 SELECT seq, reason, reading FROM quarantined_readings WHERE tracker_id = $1 AND seq = ANY($2::bigint[])
 """
 
+_INSERT_QUARANTINED = """
+INSERT INTO quarantined_readings (tracker_id, seq, received_at, reason, reading)
+SELECT $1, q.seq, $2, q.reason, q.reading
+FROM unnest($3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY AS q(seq, reason, reading, position)
+ORDER BY q.position
+ON CONFLICT DO NOTHING
+RETURNING seq
+"""
+
 # Making or dropping a partition locks the whole of readings: give up after a while rather than hold every
 # ingest behind the lock queue (the hourly job tries again; the default partition takes the rows meanwhile).
 _PARTITION_LOCK_TIMEOUT = "5s"
@@ -197,6 +206,15 @@ class PostgresTransaction(SqlTransaction):
 
     async def _quarantined_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
         return list(await self._conn.fetch(_QUARANTINED_NUMBERED, tracker_id, list(seqs)))
+
+    async def _insert_quarantined(
+        self, tracker_id: int, rows: Sequence[tuple[int, str, str]], *, received_at: datetime
+    ) -> list[int]:
+        seqs, reasons, readings = (list(column) for column in zip(*rows, strict=True))
+        found = await self._conn.fetch(
+            _INSERT_QUARANTINED, tracker_id, self._time_in(received_at), seqs, reasons, readings
+        )
+        return [row["seq"] for row in found]
 
     async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
         await self._conn.execute(f"SET LOCAL lock_timeout = '{_PARTITION_LOCK_TIMEOUT}'")

@@ -67,6 +67,15 @@ _QUARANTINED_NUMBERED = """
 SELECT seq, reason, reading FROM quarantined_readings WHERE tracker_id = ? AND seq IN (SELECT value FROM json_each(?))
 """
 
+# The rows as one JSON array of [seq, reason, reading] (an INSERT ... SELECT with an upsert clause needs a WHERE).
+_INSERT_QUARANTINED = """
+INSERT INTO quarantined_readings (tracker_id, seq, received_at, reason, reading)
+SELECT ?, json_extract(value, '$[0]'), ?, json_extract(value, '$[1]'), json_extract(value, '$[2]')
+FROM json_each(?) WHERE true ORDER BY key
+ON CONFLICT DO NOTHING
+RETURNING seq
+"""
+
 # Times are ISO 8601 UTC text, so a reading's month is the text's first seven characters.
 _READING_MONTHS = (
     "SELECT DISTINCT substr(device_time, 1, 7) AS month FROM readings WHERE device_time < ? ORDER BY month"
@@ -135,6 +144,13 @@ class SqliteTransaction(SqlTransaction):
     async def _quarantined_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
         async with self._conn.execute(_QUARANTINED_NUMBERED, (tracker_id, json.dumps(list(seqs)))) as cursor:
             return list(await cursor.fetchall())
+
+    async def _insert_quarantined(
+        self, tracker_id: int, rows: Sequence[tuple[int, str, str]], *, received_at: datetime
+    ) -> list[int]:
+        params = (tracker_id, _time_text(received_at), json.dumps([list(row) for row in rows]))
+        async with self._conn.execute(_INSERT_QUARANTINED, params) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
 
     async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
         """SQLite's readings are one table: every month is ready."""

@@ -345,3 +345,18 @@ async def _evaluation_rows(store: Store) -> list[list[tuple[Any, ...]]]:
         await rows(store, "SELECT id, assignment_id, shipment_id, event_key, peak FROM excursions"),
         await rows(store, "SELECT id, assignment_id, shipment_id, event_key, rule FROM alarms"),
     ]
+
+
+async def test_quarantine_keeps_the_first_copy_of_a_number_and_ignores_numbers_it_holds(store: Store) -> None:
+    tracker = await make_tracker(store, None)
+    faults = [
+        (Reading(seq=n, device_time=at(JANUARY, minutes=n), temperature_c=-127.0), "temperature_c -127.0 is outside")
+        for n in (5, 3, 9)
+    ]
+    again = (Reading(seq=3, device_time=at(FEBRUARY), temperature_c=float("nan")), "temperature_c is nan")
+    async with store.transaction() as tx:
+        first = await tx.quarantine_readings(tracker.id, [*faults, again], received_at=NOW)
+        second = await tx.quarantine_readings(tracker.id, [again, faults[0]], received_at=NOW)
+        kept = await tx.quarantined_readings(tracker.id)
+    assert (sorted(first), second) == ([3, 5, 9], [])
+    assert kept == sorted(faults, key=lambda fault: fault[0].seq)
