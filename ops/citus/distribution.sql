@@ -31,16 +31,15 @@ SELECT create_distributed_table('sync_conflicts', 'tracker_id', colocate_with =>
 SELECT create_distributed_table('tracker_sync_state', 'tracker_id', colocate_with => 'readings');
 SELECT create_distributed_table('tracker_silences', 'tracker_id', colocate_with => 'readings');
 
--- Colocation group "shipments", distributed by shipment_id: the evaluation's state and findings, read per
--- shipment by its status, investigation and certificate (one shard).
+-- Colocation group "shipments", distributed by shipment_id: the evaluation's state (a stream's engine state is the
+-- largest row of the schema), the lot budget's spending, and the arrival estimates, read per shipment (one shard).
 SELECT create_distributed_table('evaluation_streams', 'shipment_id', colocate_with => 'none');
 SELECT create_distributed_table('budget_spent', 'shipment_id', colocate_with => 'evaluation_streams');
-SELECT create_distributed_table('excursions', 'shipment_id', colocate_with => 'evaluation_streams');
-SELECT create_distributed_table('alarms', 'shipment_id', colocate_with => 'evaluation_streams');
 SELECT create_distributed_table('shipment_etas', 'shipment_id', colocate_with => 'evaluation_streams');
 
 -- Local tables stay on the coordinator: the hash-chained and append-only records (one chain, one order, guarded
--- by triggers), the commit-ordered notifications and their deliveries, people, sessions and tokens, and the job
+-- by triggers), the commit-ordered notifications and their deliveries, the excursions and alarms (a few per
+-- shipment, referred to by id from the audit trail and notifications), people, sessions and tokens, and the job
 -- bookkeeping. Those with a foreign key to a reference table become Citus local tables when it is created
 -- (citus.enable_local_reference_table_foreign_keys, on by default), so they join with every other table.
 -- local: schema_migrations
@@ -54,6 +53,8 @@ SELECT create_distributed_table('shipment_etas', 'shipment_id', colocate_with =>
 -- local: custody_handovers
 -- local: decisions
 -- local: decision_signatures
+-- local: excursions
+-- local: alarms
 -- local: notifications
 -- local: webhooks
 -- local: webhook_kinds

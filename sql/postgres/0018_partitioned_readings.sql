@@ -107,12 +107,17 @@ CREATE TRIGGER readings_seals_no_truncate BEFORE TRUNCATE ON readings_seals
 
 -- 3. Keys for Citus (ops/citus/distribution.sql): every primary key, unique constraint and foreign key between
 -- distributed tables carries the distribution column. The tracker's tables are distributed by tracker_id, the
--- evaluation's by shipment_id.
+-- evaluation streams and budgets by shipment_id. Excursions and alarms stay on the coordinator (other records
+-- refer to them by id): their foreign key names the stream's assignment, a reference table, not the stream.
 ALTER TABLE sync_conflicts DROP CONSTRAINT sync_conflicts_pkey, ADD PRIMARY KEY (tracker_id, id);
 
 ALTER TABLE budget_spent DROP CONSTRAINT budget_spent_assignment_id_fkey;
-ALTER TABLE excursions DROP CONSTRAINT excursions_assignment_id_fkey;
-ALTER TABLE alarms DROP CONSTRAINT alarms_assignment_id_fkey;
+ALTER TABLE excursions
+    DROP CONSTRAINT excursions_assignment_id_fkey,
+    ADD FOREIGN KEY (assignment_id) REFERENCES tracker_assignments (id);
+ALTER TABLE alarms
+    DROP CONSTRAINT alarms_assignment_id_fkey,
+    ADD FOREIGN KEY (assignment_id) REFERENCES tracker_assignments (id);
 
 ALTER TABLE evaluation_streams DROP CONSTRAINT evaluation_streams_pkey, ADD PRIMARY KEY (shipment_id, assignment_id);
 CREATE INDEX evaluation_streams_by_assignment ON evaluation_streams (assignment_id);
@@ -124,22 +129,3 @@ ALTER TABLE budget_spent
     ADD PRIMARY KEY (shipment_id, assignment_id, rule),
     ADD FOREIGN KEY (shipment_id, assignment_id) REFERENCES evaluation_streams (shipment_id, assignment_id);
 DROP INDEX budget_spent_by_shipment;
-
-ALTER TABLE excursions
-    DROP CONSTRAINT excursions_pkey,
-    DROP CONSTRAINT excursions_assignment_id_event_key_key,
-    ADD PRIMARY KEY (shipment_id, id),
-    ADD UNIQUE (shipment_id, assignment_id, event_key),
-    ADD FOREIGN KEY (shipment_id, assignment_id) REFERENCES evaluation_streams (shipment_id, assignment_id);
--- Found by stream and key when re-judging withdraws one.
-CREATE INDEX excursions_by_key ON excursions (assignment_id, event_key);
-
-ALTER TABLE alarms
-    DROP CONSTRAINT alarms_pkey,
-    DROP CONSTRAINT alarms_assignment_id_event_key_key,
-    ADD PRIMARY KEY (shipment_id, id),
-    ADD UNIQUE (shipment_id, assignment_id, event_key),
-    ADD FOREIGN KEY (shipment_id, assignment_id) REFERENCES evaluation_streams (shipment_id, assignment_id);
--- Found by id (acknowledgement) and by stream and key (re-judging); neither needs to be unique here.
-CREATE INDEX alarms_by_id ON alarms (id);
-CREATE INDEX alarms_by_key ON alarms (assignment_id, event_key);

@@ -83,7 +83,7 @@ INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, dir
                         detected_at, updated_at)
 VALUES (:assignment_id, :shipment_id, :event_key, :rule, :metric, :direction, :threshold, :started_at, :start_seq,
         :ended_at, :duration_min, :uncredited_min, :peak, :degree_min, :custodian_id, :now, :now)
-ON CONFLICT (shipment_id, assignment_id, event_key) DO UPDATE
+ON CONFLICT (assignment_id, event_key) DO UPDATE
 SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
     peak = excluded.peak, degree_min = excluded.degree_min,
     custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
@@ -112,7 +112,7 @@ INSERT INTO alarms (assignment_id, shipment_id, event_key, rule, action, metric,
                     delay_min, began_at, began_seq, met_at, detected_at, late, updated_at)
 VALUES (:assignment_id, :shipment_id, :event_key, :rule, :action, :metric, :direction, :threshold, :mode, :scope,
         :delay_min, :began_at, :began_seq, :met_at, :detected_at, :late, :detected_at)
-ON CONFLICT (shipment_id, assignment_id, event_key) DO NOTHING
+ON CONFLICT (assignment_id, event_key) DO NOTHING
 RETURNING *;
 
 -- An alarm raised again by re-judging: the same condition (same key), so the same row; detected_at stays.

@@ -1,8 +1,9 @@
 -- Scale, SQLite's part (its readings are not partitioned: retention deletes a month's rows instead of dropping a
 -- partition): the seals that keep a shipment's readings digest once retention has removed its months, and the
--- unique keys the shared statements name as conflict targets since PostgreSQL's keys carry the distribution
--- column (sql/postgres/0018_partitioned_readings.sql). An evaluation stream stays keyed by its assignment here
--- (its rowid, which a composite unique index cannot name as a conflict target: save_evaluation_stream_sqlite).
+-- unique key the shared statement storing budgets names as its conflict target since PostgreSQL's keys carry the
+-- distribution column (sql/postgres/0018_partitioned_readings.sql). An evaluation stream stays keyed by its
+-- assignment here (its rowid, which a composite unique index cannot name as a conflict target:
+-- save_evaluation_stream_sqlite).
 
 CREATE TABLE readings_seals (
     shipment_id     INTEGER PRIMARY KEY REFERENCES shipments (id),
@@ -24,5 +25,3 @@ BEGIN
 END;
 
 CREATE UNIQUE INDEX budget_spent_by_shipment_key ON budget_spent (shipment_id, assignment_id, rule);
-CREATE UNIQUE INDEX excursions_by_shipment_key ON excursions (shipment_id, assignment_id, event_key);
-CREATE UNIQUE INDEX alarms_by_shipment_key ON alarms (shipment_id, assignment_id, event_key);

@@ -28,8 +28,6 @@ async def test_every_table_of_the_migrated_schema_is_placed_and_keeps_citus_rule
         "tracker_silences": "readings",
         "evaluation_streams": "evaluation_streams",
         "budget_spent": "evaluation_streams",
-        "excursions": "evaluation_streams",
-        "alarms": "evaluation_streams",
         "shipment_etas": "evaluation_streams",
     }
     assert "readings_default" not in plan.tables and "readings_default" not in schema.columns  # a partition
