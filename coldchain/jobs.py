@@ -17,6 +17,10 @@ email-delivery     ``email_interval_s``        plans new notifications into emai
                                                included (only with ``smtp_host`` set)
 email-digest       ``job_interval_s``          makes the daily digests whose local hour has come (only with
                                                ``smtp_host`` set)
+reading-months     an hour                     makes the monthly partitions of readings ``readings_partitions_ahead``
+                                               months ahead (PostgreSQL; :mod:`coldchain.services.retention`)
+reading-retention  an hour                     removes months of readings past ``readings_retention_days``, when
+                                               set, sealing each shipment's readings digest first
 =================  ==========================  ====================================================================
 
 Once per tick across processes: every job fires on a grid aligned to the Unix epoch, so every process fires it
@@ -44,7 +48,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from coldchain.documents.email import render_email
 from coldchain.metrics import JOB_RUNS, JOB_SECONDS
-from coldchain.services import alarms, audit, emails, escalation, eta, silence, users, webhooks
+from coldchain.services import alarms, audit, emails, escalation, eta, retention, silence, users, webhooks
 from coldchain.services.jobs import claim_tick, finish_tick
 from coldchain.services.mail import MailTransport, SmtpSettings, SmtpTransport
 from coldchain.settings import Settings
@@ -52,6 +56,7 @@ from coldchain.storage import Store
 
 __all__ = [
     "CHAIN_CHECK_INTERVAL_S",
+    "READING_MONTHS_INTERVAL_S",
     "RETENTION_INTERVAL_S",
     "Job",
     "JobScheduler",
@@ -70,6 +75,9 @@ RETENTION_INTERVAL_S = 3600.0
 CHAIN_CHECK_INTERVAL_S = 3600.0
 """How often the audit and custody chains are verified: a full pass over both, and a break is no emergency of
 minutes (nothing is appended to a broken custody chain in the meantime)."""
+READING_MONTHS_INTERVAL_S = 3600.0
+"""How often the readings' months are made ahead and retention is applied: months are made weeks ahead, and
+removing a month an hour late is no matter."""
 _STOP_GRACE_S = 5.0
 """How long stopping waits for ticks under way before cancelling them (what they were doing is retried later)."""
 
@@ -165,6 +173,19 @@ def service_jobs(
     async def walk_escalation_chains(now: datetime) -> object:
         return await escalation.walk_escalation_chains(store, now=now)
 
+    async def prepare_reading_months(now: datetime) -> object:
+        made = await retention.prepare_reading_months(store, now=now, months=settings.readings_partitions_ahead)
+        if made:
+            log.info("made the readings partitions of %s", ", ".join(m.strftime("%Y-%m") for m in made))
+        return made
+
+    retention_policy = retention.RetentionPolicy(
+        days=settings.readings_retention_days, below_gdp=settings.readings_retention_below_gdp
+    )
+
+    async def apply_retention(now: datetime) -> object:
+        return await retention.apply_retention(store, now=now, policy=retention_policy)
+
     jobs = [
         Job(name="tracker-silence", interval_s=settings.job_interval_s, run=notice_silent_trackers),
         Job(name="alarm-escalation", interval_s=settings.job_interval_s, run=escalate_alarms),
@@ -173,6 +194,8 @@ def service_jobs(
         Job(name="webhook-delivery", interval_s=settings.webhook_interval_s, run=deliver_webhooks),
         Job(name="session-retention", interval_s=RETENTION_INTERVAL_S, run=forget_ended_sessions),
         Job(name="chain-verification", interval_s=CHAIN_CHECK_INTERVAL_S, run=verify_chains),
+        Job(name="reading-months", interval_s=READING_MONTHS_INTERVAL_S, run=prepare_reading_months),
+        Job(name="reading-retention", interval_s=READING_MONTHS_INTERVAL_S, run=apply_retention),
     ]
     if mail is None or settings.smtp_from is None:
         return jobs

@@ -15,6 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from msgspec import Meta
 
+from coldchain.domain.retention import retention_refusal
+
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings", "metrics_listener"]
 
 ENV_PREFIX = "COLDCHAIN_"
@@ -137,6 +139,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     email_retry_s: PositiveSeconds = 60.0
     """Delay before the first retry of an email; it doubles with each failed attempt (with jitter)."""
     email_retry_max_s: PositiveSeconds = 3600.0
+    readings_partitions_ahead: Positive = 3
+    """PostgreSQL: monthly partitions of readings are made this many months ahead of the current one, at start-up
+    and every hour (readings of a month without one wait in the default partition)."""
+    readings_retention_days: Positive | None = None
+    """Readings are removed by whole UTC months of device time once the month ended this many days ago (a
+    partition dropped on PostgreSQL), each shipment's readings digest sealed first. Unset: kept for ever. Fewer
+    than 1826 days (EU GDP's five years) is refused unless ``readings_retention_below_gdp`` is set."""
+    readings_retention_below_gdp: bool = False
+    """Allow a readings retention shorter than EU GDP's five years."""
     map_tiles_url: str | None = None
     """A tile server for the portal's maps (``https://tiles.example.org/{z}/{x}/{y}.png``); unset, the maps draw
     the world basemap the service ships, which works on a closed network."""
@@ -182,6 +193,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
                 f"{ENV_PREFIX}DRAIN_S: must be shorter than {ENV_PREFIX}STOP_TIMEOUT_S ({self.stop_timeout_s:g})"
             )
         self._check_email()
+        refusal = retention_refusal(self.readings_retention_days, below_gdp=self.readings_retention_below_gdp)
+        if refusal is not None:
+            raise SettingsError(
+                f"{ENV_PREFIX}READINGS_RETENTION_DAYS: {refusal} ({ENV_PREFIX}READINGS_RETENTION_BELOW_GDP=true)"
+            )
         if self.log_level not in {"critical", "error", "warning", "info", "debug"}:
             raise SettingsError(f"{ENV_PREFIX}LOG_LEVEL: expected one of critical, error, warning, info, debug")
 

@@ -6,16 +6,20 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from hypothesis import given
 from hypothesis import strategies as st
+from litestar.testing import AsyncTestClient
 
 from coldchain.domain.notifications import Notification
+from coldchain.domain.readings import Reading
+from coldchain.http.app import create_app
 from coldchain.jobs import RETENTION_INTERVAL_S, Job, JobScheduler, service_jobs, tick_of
 from coldchain.metrics import REGISTRY
 from coldchain.services.jobs import claim_tick, job_runs
+from coldchain.services.retention import prepare_reading_months
 from coldchain.services.silence import notice_silent_trackers
 from coldchain.settings import load_settings
 from coldchain.storage import Store, open_store
@@ -371,3 +375,48 @@ async def test_the_email_jobs_run_only_with_an_smtp_server_and_carry_an_alarm_to
     assert "escalation-chain" in off and not {"email-delivery", "email-digest"} & set(off)
     assert [r.recipients for r in sink.received] == [[ann.email]]
     assert sink.received[0].message["List-Unsubscribe"] == "<https://coldchain.test/portal/preferences>"
+
+
+# --- the readings' months --------------------------------------------------------------------------------------
+
+
+async def test_the_reading_month_jobs_make_months_ahead_and_remove_months_past_the_retention_setting(
+    store: Store,
+) -> None:
+    settings = load_settings({}, readings_partitions_ahead=2, readings_retention_days=1826, database_url="sqlite://")
+    now = datetime(2031, 5, 10, 9, 30, tzinfo=UTC)
+    old = datetime(2026, 3, 2, tzinfo=UTC)
+    await prepare_reading_months(store, now=old, months=0)
+    tracker = await make_tracker(store, None)
+    kept = Reading(seq=2, device_time=datetime(2026, 6, 2, tzinfo=UTC), temperature_c=5.0)
+    async with store.transaction() as tx:
+        await tx.append_readings(tracker.id, [Reading(seq=1, device_time=old), kept], received_at=old)
+    async with httpx.AsyncClient() as client:
+        jobs = {job.name: job for job in service_jobs(store, settings, client=client)}
+        scheduler = JobScheduler(store, list(jobs.values()), clock=lambda: now)
+        assert await scheduler.run_tick(jobs["reading-months"])
+        assert await scheduler.run_tick(jobs["reading-retention"])
+
+    async with store.transaction() as tx:
+        made_again = await tx.prepare_reading_months([date(2031, 5, 1), date(2031, 6, 1), date(2031, 7, 1)])
+        left = await tx.readings_between(tracker.id, old - HOUR, now)
+    assert made_again == []  # the job made them
+    assert left == [kept]  # March 2026 ended more than 1826 days before; June did not
+    runs = await job_runs(store)
+    assert [(run.job, run.error) for run in runs] == [("reading-months", None), ("reading-retention", None)]
+
+
+async def test_the_service_makes_the_months_ahead_when_it_starts(database_url: str) -> None:
+    now = datetime(2032, 11, 20, tzinfo=UTC)
+    settings = load_settings({}, database_url=database_url, readings_partitions_ahead=2)
+    async with AsyncTestClient(create_app(settings, clock=lambda: now)) as client:
+        assert (await client.get("/health")).status_code == 200
+    store = await open_store(database_url)
+    try:
+        async with store.transaction() as tx:
+            made_again = await tx.prepare_reading_months([date(2032, 11, 1), date(2032, 12, 1), date(2033, 1, 1)])
+            beyond = await tx.prepare_reading_months([date(2033, 2, 1)])
+    finally:
+        await store.close()
+    assert made_again == []
+    assert beyond == ([] if store.engine == "sqlite" else [date(2033, 2, 1)])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -54,12 +55,15 @@ from coldchain.http.users import SessionApi, UserApi
 from coldchain.http.webhooks import WebhookApi
 from coldchain.keys import KeyFileError, KeyRing, load_keyring
 from coldchain.metrics import forget_process
+from coldchain.services.retention import prepare_reading_months
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
 from coldchain.settings import Settings, SettingsError, load_settings
-from coldchain.storage import Store, open_store
+from coldchain.storage import StorageError, Store, open_store
 
 __all__ = ["Background", "app_from_environment", "create_app"]
+
+log = logging.getLogger("coldchain.http")
 
 Background = Callable[[Store], AbstractAsyncContextManager[object]]
 """Work that runs beside the HTTP service while the app runs, given the open store (the jobs: see ``coldchain.cli``)."""
@@ -84,6 +88,10 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         store = await open_store(settings.database_url, pool_size=settings.db_pool_size)
         app.state.store = store
+        try:
+            await prepare_reading_months(store, now=clock(), months=settings.readings_partitions_ahead)
+        except StorageError as exc:  # the default partition takes the readings meanwhile; the hourly job retries
+            log.warning("could not make the readings partitions ahead at start-up: %s", exc)
         try:
             async with AsyncExitStack() as running:
                 for start in background:

@@ -112,9 +112,9 @@ class Snapshot(msgspec.Struct, frozen=True, kw_only=True):
 # -- reading what a decision rests on --------------------------------------------------------------------------
 
 
-async def _readings_pass(tx: Transaction, shipment_id: int) -> tuple[str, Reading | None, Reading | None]:
-    """The readings' SHA-256 (:class:`ReadingsDigest`: the SHA-256 of the readings CSV export's bytes), and the
-    first and last reading, in one pass by key, the export's own order."""
+async def readings_pass(tx: Transaction, shipment_id: int) -> tuple[str, int, Reading | None, Reading | None]:
+    """The readings' SHA-256 (:class:`ReadingsDigest`: the SHA-256 of the readings CSV export's bytes), their
+    number, and the first and last reading, in one pass by key, the export's own order."""
     digest = ReadingsDigest()
     first: Reading | None = None
     last: Reading | None = None
@@ -130,11 +130,17 @@ async def _readings_pass(tx: Transaction, shipment_id: int) -> tuple[str, Readin
             last = page[-1].reading
             after = page[-1].key
         if len(page) < _READINGS_PAGE:
-            return digest.hexdigest(), first, last
+            return digest.hexdigest(), digest.count, first, last
 
 
 async def _snapshot(tx: Transaction, judgement: ShipmentJudgement) -> Snapshot:
-    readings_sha256, first, last = await _readings_pass(tx, judgement.shipment.id)
+    # Once retention has removed readings of the shipment, the readings still held are no longer the whole log:
+    # the seal kept then stands for them (coldchain.domain.retention).
+    seal = await tx.readings_seal(judgement.shipment.id)
+    if seal is not None:
+        readings_sha256, first, last = seal.readings_sha256, seal.first, seal.last
+    else:
+        readings_sha256, _, first, last = await readings_pass(tx, judgement.shipment.id)
     content = evaluation_snapshot(
         shipment_id=judgement.shipment.id,
         reference=judgement.shipment.reference,

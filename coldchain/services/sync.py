@@ -72,6 +72,19 @@ async def record_batch(
     true missing ranges. A batch that is no contact of the tracker's (see :func:`is_fresh`) leaves its counters,
     ``last_sync_at`` and clock offset alone. ``sequenced`` is false for sources whose sequence numbers are not a
     gap-free count (OsmAnd devices use the time as the number): they get no acknowledgement ranges.
+
+    New, duplicate or conflict is decided here, in code, under the tracker's lock (:meth:`sync_state`), and not
+    by the database: on PostgreSQL readings are partitioned by device time, so a copy of a held number with
+    another device time would land in another partition, where no key could refuse it. Only the numbers that can
+    already be held are looked up, in one statement per table across every partition: in a sequenced log those
+    up to the highest number held (a replay, a retry, a late reading filling a hole); a number above it is new for
+    certain. Every reading found new then goes straight in with COPY (:meth:`append_readings`), a constant
+    number of statements per batch. Looking the numbers up was chosen over a per-tracker ledger of held numbers,
+    which would be a second write of every reading on the hottest path, for the rare batch that repeats.
+
+    A number at or below ``acked_through`` that is no longer held was removed by retention
+    (:mod:`coldchain.domain.retention`): the tracker forgot it long ago, and a copy of it is counted a duplicate
+    rather than stored again.
     """
     async with store.transaction() as tx:
         state = await tx.sync_state(tracker_id)
@@ -80,6 +93,7 @@ async def record_batch(
         bound = max(state.max_seq, state.max_refused_seq)
         maybe_held = sorted({r.seq for r in readings if not sequenced or r.seq <= bound})
         known = await tx.held_readings(tracker_id, maybe_held) if maybe_held else {}
+        retired = state.acked_through if sequenced else 0
         accepted: list[Reading] = []
         refused: list[tuple[Reading, str]] = []
         refused_for_number: set[int] = set()
@@ -91,6 +105,9 @@ async def record_batch(
             )
             reason = number_reason or quarantine_reason(reading, now=now, max_future=policy.max_future)
             held = known.get(reading.seq)
+            if held is None and reading.seq <= retired:
+                duplicates += 1
+                continue
             if held is not None:
                 held_reading, held_reason = held
                 if conflicts_with(held_reading, held_reason, reading, reason):
@@ -115,19 +132,16 @@ async def record_batch(
                 if number_reason is not None:
                     refused_for_number.add(reading.seq)
 
-        new_seqs = await tx.insert_readings(tracker_id, accepted, received_at=now) if accepted else []
-        new = len(new_seqs)
+        if accepted:
+            await tx.append_readings(tracker_id, accepted, received_at=now)
+        new = len(accepted)
         if new and policy.evaluate:
-            stored = set(new_seqs)
-            fresh_readings = [r for r in accepted if r.seq in stored]
             with EVALUATION_SECONDS.time():
-                await judge_readings(tx, tracker_id, fresh_readings, now=now)
-            await notice_arrival(tx, tracker_id, fresh_readings, now=now)
+                await judge_readings(tx, tracker_id, accepted, now=now)
+            await notice_arrival(tx, tracker_id, accepted, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
         if (new or quarantined) and policy.evaluate:
-            span = touched_span(
-                [r.device_time for r in accepted if r.seq in set(new_seqs)] + [r.device_time for r, _ in refused]
-            )
+            span = touched_span([r.device_time for r in accepted] + [r.device_time for r, _ in refused])
             if span is not None:
                 await recheck_decisions(tx, tracker_id, earliest=span[0], latest=span[1], now=now)
         recorded = 0

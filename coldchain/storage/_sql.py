@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from coldchain.storage.errors import AlreadyExists
 from coldchain.storage.evaluation import EvaluationSql
 from coldchain.storage.notifications import NotificationsSql
 from coldchain.storage.portal import PortalSql
+from coldchain.storage.retention import RetentionSql
 from coldchain.storage.users import UsersSql
 
 __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
@@ -48,21 +50,6 @@ def _mode(value: str) -> Mode:
     return mode
 
 
-_SPAN_GAP = 64
-"""Numbers this close together are read with one range query; further apart, with one query each."""
-
-
-def _spans(seqs: Sequence[int]) -> list[tuple[int, int]]:
-    """Ascending ``seqs`` as inclusive ranges to query: a few numbers far apart never read what lies between."""
-    spans: list[tuple[int, int]] = []
-    for seq in seqs:
-        if spans and seq - spans[-1][1] <= _SPAN_GAP:
-            spans[-1] = (spans[-1][0], seq)
-        else:
-            spans.append((seq, seq))
-    return spans
-
-
 def sql_dir() -> Path:
     """The ``sql/`` folder: packaged inside ``coldchain`` in a wheel, at the repository root otherwise."""
     packaged = Path(__file__).resolve().parent.parent / "sql"
@@ -75,12 +62,37 @@ def load_queries(driver: str) -> Any:
 
 
 class SqlTransaction(
-    AuditSql, PortalSql, EvaluationSql, CustodySql, NotificationsSql, UsersSql, DecisionsSql, EmailsSql, SqlBase
+    AuditSql,
+    PortalSql,
+    EvaluationSql,
+    CustodySql,
+    NotificationsSql,
+    UsersSql,
+    DecisionsSql,
+    EmailsSql,
+    RetentionSql,
+    SqlBase,
 ):
     """The :class:`~coldchain.storage.base.Transaction` methods whose SQL both engines share.
 
-    Subclasses say how a time crosses the driver and how readings are written in bulk (see :class:`SqlBase`).
+    Subclasses say how a time crosses the driver, how readings are written in bulk and looked up by a list of
+    sequence numbers, and how the readings' months are made and removed (see :class:`SqlBase`).
     """
+
+    @abc.abstractmethod
+    async def _readings_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
+        """The tracker's stored readings with these sequence numbers, as rows, in one statement."""
+
+    @abc.abstractmethod
+    async def _quarantined_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
+        """The tracker's quarantined readings with these sequence numbers, as rows, in one statement."""
+
+    @abc.abstractmethod
+    async def _insert_quarantined(
+        self, tracker_id: int, rows: Sequence[tuple[int, str, str]], *, received_at: datetime
+    ) -> list[int]:
+        """Keep ``(seq, reason, reading JSON)`` rows in quarantine in one statement, ignoring held numbers (and of
+        two rows of one number, the second); the numbers kept."""
 
     def _organisation(self, row: Any) -> Organisation:
         kind: OrganisationKind = row["kind"]
@@ -395,19 +407,10 @@ class SqlTransaction(
     async def quarantine_readings(
         self, tracker_id: int, refused: Sequence[tuple[Reading, str]], *, received_at: datetime
     ) -> list[int]:
-        new = []
-        for reading, reason in refused:
-            seq = await self._q.insert_quarantined(
-                self._conn,
-                tracker_id=tracker_id,
-                seq=reading.seq,
-                received_at=self._time_in(received_at),
-                reason=reason,
-                reading=_reading_json.encode(reading).decode(),
-            )
-            if seq is not None:
-                new.append(reading.seq)
-        return new
+        if not refused:
+            return []
+        rows = [(reading.seq, reason, _reading_json.encode(reading).decode()) for reading, reason in refused]
+        return await self._insert_quarantined(tracker_id, rows, received_at=received_at)
 
     async def quarantined_readings(self, tracker_id: int) -> list[tuple[Reading, str]]:
         rows = self._q.quarantined_of_tracker(self._conn, tracker_id=tracker_id)
@@ -418,17 +421,16 @@ class SqlTransaction(
         return [row["seq"] async for row in rows]
 
     async def held_readings(self, tracker_id: int, seqs: Sequence[int]) -> dict[int, tuple[Reading, str | None]]:
-        wanted = set(seqs)
+        # Two statements whatever the numbers: on PostgreSQL each looks in every partition of readings, since a
+        # copy with another device time would sit in another partition.
+        wanted = sorted(set(seqs))
         held: dict[int, tuple[Reading, str | None]] = {}
-        for first, last in _spans(sorted(wanted)):
-            rows = self._q.readings_in_seq_range(self._conn, tracker_id=tracker_id, first_seq=first, last_seq=last)
-            async for row in rows:
-                if row["seq"] in wanted:
-                    held[row["seq"]] = (self._reading(row), None)
-            rows = self._q.quarantined_in_seq_range(self._conn, tracker_id=tracker_id, first_seq=first, last_seq=last)
-            async for row in rows:
-                if row["seq"] in wanted:
-                    held[row["seq"]] = (msgspec.json.decode(row["reading"], type=Reading), row["reason"])
+        if not wanted:
+            return held
+        for row in await self._readings_numbered(tracker_id, wanted):
+            held.setdefault(row["seq"], (self._reading(row), None))
+        for row in await self._quarantined_numbered(tracker_id, wanted):
+            held[row["seq"]] = (msgspec.json.decode(row["reading"], type=Reading), row["reason"])
         return held
 
     async def record_sync_conflict(self, tracker_id: int, conflict: SyncConflict) -> bool:

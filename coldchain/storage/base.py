@@ -35,6 +35,7 @@ from coldchain.storage.errors import AlreadyExists, MigrationError, StorageError
 from coldchain.storage.evaluation import EvaluationRecords
 from coldchain.storage.notifications import NotificationRecords
 from coldchain.storage.portal import PortalRecords
+from coldchain.storage.retention import RetentionRecords
 from coldchain.storage.users import UserRecords
 
 __all__ = [
@@ -68,6 +69,7 @@ class Transaction(
     PortalRecords,
     DecisionRecords,
     EmailRecords,
+    RetentionRecords,
     Protocol,
 ):
     """One unit of work. All methods run inside the same database transaction.
@@ -178,9 +180,21 @@ class Transaction(
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
     ) -> list[int]:
-        """Store readings in bulk; a reading whose (tracker, seq) is already held is ignored.
+        """Store readings in bulk; a reading whose (tracker, seq) is already held is ignored, and of two copies of
+        one number in ``readings`` the first is stored (the careful path: every number is looked up).
 
-        Returns the sequence numbers that were new, in no particular order.
+        The caller holds the tracker's lock (:meth:`sync_state`): on PostgreSQL readings are partitioned by device
+        time, so the database cannot refuse a second row of a number by itself. Returns the sequence numbers that
+        were new, in no particular order.
+        """
+        ...
+
+    async def append_readings(self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime) -> None:
+        """Store readings known to be new (the fast path: COPY straight into ``readings`` on PostgreSQL, no look-up).
+
+        The caller holds the tracker's lock (:meth:`sync_state`) and has made sure that no number of ``readings``
+        is held and none is repeated; a reading breaking that rule fails the transaction where the engine's keys
+        can tell (the same number and device time), and is stored twice where they cannot.
         """
         ...
 

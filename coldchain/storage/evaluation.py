@@ -226,8 +226,11 @@ class EvaluationSql(SqlBase):
         rows = self._q.evaluation_streams_of_shipment(self._conn, shipment_id=shipment_id)
         return [self._stream(row, row["assignment_id"]) async for row in rows]
 
+    _SAVE_STREAM = "save_evaluation_stream"
+    """The named statement that stores a stream: its conflict target is the engine's key of the stream."""
+
     async def save_evaluation_stream(self, stream: EvaluationStream) -> None:
-        await self._q.save_evaluation_stream(
+        await getattr(self._q, self._SAVE_STREAM)(
             self._conn,
             assignment_id=stream.assignment_id,
             shipment_id=stream.shipment_id,

@@ -8,6 +8,7 @@ stored as ISO 8601 UTC text with microseconds, which sorts in time order.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from typing import Any
 import aiosqlite
 
 from coldchain.domain.readings import Reading
+from coldchain.domain.retention import month_end, month_start
 from coldchain.storage._sql import SqlTransaction, load_queries
 from coldchain.storage.base import ConnectionUse, Engine, Transaction
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
@@ -47,9 +49,37 @@ def _time_text(value: datetime) -> str:
 
 
 @cache
-def _insert_readings_sql(rows: int) -> str:
+def _insert_readings_sql(rows: int, *, known_new: bool = False) -> str:
+    """A multi-row INSERT: ignoring held numbers (the careful path), or not (readings known new: a held number
+    is then an error, so a broken promise cannot pass unseen)."""
     values = ", ".join(["(" + ", ".join(["?"] * _READING_WIDTH) + ")"] * rows)
+    if known_new:
+        return f"INSERT INTO readings ({_READING_COLUMNS}) VALUES {values}"
     return f"INSERT INTO readings ({_READING_COLUMNS}) VALUES {values} ON CONFLICT DO NOTHING RETURNING seq"
+
+
+_READINGS_NUMBERED = """
+SELECT seq, device_time, utc_offset_min, temperature_c, humidity_pct, pressure_kpa, latitude, longitude, battery_pct
+FROM readings WHERE tracker_id = ? AND seq IN (SELECT value FROM json_each(?))
+"""
+
+_QUARANTINED_NUMBERED = """
+SELECT seq, reason, reading FROM quarantined_readings WHERE tracker_id = ? AND seq IN (SELECT value FROM json_each(?))
+"""
+
+# The rows as one JSON array of [seq, reason, reading] (an INSERT ... SELECT with an upsert clause needs a WHERE).
+_INSERT_QUARANTINED = """
+INSERT INTO quarantined_readings (tracker_id, seq, received_at, reason, reading)
+SELECT ?, json_extract(value, '$[0]'), ?, json_extract(value, '$[1]'), json_extract(value, '$[2]')
+FROM json_each(?) WHERE true ORDER BY key
+ON CONFLICT DO NOTHING
+RETURNING seq
+"""
+
+# Times are ISO 8601 UTC text, so a reading's month is the text's first seven characters.
+_READING_MONTHS = (
+    "SELECT DISTINCT substr(device_time, 1, 7) AS month FROM readings WHERE device_time < ? ORDER BY month"
+)
 
 
 # Times are ISO 8601 text in UTC: julianday() reads them, and the Julian day of the Unix epoch is 2440587.5.
@@ -63,6 +93,7 @@ _BUCKET_SQL = BUCKET_SELECT.format(
 
 class SqliteTransaction(SqlTransaction):
     _time_in = staticmethod(_time_text)
+    _SAVE_STREAM = "save_evaluation_stream_sqlite"
 
     async def _bucket_rows(
         self, shipment_id: int, *, start: datetime, end: datetime, seconds: int
@@ -96,28 +127,73 @@ class SqliteTransaction(SqlTransaction):
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
     ) -> list[int]:
-        received = _time_text(received_at)
         new: list[int] = []
-        for start in range(0, len(readings), _ROWS_PER_STATEMENT):
-            chunk = readings[start : start + _ROWS_PER_STATEMENT]
-            params: list[Any] = []
-            for r in chunk:
-                params += (
-                    tracker_id,
-                    r.seq,
-                    _time_text(r.device_time),
-                    r.utc_offset_min,
-                    received,
-                    r.temperature_c,
-                    r.humidity_pct,
-                    r.pressure_kpa,
-                    r.latitude,
-                    r.longitude,
-                    r.battery_pct,
-                )
+        for chunk, params in _chunks(tracker_id, readings, received_at):
             async with self._conn.execute(_insert_readings_sql(len(chunk)), params) as cursor:
                 new += [row[0] for row in await cursor.fetchall()]
         return new
+
+    async def append_readings(self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime) -> None:
+        for chunk, params in _chunks(tracker_id, readings, received_at):
+            await self._conn.execute(_insert_readings_sql(len(chunk), known_new=True), params)
+
+    async def _readings_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
+        async with self._conn.execute(_READINGS_NUMBERED, (tracker_id, json.dumps(list(seqs)))) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _quarantined_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
+        async with self._conn.execute(_QUARANTINED_NUMBERED, (tracker_id, json.dumps(list(seqs)))) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _insert_quarantined(
+        self, tracker_id: int, rows: Sequence[tuple[int, str, str]], *, received_at: datetime
+    ) -> list[int]:
+        params = (tracker_id, _time_text(received_at), json.dumps([list(row) for row in rows]))
+        async with self._conn.execute(_INSERT_QUARANTINED, params) as cursor:
+            return [row[0] for row in await cursor.fetchall()]
+
+    async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
+        """SQLite's readings are one table: every month is ready."""
+        return []
+
+    async def reading_months(self, *, ending_by: datetime) -> list[date]:
+        async with self._conn.execute(_READING_MONTHS, (_time_text(ending_by),)) as cursor:
+            found = [date(int(row[0][:4]), int(row[0][5:7]), 1) for row in await cursor.fetchall()]
+        return [month for month in found if month_end(month) <= ending_by]
+
+    async def remove_reading_month(self, month: date) -> int:
+        async with self._conn.execute(
+            "DELETE FROM readings WHERE device_time >= ? AND device_time < ?",
+            (_time_text(month_start(month)), _time_text(month_end(month))),
+        ) as cursor:
+            return int(cursor.rowcount)
+
+
+def _chunks(
+    tracker_id: int, readings: Sequence[Reading], received_at: datetime
+) -> list[tuple[Sequence[Reading], list[Any]]]:
+    """The readings in statements of at most ``_ROWS_PER_STATEMENT`` rows, each with its parameters."""
+    received = _time_text(received_at)
+    chunks = []
+    for start in range(0, len(readings), _ROWS_PER_STATEMENT):
+        chunk = readings[start : start + _ROWS_PER_STATEMENT]
+        params: list[Any] = []
+        for r in chunk:
+            params += (
+                tracker_id,
+                r.seq,
+                _time_text(r.device_time),
+                r.utc_offset_min,
+                received,
+                r.temperature_c,
+                r.humidity_pct,
+                r.pressure_kpa,
+                r.latitude,
+                r.longitude,
+                r.battery_pct,
+            )
+        chunks.append((chunk, params))
+    return chunks
 
 
 class SqliteStore:

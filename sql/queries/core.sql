@@ -80,21 +80,6 @@ UNION
 SELECT seq FROM quarantined_readings WHERE tracker_id = :tracker_id AND seq > :after_seq AND seq <= :up_to_seq
 ORDER BY seq;
 
--- name: insert_quarantined(tracker_id, seq, received_at, reason, reading)^
-INSERT INTO quarantined_readings (tracker_id, seq, received_at, reason, reading)
-VALUES (:tracker_id, :seq, :received_at, :reason, :reading)
-ON CONFLICT DO NOTHING
-RETURNING seq;
-
--- name: readings_in_seq_range(tracker_id, first_seq, last_seq)
-SELECT seq, device_time, utc_offset_min, temperature_c, humidity_pct, pressure_kpa,
-       latitude, longitude, battery_pct
-FROM readings WHERE tracker_id = :tracker_id AND seq >= :first_seq AND seq <= :last_seq;
-
--- name: quarantined_in_seq_range(tracker_id, first_seq, last_seq)
-SELECT seq, reason, reading FROM quarantined_readings
-WHERE tracker_id = :tracker_id AND seq >= :first_seq AND seq <= :last_seq;
-
 -- name: insert_sync_conflict(tracker_id, seq, received_at, held_as, held, sent, sent_reason)^
 INSERT INTO sync_conflicts (tracker_id, seq, received_at, held_as, held, sent, sent_reason)
 VALUES (:tracker_id, :seq, :received_at, :held_as, :held, :sent, :sent_reason)

@@ -26,7 +26,16 @@ JOIN stability_profiles p ON p.profile_id = s.profile_id AND p.version = s.profi
 WHERE s.shipment_id = :shipment_id
 ORDER BY s.assignment_id;
 
+-- A stream is keyed by shipment and assignment on PostgreSQL (the distribution column leads: ops/citus/); SQLite
+-- keys it by the assignment alone, its rowid, which no composite unique index may name as a conflict target.
 -- name: save_evaluation_stream(assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings, updated_at)!
+INSERT INTO evaluation_streams (assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings,
+                                updated_at)
+VALUES (:assignment_id, :shipment_id, :tracker_id, :profile_id, :profile_version, :state, :readings, :updated_at)
+ON CONFLICT (shipment_id, assignment_id) DO UPDATE
+SET state = excluded.state, readings = excluded.readings, updated_at = excluded.updated_at;
+
+-- name: save_evaluation_stream_sqlite(assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings, updated_at)!
 INSERT INTO evaluation_streams (assignment_id, shipment_id, tracker_id, profile_id, profile_version, state, readings,
                                 updated_at)
 VALUES (:assignment_id, :shipment_id, :tracker_id, :profile_id, :profile_version, :state, :readings, :updated_at)
@@ -45,7 +54,7 @@ ORDER BY device_time, seq;
 -- name: save_budget_spent(assignment_id, rule, shipment_id, spent_min, spending)!
 INSERT INTO budget_spent (assignment_id, rule, shipment_id, spent_min, spending)
 VALUES (:assignment_id, :rule, :shipment_id, :spent_min, :spending)
-ON CONFLICT (assignment_id, rule) DO UPDATE SET spent_min = excluded.spent_min, spending = excluded.spending;
+ON CONFLICT (shipment_id, assignment_id, rule) DO UPDATE SET spent_min = excluded.spent_min, spending = excluded.spending;
 
 -- Every stream's spending of the lot's lifetime rules: the lot budget's timeline.
 -- name: lot_spending(lot_id)

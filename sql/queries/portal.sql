@@ -13,9 +13,11 @@ WHERE s.status = 'in_transit'
 ORDER BY s.id;
 
 -- name: board_latest_readings(party)
--- The latest reading with a temperature and the latest with a position, of every tracker assignment.
+-- The latest reading with a temperature and the latest with a position, of every tracker assignment. The rows are
+-- joined back within the assignment's time as well as by number: on PostgreSQL that leaves out the partitions of
+-- months before the assignment began.
 WITH latest AS (
-    SELECT a.shipment_id, a.tracker_id,
+    SELECT a.shipment_id, a.tracker_id, a.starts_at, a.ends_at,
            (SELECT r.seq FROM readings r
             WHERE r.tracker_id = a.tracker_id AND r.device_time >= a.starts_at
               AND (a.ends_at IS NULL OR r.device_time < a.ends_at) AND r.temperature_c IS NOT NULL
@@ -33,8 +35,10 @@ SELECT x.shipment_id, x.tracker_id,
        t.device_time AS temperature_at, t.temperature_c,
        p.device_time AS position_at, p.latitude, p.longitude
 FROM latest x
-LEFT JOIN readings t ON t.tracker_id = x.tracker_id AND t.seq = x.temperature_seq
-LEFT JOIN readings p ON p.tracker_id = x.tracker_id AND p.seq = x.position_seq;
+LEFT JOIN readings t ON t.tracker_id = x.tracker_id AND t.seq = x.temperature_seq AND t.device_time >= x.starts_at
+                       AND (x.ends_at IS NULL OR t.device_time < x.ends_at)
+LEFT JOIN readings p ON p.tracker_id = x.tracker_id AND p.seq = x.position_seq AND p.device_time >= x.starts_at
+                       AND (x.ends_at IS NULL OR p.device_time < x.ends_at);
 
 -- name: board_open_alarms(party)
 SELECT a.shipment_id, count(*) AS open_alarms,

@@ -2,11 +2,20 @@
 
     python tests/benchmarks/bench_bulk_insert.py [--readings 100000] [--postgres-url URL]
 
-Prints readings/s for: the store's bulk path on fresh readings, the same readings again (all duplicates, all
-ignored), and the baselines: ``executemany`` of a one-row INSERT on both engines, and COPY on PostgreSQL (which
-cannot ignore duplicates, so it is only measured on fresh rows). Every figure is on the same machine in the same
-run; compare ratios, not absolutes. The PostgreSQL server is the one ``--postgres-url`` names (default
-``COLDCHAIN_TEST_POSTGRES_URL``, else the local server); a scratch database is created and dropped.
+Prints readings/s for the store's two write paths and the baselines:
+
+- the fast path, ``store.append_readings``: readings ingest knows are new (under the tracker's lock), written
+  straight in (COPY into the partitioned ``readings`` on PostgreSQL, a multi-row INSERT on SQLite);
+- the careful path, ``store.insert_readings``, on fresh readings and on the same readings again (all duplicates,
+  all ignored): every number looked up (PostgreSQL: COPY into a staging table, then ``INSERT ... SELECT`` of the
+  numbers no partition holds);
+- baselines: ``executemany`` of a one-row INSERT on both engines; on PostgreSQL, COPY into the partitioned
+  ``readings``, and COPY into an unpartitioned table keyed ``(tracker_id, seq)`` with the time index, as readings
+  were before migration 0018 (neither can ignore duplicates, so both are measured on fresh rows only).
+
+Every figure is on the same machine in the same run; compare ratios, not absolutes. The PostgreSQL server is the
+one ``--postgres-url`` names (default ``COLDCHAIN_TEST_POSTGRES_URL``, else the local server); a scratch database
+is created and dropped. The readings span 70 days from 1 March 2026, whose monthly partitions are made first.
 """
 
 from __future__ import annotations
@@ -80,16 +89,30 @@ async def new_tracker(store: Store, serial: str) -> int:
 
 async def bench_store(store: Store, readings: list[Reading]) -> dict[str, float]:
     results = {}
+    months = sorted({datetime(r.device_time.year, r.device_time.month, 1, tzinfo=UTC) for r in readings})
+    async with store.transaction() as tx:
+        await tx.prepare_reading_months([month.date() for month in months])
     tracker_id = await new_tracker(store, "bulk")
+    fast_tracker_id = await new_tracker(store, "fast")
+    warm_tracker_id = await new_tracker(store, "warm-up")
+    async with store.transaction() as tx:  # the connection's first COPY and statements, outside the timings
+        await tx.append_readings(warm_tracker_id, readings[:100], received_at=NOW)
+        await tx.insert_readings(warm_tracker_id, readings[100:200], received_at=NOW)
 
     async def bulk() -> None:
         async with store.transaction() as tx:
             await tx.insert_readings(tracker_id, readings, received_at=NOW)
 
+    async def fast() -> None:
+        async with store.transaction() as tx:
+            await tx.append_readings(fast_tracker_id, readings, received_at=NOW)
+
+    results["fast, fresh"] = await timed("store.append_readings, fresh readings", len(readings), fast)
     results["bulk, fresh"] = await timed("store.insert_readings, fresh readings", len(readings), bulk)
     results["bulk, repeated"] = await timed("store.insert_readings, all repeated", len(readings), bulk)
     async with store.transaction() as tx:
         assert await tx.count_readings(tracker_id) == len(readings), "idempotency broken"
+        assert await tx.count_readings(fast_tracker_id) == len(readings)
     return results
 
 
@@ -115,7 +138,8 @@ async def bench_sqlite(count: int) -> None:
 
         baseline = await timed("baseline: executemany one-row INSERT, fresh", count, executemany)
         await store.close()
-    print(f"  ratio bulk/executemany (fresh): {results['bulk, fresh'] / baseline:.2f}")
+    print(f"  ratio careful/executemany (fresh): {results['bulk, fresh'] / baseline:.2f}")
+    print(f"  ratio fast/careful (fresh):        {results['fast, fresh'] / results['bulk, fresh']:.2f}")
 
 
 async def bench_postgres(count: int, server_url: str) -> None:
@@ -135,6 +159,11 @@ async def bench_postgres(count: int, server_url: str) -> None:
         ]  # fmt: skip
         executemany_tracker = await new_tracker(store, "executemany")
         copy_tracker = await new_tracker(store, "copy")
+        await conn.execute(
+            "CREATE TABLE readings_unpartitioned (LIKE readings INCLUDING DEFAULTS INCLUDING CONSTRAINTS,"
+            " PRIMARY KEY (tracker_id, seq));"
+            "CREATE INDEX readings_unpartitioned_by_tracker_time ON readings_unpartitioned (tracker_id, device_time)"
+        )
 
         async def executemany() -> None:
             rows = [row(executemany_tracker, r, NOW, as_text=False) for r in readings]
@@ -150,12 +179,22 @@ async def bench_postgres(count: int, server_url: str) -> None:
             async with conn.transaction():
                 await conn.copy_records_to_table("readings", records=rows, columns=columns)
 
+        async def copy_unpartitioned() -> None:
+            rows = [row(copy_tracker, r, NOW, as_text=False) for r in readings]
+            async with conn.transaction():
+                await conn.copy_records_to_table("readings_unpartitioned", records=rows, columns=columns)
+
         executemany_rate = await timed("baseline: executemany one-row INSERT, fresh", count, executemany)
-        copy_rate = await timed("baseline: COPY, fresh", count, copy)
+        copy_rate = await timed("baseline: COPY, partitioned readings", count, copy)
+        plain_rate = await timed("baseline: COPY, unpartitioned keyed table", count, copy_unpartitioned)
         await conn.close()
         await store.close()
-        print(f"  ratio bulk/executemany (fresh): {results['bulk, fresh'] / executemany_rate:.2f}")
-        print(f"  ratio bulk/COPY (fresh):        {results['bulk, fresh'] / copy_rate:.2f}")
+        fast, careful = results["fast, fresh"], results["bulk, fresh"]
+        print(f"  ratio careful/executemany (fresh):       {careful / executemany_rate:.2f}")
+        print(f"  ratio careful/COPY (fresh):              {careful / copy_rate:.2f}")
+        print(f"  ratio fast/careful (fresh):              {fast / careful:.2f}")
+        print(f"  ratio fast/COPY (fresh):                 {fast / copy_rate:.2f}")
+        print(f"  ratio COPY partitioned/unpartitioned:    {copy_rate / plain_rate:.2f}")
     finally:
         await admin.execute(f"DROP DATABASE IF EXISTS {SCRATCH} WITH (FORCE)")
         await admin.close()
