@@ -239,9 +239,9 @@ def _follower(principal: Principal) -> int:
 
 async def follow_shipment(store: Store, principal: Principal, shipment_id: int, *, now: datetime) -> bool:
     """The signed-in person follows a shipment they may see (idempotent); whether this call made them."""
-    user_id = _follower(principal)
     async with store.transaction() as tx:
-        await visible_shipment(tx, principal, shipment_id)
+        await visible_shipment(tx, principal, shipment_id)  # first: to anyone else the shipment does not exist
+        user_id = _follower(principal)
         made = await tx.follow_shipment(user_id, shipment_id, now=now)
         if made:
             await tx.append_audit(
@@ -256,9 +256,9 @@ async def follow_shipment(store: Store, principal: Principal, shipment_id: int, 
 
 async def unfollow_shipment(store: Store, principal: Principal, shipment_id: int, *, now: datetime) -> bool:
     """The signed-in person stops following a shipment (idempotent); whether they followed it."""
-    user_id = _follower(principal)
     async with store.transaction() as tx:
-        await visible_shipment(tx, principal, shipment_id)
+        await visible_shipment(tx, principal, shipment_id)  # first: to anyone else the shipment does not exist
+        user_id = _follower(principal)
         ended = await tx.unfollow_shipment(user_id, shipment_id)
         if ended:
             await tx.append_audit(

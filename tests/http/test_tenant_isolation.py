@@ -60,6 +60,8 @@ REQUESTS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/v1/shipments/{shipment_id:int}/decisions/{decision_id:int}/approval"): {
         "json": {"password": "a long password"}
     },
+    ("PUT", "/v1/shipments/{shipment_id:int}/follow"): {},
+    ("DELETE", "/v1/shipments/{shipment_id:int}/follow"): {},
 }
 
 # Routes across the caller's shipments: another tenant's shipments are simply not in the answer.
