@@ -20,7 +20,6 @@ systems use to drop a repeat.
 
 from __future__ import annotations
 
-import asyncio
 import email.message
 import email.utils
 import logging
@@ -62,7 +61,7 @@ from coldchain.services.access import require, visible_shipment
 from coldchain.services.custody import custodian_at
 from coldchain.services.errors import Forbidden, Invalid, NotFound
 from coldchain.services.mail import MailOutcome, MailTransport
-from coldchain.services.webhooks import retry_delay
+from coldchain.services.webhooks import attempt_in_rounds, retry_delay
 from coldchain.storage import Store, Transaction
 
 __all__ = [
@@ -401,22 +400,22 @@ async def deliver_due_emails(
 ) -> EmailRound:
     """Make one attempt at every email due, ``policy.concurrency`` at a time, until none is due or
     ``policy.max_per_round`` attempts were made. No database connection waits on the mail server."""
-    totals = {"attempted": 0, "sent": 0, "retrying": 0, "failed": 0, "cancelled": 0}
-    while totals["attempted"] < policy.max_per_round:
-        now = clock()
-        batch = min(policy.concurrency, policy.max_per_round - totals["attempted"])
+
+    async def take(now: datetime, limit: int) -> list[DueEmail]:
         async with store.transaction() as tx:
-            taken = await tx.take_due_emails(now=now, lease_until=now + policy.lease, worker=worker, limit=batch)
-        if not taken:
-            break
-        outcomes = await asyncio.gather(
-            *(_deliver(store, transport, due, render=render, clock=clock, policy=policy, rng=rng) for due in taken)
-        )
-        totals["attempted"] += len(taken)
-        for outcome in outcomes:
-            totals[outcome] += 1
-        if len(taken) < batch:
-            break
+            return await tx.take_due_emails(now=now, lease_until=now + policy.lease, worker=worker, limit=limit)
+
+    async def attempt(due: DueEmail) -> str:
+        return await _deliver(store, transport, due, render=render, clock=clock, policy=policy, rng=rng)
+
+    totals = await attempt_in_rounds(
+        take,
+        attempt,
+        clock=clock,
+        concurrency=policy.concurrency,
+        max_per_round=policy.max_per_round,
+        outcomes=("sent", "retrying", "failed", "cancelled"),
+    )
     return EmailRound(**totals)
 
 

@@ -27,9 +27,9 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import msgspec
@@ -48,6 +48,7 @@ __all__ = [
     "SECRET_PREFIX",
     "DeliveryPolicy",
     "DeliveryRound",
+    "attempt_in_rounds",
     "create_webhook",
     "delete_webhook",
     "deliver_due",
@@ -66,6 +67,7 @@ _RESOLVE_AT_REGISTRATION_S = 5.0
 
 
 _Outcome = Literal["delivered", "retrying", "failed"]
+_Due = TypeVar("_Due")
 
 
 class DeliveryPolicy(msgspec.Struct, frozen=True, kw_only=True):
@@ -219,23 +221,49 @@ async def deliver_due(
     ``policy.max_per_round`` attempts were made. Each delivery is taken (leased) in a transaction before it is sent
     and settled in another after, so no database connection waits on a receiver. Each attempt resolves the
     target's name, checks the addresses and connects to a checked one (:mod:`coldchain.services.targets`)."""
-    totals = {"attempted": 0, "delivered": 0, "retrying": 0, "failed": 0}
-    while totals["attempted"] < policy.max_per_round:
-        now = clock()
-        batch = min(policy.concurrency, policy.max_per_round - totals["attempted"])
+
+    async def take(now: datetime, limit: int) -> list[DueDelivery]:
         async with store.transaction() as tx:
-            taken = await tx.take_due_deliveries(now=now, lease_until=now + policy.lease, worker=worker, limit=batch)
+            return await tx.take_due_deliveries(now=now, lease_until=now + policy.lease, worker=worker, limit=limit)
+
+    async def attempt(due: DueDelivery) -> str:
+        return await _deliver(store, client, due, clock=clock, policy=policy, rng=rng, resolver=resolver)
+
+    totals = await attempt_in_rounds(
+        take,
+        attempt,
+        clock=clock,
+        concurrency=policy.concurrency,
+        max_per_round=policy.max_per_round,
+        outcomes=("delivered", "retrying", "failed"),
+    )
+    return DeliveryRound(**totals)
+
+
+async def attempt_in_rounds(
+    take: Callable[[datetime, int], Awaitable[Sequence[_Due]]],
+    attempt: Callable[[_Due], Awaitable[str]],
+    *,
+    clock: Callable[[], datetime],
+    concurrency: int,
+    max_per_round: int,
+    outcomes: Sequence[str],
+) -> dict[str, int]:
+    """Take what is due (``take(now, limit)`` leases it in a transaction of its own), ``concurrency`` at a time,
+    and make one ``attempt`` at each, until nothing is due or ``max_per_round`` attempts were made; how many were
+    attempted, and how many ended in each of ``outcomes``. Webhook deliveries and emails go out this way."""
+    totals = {"attempted": 0} | dict.fromkeys(outcomes, 0)
+    while totals["attempted"] < max_per_round:
+        batch = min(concurrency, max_per_round - totals["attempted"])
+        taken = await take(clock(), batch)
         if not taken:
             break
-        outcomes = await asyncio.gather(
-            *(_deliver(store, client, due, clock=clock, policy=policy, rng=rng, resolver=resolver) for due in taken)
-        )
-        totals["attempted"] += len(taken)
-        for outcome in outcomes:
+        for outcome in await asyncio.gather(*(attempt(due) for due in taken)):
             totals[outcome] += 1
+        totals["attempted"] += len(taken)
         if len(taken) < batch:
             break
-    return DeliveryRound(**totals)
+    return totals
 
 
 async def _deliver(
