@@ -21,7 +21,11 @@ __all__ = ["DecisionRecords", "DecisionsSql"]
 class DecisionRecords(Protocol):
     async def lock_decisions(self, shipment_id: int) -> None:
         """Serialise decisions on one shipment until the transaction ends (two signers at once get seq n and n+1,
-        the second seeing the first)."""
+        the second seeing the first), and with the ingest of every tracker ever assigned to it: a batch of those
+        trackers in flight is waited for (its readings are then judged in what is signed), and a batch that comes
+        later waits for the decision (its re-check then sees the decision it may change). Without the second lock
+        a decision could be signed on an evaluation a concurrent batch was changing, and that batch's re-check,
+        not seeing the uncommitted decision, would never flag it."""
         ...
 
     async def insert_decision(
@@ -80,6 +84,7 @@ class DecisionRecords(Protocol):
 class DecisionsSql(SqlBase):
     async def lock_decisions(self, shipment_id: int) -> None:
         await self._lock(f"decisions:{shipment_id}")
+        await self._lock_sync_states_of_shipment(shipment_id)
 
     async def insert_decision(
         self,

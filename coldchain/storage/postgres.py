@@ -147,6 +147,13 @@ class PostgresTransaction(SqlTransaction):
     async def _lock_sync_state(self, tracker_id: int) -> None:
         await self._conn.execute("SELECT 1 FROM tracker_sync_state WHERE tracker_id = $1 FOR UPDATE", tracker_id)
 
+    async def _lock_sync_states_of_shipment(self, shipment_id: int) -> None:
+        await self._conn.execute(
+            "SELECT 1 FROM tracker_sync_state WHERE tracker_id IN "
+            "(SELECT tracker_id FROM tracker_assignments WHERE shipment_id = $1) ORDER BY tracker_id FOR UPDATE",
+            shipment_id,
+        )
+
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
     ) -> list[int]:

@@ -124,6 +124,9 @@ class SqliteTransaction(SqlTransaction):
     async def _lock_sync_state(self, tracker_id: int) -> None:
         """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
 
+    async def _lock_sync_states_of_shipment(self, shipment_id: int) -> None:
+        """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
+
     async def insert_readings(
         self, tracker_id: int, readings: Sequence[Reading], *, received_at: datetime
     ) -> list[int]:

@@ -5,13 +5,15 @@ signature an organisation may require."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 import rfc8785
 from litestar import Litestar
@@ -20,8 +22,13 @@ from litestar.testing import AsyncTestClient
 from coldchain.domain.access import OPERATOR, Role
 from coldchain.domain.audit import first_broken_entry
 from coldchain.domain.readings import Reading
+from coldchain.domain.users import LoginLimits
 from coldchain.http.app import create_app
-from coldchain.services.users import create_user
+from coldchain.services import decisions
+from coldchain.services.decisions import recheck_decisions
+from coldchain.services.errors import Conflict
+from coldchain.services.evaluation import judge_readings
+from coldchain.services.users import create_user, session_principal
 from coldchain.settings import load_settings
 from coldchain.storage import Store
 from tests.factories import OPERATOR_TOKEN, bearer, make_org, make_token
@@ -455,3 +462,70 @@ async def test_an_auditor_reads_the_shipments_audit_trail_in_the_portal_with_the
     assert bad.status_code == 422 and "There is a problem" in bad.text and "since" in bad.text
     assert f"/v1/shipments/{desk.sid}/certificate.pdf" in investigation.text
     assert f"/portal/audit?shipment={desk.sid}" in investigation.text
+
+
+async def _waiting_on_a_row_lock(url: str, signing: asyncio.Task[Any]) -> None:
+    """Until the signing transaction waits on a tracker's sync state (or has finished: the lock was not taken)."""
+    conn = await asyncpg.connect(url)
+    try:
+        while not signing.done():
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%tracker_sync_state%'"
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs one writer at a time
+async def test_a_decision_signed_while_a_batch_is_in_flight_never_stands_on_what_the_batch_changed(
+    desk: Desk, database_url: str
+) -> None:
+    await synced_trip(desk)
+    await delivered(desk)
+    seen = (await investigate(desk))["integrity"]["snapshot_sha256"]
+    session_id = desk.sessions["grace"]["Cookie"].removeprefix("coldchain_session=")
+    first = len(TRIP)
+    late = [Reading(seq=first + i + 1, device_time=at((first + i) * 10.0), temperature_c=5.0) for i in range(3)]
+
+    async def sign_during_the_batch(store: Store) -> Any:
+        now = datetime.now(UTC)
+        signed_in = await session_principal(store, session_id, idle=timedelta(hours=1), now=now)
+        assert signed_in is not None
+        async with store.transaction() as tx:  # the batch, as record_batch runs it, under its tracker's lock
+            await tx.sync_state(desk.world.tracker_id)
+            await tx.append_readings(desk.world.tracker_id, late, received_at=now)
+            await judge_readings(tx, desk.world.tracker_id, late, now=now)
+            earliest, latest = late[0].device_time, late[-1].device_time
+            await recheck_decisions(tx, desk.world.tracker_id, earliest=earliest, latest=latest, now=now)
+            signing = asyncio.create_task(
+                decisions.decide(
+                    store,
+                    signed_in[0],
+                    desk.sid,
+                    outcome="reject",
+                    snapshot_sha256=seen,
+                    reason=None,
+                    comment=None,
+                    email="grace@pharmacy.example",
+                    password=PASSWORD,
+                    client="test",
+                    limits=LoginLimits(per_account=4, per_client=4, window=timedelta(minutes=15)),
+                    now=now,
+                )
+            )
+            await _waiting_on_a_row_lock(database_url, signing)  # the batch re-checked before the signing ends
+        return (await asyncio.gather(signing, return_exceptions=True))[0]
+
+    outcome = desk.call(sign_during_the_batch)
+
+    current = (await investigate(desk, "ada"))["integrity"]["snapshot_sha256"]
+    assert current != seen, "the batch changed the evaluation"
+    listed = (await desk.client.get(f"/v1/shipments/{desk.sid}/decisions", headers=desk.sessions["ada"])).json()
+    in_effect = [d for d in listed if d["state"] == "in_effect"]
+    assert all(d["snapshot_sha256"] == current for d in in_effect), "no decision stands on an evaluation gone by"
+    assert isinstance(outcome, Conflict) and "changed since it was shown" in str(outcome)
+    assert listed == []
