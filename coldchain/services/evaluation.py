@@ -17,7 +17,8 @@ The lot's budget: each stream saves the intervals it spent beyond each lifetime 
 changed a stream's spending, the lot is locked (two trackers of one lot syncing at once serialise there, so the
 later one sees the earlier one's spending and neither misses the crossing), every stream's spending of the lot is
 read, and the lot's budget alarm is put where the summed spending crosses the allowance in device time: raised
-on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch.
+on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch. A shipment of no
+lot is a lot of its own: its budget is locked by the shipment, for its trackers syncing at once.
 """
 
 from __future__ import annotations
@@ -124,8 +125,11 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
     ordered = _in_order(readings)
     earliest, latest = ordered[0].device_time, ordered[-1].device_time
     candidates = await tx.assignments_with_streams(tracker_id, earliest=earliest, latest=latest)
-    for lot_id in await _lots_spending(tx, candidates):
-        await tx.lock_lot(lot_id)
+    for lot_id, shipment_id in await _budgets_spent_from(tx, candidates):
+        if lot_id is not None:
+            await tx.lock_lot(lot_id)
+        else:
+            await tx.lock_shipment_budget(shipment_id)
     spent: dict[int, Profile] = {}
     for (assignment, stream), own in _by_assignment(candidates, ordered, earliest=earliest, latest=latest):
         profile = await _judge_stream(tx, assignment, stream, own, now=now)
@@ -142,18 +146,18 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
         await _judge_lot_budget(tx, shipment, profile, now=now)
 
 
-async def _lots_spending(tx: Transaction, candidates: Sequence[_Candidate]) -> list[int]:
-    """The lots whose budget these assignments may spend from, in id order: locked before anything else is
-    written (the audit chain's lock included), so that two transactions of one lot serialise and never wait for
-    each other's locks in opposite orders."""
-    lots: set[int] = set()
+async def _budgets_spent_from(tx: Transaction, candidates: Sequence[_Candidate]) -> list[tuple[int | None, int]]:
+    """The budgets these assignments may spend from, as (lot, shipment): a lot's, or the shipment's own when it
+    belongs to no lot (``None``). Locked before anything else is written (the audit chain's lock included), lots
+    in id order and then lone shipments in id order, so that two transactions spending from one budget serialise
+    and never wait for each other's locks in opposite orders."""
+    budgets: set[tuple[int | None, int]] = set()
     for assignment, stream in candidates:
         if stream is not None and not any(rule.scope == "lifetime" for rule in stream.profile.rules):
             continue
         shipment = await _shipment(tx, assignment.shipment_id)
-        if shipment.lot_id is not None:
-            lots.add(shipment.lot_id)
-    return sorted(lots)
+        budgets.add((shipment.lot_id, 0) if shipment.lot_id is not None else (None, shipment.id))
+    return sorted(budgets, key=lambda budget: (budget[0] is None, budget[0] or 0, budget[1]))
 
 
 def _in_order(readings: Sequence[Reading]) -> list[Reading]:

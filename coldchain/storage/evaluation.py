@@ -83,6 +83,10 @@ class EvaluationRecords(Protocol):
         of one lot syncing at once must not both miss the crossing)."""
         ...
 
+    async def lock_shipment_budget(self, shipment_id: int) -> None:
+        """:meth:`lock_lot` for the budget of a shipment that belongs to no lot (its own)."""
+        ...
+
     async def lot_spending(self, lot_id: int) -> list[Spending]:
         """Every stream's spending of every lifetime rule, over the lot's shipments."""
         ...
@@ -272,6 +276,9 @@ class EvaluationSql(SqlBase):
 
     async def lock_lot(self, lot_id: int) -> None:
         await self._lock(f"lot:{lot_id}")
+
+    async def lock_shipment_budget(self, shipment_id: int) -> None:
+        await self._lock(f"shipment-budget:{shipment_id}")
 
     def _spending(self, row: Any) -> Spending:
         held = bytes(row["spending"])

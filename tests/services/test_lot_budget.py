@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
+import asyncpg
 import msgspec
 import pytest
 
@@ -18,7 +19,7 @@ from coldchain.domain.access import OPERATOR
 from coldchain.domain.profiles import AlarmRule, Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Shipment
-from coldchain.services.evaluation import budgets_left, shipment_judgement
+from coldchain.services.evaluation import budgets_left, judge_readings, shipment_judgement
 from coldchain.services.sync import record_batch
 from coldchain.storage import Store, open_store
 from tests.factories import assign, make_tracker
@@ -211,3 +212,54 @@ async def _sync_at_once(url: str, order: Sequence[int]) -> list[tuple[int, datet
 async def test_two_trackers_of_a_lot_syncing_at_once_do_not_both_miss_the_crossing(database_url: str) -> None:
     assert await _sync_at_once(database_url, (0, 1, 2)) == [(2, CROSSING)]
     assert await _sync_at_once(database_url, (1, 0, 2)) == [(2, CROSSING)]
+
+
+async def _waiting_on_a_lock(url: str, task: asyncio.Task[object]) -> None:
+    """Until ``task``'s transaction waits on a lock (or the task has finished: it took none that was held)."""
+    conn = await asyncpg.connect(url)
+    try:
+        while not task.done():
+            if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                return
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs one writer at a time
+async def test_two_trackers_of_a_shipment_of_no_lot_syncing_at_once_do_not_both_miss_the_crossing(
+    database_url: str,
+) -> None:
+    """The shipment's own budget: the first tracker spends 540 minutes on day 0 (warm from minute 60 to its last
+    reading), the second 200 on day 1, while the first one's batch is still being stored. The crossing is 180
+    minutes into the second's spell."""
+    store = await open_store(database_url, pool_size=4)
+    try:
+        world = await make_world(store, ALLOWANCE)
+        alone = await shipment_of(
+            store,
+            owner=world.shipper,
+            carrier=world.carrier,
+            receiver=None,
+            profile=world.profile,
+            product_id=world.product_id,
+        )
+        assert alone.lot_id is None
+        first, second = (await make_tracker(store, world.carrier)).id, (await make_tracker(store, world.carrier)).id
+        await assign(store, alone.id, first, at(-60), at(DAY_MIN - 60))
+        await assign(store, alone.id, second, at(DAY_MIN - 60))
+        first_leg, second_leg = leg(0, 540), leg(1, 200)
+        now = at(4 * DAY_MIN)
+
+        async with store.transaction() as tx:  # the first tracker's batch, as record_batch runs it
+            await tx.sync_state(first)
+            await tx.append_readings(first, first_leg, received_at=now)
+            await judge_readings(tx, first, first_leg, now=now)
+            syncing = asyncio.create_task(record_batch(store, second, second_leg, now=now, policy=LIVE))
+            await _waiting_on_a_lock(database_url, syncing)
+        await syncing
+
+        found = [(s.alarm.rule, s.alarm.met_at) for s in await alarms_of(store, alone.id) if s.alarm.rule == "budget"]
+        assert found == [("budget", at(DAY_MIN + 60 + 180))]
+    finally:
+        await store.close()
