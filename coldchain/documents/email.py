@@ -10,7 +10,8 @@ preferences page, where they are changed or turned off (also the ``List-Unsubscr
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from functools import cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from coldchain.documents import wording
 from coldchain.documents.report import TEMPLATES
 from coldchain.domain.emails import EmailMessage, NoticeItem, RenderedEmail
 
-__all__ = ["local_time", "render_email"]
+__all__ = ["email_subject", "local_time", "render_email"]
 
 _HEADLINES: Final[dict[str, str]] = {
     "alarm.raised": "Alarm raised",
@@ -102,6 +103,15 @@ def _subject_of(item: NoticeItem) -> str:
     if item.kind == "tracker.silent" and isinstance(tracker, str):
         return f"[coldchain] Tracker {tracker} silent{on}"
     return f"[coldchain] {what}{on}"
+
+
+def email_subject(items: Sequence[NoticeItem], digest_on: date | None) -> str:
+    """The subject of an email telling ``items``: the first (only) item's, or a digest's count. The outbox keeps
+    no subject; the portal's email log says it again from the same items."""
+    if digest_on is None:
+        return _subject_of(items[0]) if items else "[coldchain]"
+    count = len(items)
+    return f"[coldchain] Daily digest {digest_on.isoformat()}: {count} notification{'s' * (count != 1)}"
 
 
 def _block(item: NoticeItem, message: EmailMessage) -> _Block:
@@ -195,12 +205,10 @@ def _environment() -> jinja2.Environment:
 def render_email(message: EmailMessage) -> RenderedEmail:
     """The subject, the plain text and the HTML of ``message``."""
     blocks = [_block(item, message) for item in message.items]
+    subject = email_subject(message.items, message.digest_on)
     if message.digest_on is None:
-        subject = _subject_of(message.items[0])
         intro = None
     else:
-        count = len(message.items)
-        subject = f"[coldchain] Daily digest {message.digest_on.isoformat()}: {count} notification{'s' * (count != 1)}"
         intro = (
             f"What happened since your last digest ({local_time(message.digest_since, message.time_zone)})."
             if message.digest_since is not None

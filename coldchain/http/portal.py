@@ -34,12 +34,13 @@ from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 from markupsafe import Markup, escape
 
+from coldchain.documents.email import email_subject
 from coldchain.documents.report import STYLESHEET, report_body, report_pdf
 from coldchain.domain.access import ROLES, Principal, allowed
 from coldchain.domain.audit import AuditFilter
 from coldchain.domain.board import BOARD_STATES, BoardState
 from coldchain.domain.decisions import DECIDABLE_STATUSES, MEANINGS
-from coldchain.domain.emails import PREFERENCE_KINDS
+from coldchain.domain.emails import DIRECT_KIND, MAX_CHAIN_DELAY_MIN, MAX_CHAIN_STEPS, PREFERENCE_KINDS, EmailAttempt
 from coldchain.domain.notifications import NOTIFICATION_KINDS
 from coldchain.domain.shipments import Leg, Place
 from coldchain.http.auth import CSRF_FIELD, check_csrf, request_session
@@ -55,6 +56,7 @@ from coldchain.services import audit as audit_cases
 from coldchain.services import custody as custody_cases
 from coldchain.services import decisions as decision_cases
 from coldchain.services import emails as email_cases
+from coldchain.services import escalation as escalation_cases
 from coldchain.services import evaluation as evaluation_cases
 from coldchain.services import portal as use_cases
 from coldchain.services import products as product_cases
@@ -62,7 +64,7 @@ from coldchain.services import shipments as shipment_cases
 from coldchain.services import trackers as tracker_cases
 from coldchain.services import users as user_cases
 from coldchain.services import webhooks as webhook_cases
-from coldchain.services.errors import ServiceError
+from coldchain.services.errors import Invalid, NotFound, ServiceError
 from coldchain.services.eta import shipment_eta
 from coldchain.settings import Settings
 from coldchain.storage import AlreadyExists
@@ -633,6 +635,179 @@ async def preferences_submit(
             store, viewer, settings, now, status_code=_refusal(exc), errors=errors, values=values
         )
     return Redirect("/portal/preferences?saved=1", status_code=303)
+
+
+# -- the escalation chain and the email log --------------------------------------------------------------------------
+
+_STEP_FIELD = re.compile(r"^steps\[(\d+)\]\.(user_id|delay_min): (.*)$", re.DOTALL)
+_MAX_ROWS = 2 * MAX_CHAIN_STEPS
+"""Rows a submitted form is read for: more than a chain may have, so the service's own limit is what refuses."""
+_EMAIL_STATES = {
+    "pending": "waiting",
+    "waiting_digest": "waiting for the digest",
+    "in_digest": "sent in a digest",
+    "sent": "sent",
+    "failed": "failed",
+    "cancelled": "cancelled",
+}
+
+
+def _delay_words(minutes: int) -> str:
+    """``90`` as a person says it: ``1 hour 30 minutes``."""
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [(days, "day"), (hours, "hour"), (mins, "minute")]
+    return " ".join(f"{n} {unit}{'s' * (n != 1)}" for n, unit in parts if n) or "0 minutes"
+
+
+def _attempt_result(attempt: EmailAttempt) -> str:
+    """What became of one attempt, in words: the SMTP reply class (RFC 5321 §4.2.1) or why there was none."""
+    if attempt.duration_ms is None:
+        return "no outcome: the attempt's process stopped while sending"
+    code = attempt.reply_code
+    if code is None:
+        return "failed before the server replied"
+    if 200 <= code < 300:
+        return "accepted"
+    if 400 <= code < 500:
+        return "refused for now (tried again)"
+    return "refused"
+
+
+def _own_organisation(viewer: Viewer) -> int:
+    organisation = viewer.principal.organisation_id
+    if organisation is None:
+        raise NotFound("the operator acts for no organisation: read and set chains through the API")
+    return organisation
+
+
+def _chain_rows(form: Mapping[str, str]) -> list[dict[str, str]]:
+    """The step rows as entered (person's user id, delay), in the form's order; a row missing from the form ends
+    the list."""
+    rows = []
+    for n in range(1, _MAX_ROWS + 1):
+        if f"step-{n}-user" not in form and f"step-{n}-delay" not in form:
+            break
+        rows.append(
+            {
+                "user": (form.get(f"step-{n}-user") or "").strip()[:30],
+                "delay": (form.get(f"step-{n}-delay") or "").strip()[:30],
+            }
+        )
+    return rows
+
+
+def _chain_steps(rows: list[dict[str, str]]) -> tuple[list[tuple[int, int]], list[int]]:
+    """The steps the rows enter (empty rows left out) and the row number of each, so a refusal of a step can be
+    shown beside its row. Only the form's values are read here: what makes a chain right is the service's."""
+    steps, numbers = [], []
+    for n, row in enumerate(rows, start=1):
+        if not row["user"] and not row["delay"]:
+            continue
+        if not row["user"].isdigit():
+            raise FormError(f"step-{n}-user", f"Step {n}: choose a person")
+        try:
+            delay = int(row["delay"])
+        except ValueError:
+            raise FormError(f"step-{n}-delay", f"Step {n}: the delay is a whole number of minutes") from None
+        steps.append((int(row["user"]), delay))
+        numbers.append(n)
+    return steps, numbers
+
+
+def _chain_error(exc: Exception, numbers: list[int]) -> dict[str, str]:
+    """Where the service's refusal goes on the page: ``steps[1].delay_min: ...`` beside the delay of its row."""
+    if isinstance(exc, FormError):
+        return {exc.field: str(exc)}
+    message = str(exc)
+    found = _STEP_FIELD.match(message)
+    if found is None or int(found.group(1)) >= len(numbers):
+        return {"steps": message.removeprefix("steps: ").capitalize()}
+    row = numbers[int(found.group(1))]
+    if found.group(2) == "user_id":
+        return {f"step-{row}-user": f"Step {row}, person: {found.group(3)}"}
+    return {f"step-{row}-delay": f"Step {row}, delay: {found.group(3)}"}
+
+
+async def _escalation_page(
+    store: Any,
+    viewer: Viewer,
+    settings: Settings,
+    now: datetime,
+    *,
+    limit: int = 50,
+    status_code: int = 200,
+    rows: list[dict[str, str]] | None = None,
+    errors: dict[str, str] | None = None,
+    notice: str | None = None,
+) -> Template:
+    organisation = _own_organisation(viewer)
+    chain = await escalation_cases.escalation_chain(store, viewer.principal, organisation)
+    people = await user_cases.list_users(store, viewer.principal, organisation)
+    logged = await email_cases.email_log_told(store, viewer.principal, organisation, limit=limit)
+    if rows is None:
+        rows = [{"user": str(s.user_id), "delay": str(s.delay_min)} for s in chain.steps] or [{"user": "", "delay": ""}]
+    return _page(
+        "escalation.html",
+        viewer,
+        settings,
+        now,
+        status_code,
+        nav="escalation",
+        chain=chain,
+        people={user.id: user for user in people},
+        choices=sorted((user for user in people if user.active), key=lambda user: user.name.lower()),
+        rows=rows,
+        max_steps=MAX_CHAIN_STEPS,
+        max_delay=MAX_CHAIN_DELAY_MIN,
+        delay_words=_delay_words,
+        emails=[(entry, email_subject(entry.items, entry.delivery.digest_on)) for entry in logged],
+        limit=limit,
+        states=_EMAIL_STATES,
+        attempt_result=_attempt_result,
+        kind_words=_KIND_WORDS | {DIRECT_KIND: "An alarm stays unacknowledged: a step of the escalation chain"},
+        email_on=settings.email_enabled,
+        errors=errors or {},
+        notice=notice,
+    )
+
+
+@get("/portal/escalation", include_in_schema=False)
+async def escalation_page(
+    viewer: ViewerDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    now: NowDep,
+    saved: Annotated[int | None, QueryParameter(ge=1, le=1)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+) -> Template:
+    """The organisation's escalation chain with the form that replaces it, and its email log (the admin's)."""
+    notice = "The escalation chain is saved." if saved else None
+    return await _escalation_page(store, viewer, settings, now, limit=limit, notice=notice)
+
+
+@post("/portal/escalation", include_in_schema=False)
+async def escalation_submit(
+    data: Form, viewer: ViewerDep, store: StoreDep, settings: SettingsDep, now: NowDep
+) -> Response[Any]:
+    """Save the chain as entered (``action=save``), or show the form again with one more empty row (``add``) or
+    without a row (``remove=N``), nothing saved."""
+    rows = _chain_rows(data)
+    removed = data.get("remove") or ""
+    if removed.isdigit() and 1 <= int(removed) <= len(rows):
+        rows.pop(int(removed) - 1)
+        return await _escalation_page(store, viewer, settings, now, rows=rows or [{"user": "", "delay": ""}])
+    if data.get("action") == "add":
+        return await _escalation_page(store, viewer, settings, now, rows=[*rows, {"user": "", "delay": ""}])
+    numbers: list[int] = []
+    try:
+        steps, numbers = _chain_steps(rows)
+        await escalation_cases.save_escalation_chain(store, viewer.principal, _own_organisation(viewer), steps, now=now)
+    except (Invalid, FormError) as exc:
+        return await _escalation_page(
+            store, viewer, settings, now, status_code=422, rows=rows, errors=_chain_error(exc, numbers)
+        )
+    return Redirect("/portal/escalation?saved=1", status_code=303)
 
 
 @post("/portal/shipments/{shipment_id:int}/alarms/{alarm_id:int}/acknowledge", include_in_schema=False)
@@ -1224,6 +1399,8 @@ def portal_routes(settings: Settings) -> list[ControllerRouterHandler]:
             follow_submit,
             preferences_page,
             preferences_submit,
+            escalation_page,
+            escalation_submit,
             acknowledge,
             inbox_page,
             worklist_page,

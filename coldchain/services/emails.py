@@ -67,10 +67,12 @@ from coldchain.storage import Store, Transaction
 __all__ = [
     "EmailPolicy",
     "EmailRound",
+    "LoggedEmail",
     "PreferencesChange",
     "Render",
     "deliver_due_emails",
     "email_log",
+    "email_log_told",
     "follow_shipment",
     "followed_shipments",
     "make_digests",
@@ -296,6 +298,46 @@ async def email_log(
         return await tx.emails_of_organisation(organisation_id, limit=limit)
 
 
+class LoggedEmail(msgspec.Struct, frozen=True, kw_only=True):
+    """An email of the log as its admin reads it: the delivery with its attempts, the recipient's name, and what
+    it tells (the notifications as the message told them, without the reading and the custodian, which its subject
+    does not use)."""
+
+    delivery: EmailDelivery
+    recipient: str | None
+    """The user's name; ``None`` for a user no longer found."""
+    items: list[NoticeItem]
+
+
+async def email_log_told(
+    store: Store, principal: Principal, organisation_id: int, *, limit: int = 50
+) -> list[LoggedEmail]:
+    """:func:`email_log` with what each email tells, for the portal's page: the outbox keeps no subject, so the
+    page says it again from the same notifications the message was written from."""
+    deliveries = await email_log(store, principal, organisation_id, limit=limit)
+    told: dict[int, NoticeItem] = {}
+    logged = []
+    async with store.transaction() as tx:
+        names = {user.id: user.name for user in await tx.users_of_organisation(organisation_id)}
+        for delivery in deliveries:
+            if delivery.notification_id is None:
+                notifications = await tx.notifications_of_digest(delivery.id)
+            else:
+                found = await tx.get_notification(delivery.notification_id)
+                notifications = [] if found is None else [found]
+            for notification in notifications:
+                if notification.id not in told:
+                    told[notification.id] = await _item(tx, notification, brief=True)
+            logged.append(
+                LoggedEmail(
+                    delivery=delivery,
+                    recipient=names.get(delivery.user_id),
+                    items=[told[n.id] for n in notifications],
+                )
+            )
+    return logged
+
+
 # -- planning ------------------------------------------------------------------------------------------------------
 
 
@@ -519,9 +561,9 @@ async def _message(
     )
 
 
-async def _item(tx: Transaction, notification: Notification) -> NoticeItem:
+async def _item(tx: Transaction, notification: Notification, *, brief: bool = False) -> NoticeItem:
     """What a person reads about one notification: the shipment it concerns, and for an alarm its rule, severity,
-    the reading that met it and who held the shipment then."""
+    the reading that met it and who held the shipment then (``brief``: neither the reading nor the holder)."""
     fields: dict[str, Any] = {
         "notification_id": notification.id,
         "kind": notification.kind,
@@ -556,12 +598,14 @@ async def _item(tx: Transaction, notification: Notification) -> NoticeItem:
                 "began_at": alarm.began_at,
                 "met_at": alarm.met_at,
             }
-            fields["reading"], fields["reading_at"] = await _reading(
-                tx, stored.assignment_id, shipment.id, alarm.metric, alarm.met_at
-            )
-        holder = await custodian_at(tx, shipment.id, moment)
-        organisation = None if holder is None else await tx.get_organisation(holder)
-        fields["custodian"] = None if organisation is None else organisation.name
+            if not brief:
+                fields["reading"], fields["reading_at"] = await _reading(
+                    tx, stored.assignment_id, shipment.id, alarm.metric, alarm.met_at
+                )
+        if not brief:
+            holder = await custodian_at(tx, shipment.id, moment)
+            organisation = None if holder is None else await tx.get_organisation(holder)
+            fields["custodian"] = None if organisation is None else organisation.name
     return msgspec.convert(fields, NoticeItem)
 
 

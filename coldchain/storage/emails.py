@@ -117,6 +117,10 @@ class EmailRecords(Protocol):
 
     async def get_notification(self, notification_id: int) -> Notification | None: ...
 
+    async def notifications_of_digest(self, digest_id: int) -> list[Notification]:
+        """The notifications a digest email carries, in commit order."""
+        ...
+
     async def insert_email(
         self,
         *,
@@ -378,6 +382,10 @@ class EmailsSql(SqlBase):
         row = await self._q.get_notification(self._conn, id=notification_id)
         return None if row is None else self._email_notification(row)
 
+    async def notifications_of_digest(self, digest_id: int) -> list[Notification]:
+        rows = self._q.notifications_of_digest(self._conn, digest_id=digest_id)
+        return [self._email_notification(row) async for row in rows]
+
     async def insert_email(
         self,
         *,
@@ -450,10 +458,7 @@ class EmailsSql(SqlBase):
                 found = await self.get_notification(row["notification_id"])
                 notifications = [] if found is None else [found]
             else:
-                notifications = [
-                    self._email_notification(n)
-                    async for n in self._q.notifications_of_digest(self._conn, digest_id=row["id"])
-                ]
+                notifications = await self.notifications_of_digest(row["id"])
             taken.append(
                 DueEmail(
                     id=row["id"],
