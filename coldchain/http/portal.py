@@ -1,9 +1,10 @@
 """The portal: server-rendered pages over the same use cases as the API (a page is a view of its API twin).
 
 Pages: sign-in, the board (map and table of shipments in transit, live), a shipment (chart, route, custody,
-alarms, ETA, MKT, budget, disposition), the alarm inbox, and set-up (products and lots, trackers, shipments,
-webhooks, users). Every form works without JavaScript and carries the session's CSRF token; a refused form is
-shown again with a summary of what went wrong at the top, the message beside the field and the values kept.
+alarms, ETA, MKT, budget, disposition), the alarm inbox, set-up (products and lots, trackers, shipments,
+webhooks, users), a person's email preferences, and the admin's escalation chain and email log. Every form works
+without JavaScript and carries the session's CSRF token; a refused form is shown again with a summary of what went
+wrong at the top, the message beside the field and the values kept.
 JavaScript draws the map (Leaflet), the chart (uPlot) and applies live updates (EventSource on ``/v1/events``).
 
 Every asset is served by the service: the portal's own CSS and scripts from ``static/``, the libraries from

@@ -1,20 +1,28 @@
 """User journeys through the portal in a real Chromium, each ending with a full-page screenshot in
 ``tests/artifacts/``: sign in and watch the board change live, read a shipment's chart and acknowledge its alarm,
-set up a tracker and a shipment, sign out."""
+set up a tracker and a shipment, sign out, set an escalation chain and read the email log."""
 
 from __future__ import annotations
 
+import functools
 import io
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pypdf
 import pytest
 from playwright.async_api import Page, expect
 
+from coldchain.documents.email import render_email
+from coldchain.domain.access import OPERATOR
+from coldchain.services import emails
+from coldchain.services.emails import EmailPolicy, PreferencesChange
+from coldchain.storage import open_store
 from tests.browser.conftest import ADMIN_EMAIL, AUDITOR_EMAIL, NOW, PASSWORD, Portal, journey, push, screenshot, sign_in
 from tests.documents.test_report import save_pages
+from tests.mail import SmtpSink
 
 pytestmark = pytest.mark.slow
 
@@ -268,3 +276,86 @@ async def test_a_person_follows_a_shipment_and_chooses_the_emails_they_get(page:
     await screenshot(page, "17-preferences-saved")
     saved = await page.request.get(f"{portal.url}/v1/users/me/notification-preferences")
     assert (await saved.json())["kinds"] == ["alarm.escalated", "alarm.raised"]
+
+
+async def _an_email_to_lena(database_url: str) -> None:
+    """One email in the shipper's log the way the email job makes it: Lena chose silent trackers, the planner
+    takes a notification, and the test's SMTP server refuses the first attempt and accepts the second."""
+    store = await open_store(database_url)
+    try:
+        async with store.transaction() as tx:
+            [org] = [o.id for o in await tx.list_organisations() if o.name == "Nordpharma Distribution"]
+            [lena] = [u for u in await tx.users_of_organisation(org) if u.name == "Lena Fischer"]
+        await emails.save_preferences(
+            store, OPERATOR, PreferencesChange(kinds=["tracker.silent"]), organisation_id=org, user_id=lena.id, now=NOW
+        )
+        await emails.plan_emails(store, now=NOW)  # the first plan starts here
+        async with store.transaction() as tx:
+            await tx.publish(
+                "tracker.silent",
+                organisation_ids=[org],
+                subject="tracker:TRK-B2",
+                payload={"tracker": "TRK-B2", "silent_for_s": 5400},
+                now=NOW,
+            )
+        assert await emails.plan_emails(store, now=NOW) == 1
+        policy = EmailPolicy(sender="coldchain <alerts@coldchain.test>", public_url="http://127.0.0.1", retry_s=1)
+        async with SmtpSink(["451 4.3.0 greylisted, try again later"]) as sink:
+            for moment in (NOW, NOW + timedelta(minutes=2)):
+                await emails.deliver_due_emails(
+                    store,
+                    sink.transport(),
+                    render=render_email,
+                    clock=functools.partial(_at, moment),
+                    worker="journey",
+                    policy=policy,
+                )
+        assert len(sink.received) == 1
+    finally:
+        await store.close()
+
+
+def _at(moment: datetime) -> datetime:
+    return moment
+
+
+async def test_an_admin_sets_the_escalation_chain_and_reads_the_email_log(
+    page: Page, portal: Portal, tmp_path: Path
+) -> None:
+    await _an_email_to_lena(f"sqlite:///{tmp_path / 'portal.db'}")
+    await sign_in(page, portal, email=ADMIN_EMAIL)
+    await expect(page.get_by_role("heading", name="Shipments in transit")).to_be_visible()
+    await page.get_by_role("link", name="Escalation").click()
+    await expect(page.get_by_role("heading", name="Escalation chain")).to_be_visible()
+    await expect(page.locator("#chain")).to_contain_text("No chain")
+
+    await page.get_by_label("Step 1: person").select_option(label="Lena Fischer (lena.fischer@nordpharma.example)")
+    await page.get_by_label("Step 1: minutes after the alarm").fill("30")
+    await page.get_by_role("button", name="Add a step").click()
+    await page.get_by_label("Step 2: person").select_option(label=f"Max Weber ({ADMIN_EMAIL})")
+    await page.get_by_label("Step 2: minutes after the alarm").fill("20")
+    await page.get_by_role("button", name="Save the chain").click()  # the second step before the first: refused
+    await expect(page.locator(".error-summary")).to_contain_text("no step comes before the one above it")
+    await expect(page.get_by_label("Step 1: minutes after the alarm")).to_have_value("30")
+    await expect(page.get_by_label("Step 2: person")).to_have_value(re.compile(r"^\d+$"))
+    await screenshot(page, "18-escalation-refused")
+
+    await page.get_by_label("Step 2: minutes after the alarm").fill("90")
+    await page.get_by_role("button", name="Save the chain").click()
+    await expect(page.locator(".notice")).to_contain_text("The escalation chain is saved.")
+    steps = page.locator("#chain tbody tr")
+    await expect(steps).to_have_count(2)
+    await expect(steps.nth(0)).to_contain_text("Lena Fischer")
+    await expect(steps.nth(0)).to_contain_text("30 minutes after it was raised")
+    await expect(steps.nth(1)).to_contain_text("Max Weber")
+    await expect(steps.nth(1)).to_contain_text("1 hour 30 minutes after it was raised")
+
+    log = page.locator("#emails tbody tr")
+    await expect(log).to_have_count(1)
+    await expect(log.first).to_contain_text("[coldchain] Tracker TRK-B2 silent")
+    await expect(log.first).to_contain_text("lena.fischer@nordpharma.example")
+    await expect(log.first.locator(".email-state")).to_have_text("sent")
+    await expect(log.first.locator(".attempts li")).to_have_count(2)
+    await expect(log.first.locator(".attempts li").first).to_contain_text("greylisted")
+    await expect(log.first.locator("time").first).to_contain_text(re.compile(r"UTC\+0[12]:00"))  # Berlin
+    await screenshot(page, "19-escalation-saved-and-email-log")
