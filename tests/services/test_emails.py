@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from coldchain.documents.email import render_email
+from coldchain.documents.email import email_subject, render_email
 from coldchain.domain.access import OPERATOR, Principal
 from coldchain.domain.custody import Location
 from coldchain.domain.emails import EmailDelivery
@@ -432,3 +432,34 @@ async def test_preferences_are_a_persons_and_refuse_what_cannot_be_kept(store: S
             await emails.save_preferences(store, me, change, now=NOW)
     _, saved, follows = await emails.notification_preferences(store, me)
     assert (saved.kinds, saved.updated_at, follows) == ([], None, [])
+
+
+async def test_the_email_log_tells_each_emails_subject_as_it_was_sent_digests_included(store: Store) -> None:
+    world = await make_world(store)
+    ann = await person(store, world.receiver, "Ann", time_zone="Europe/Helsinki")
+    dora = await person(store, world.shipper, "Dora", cadence="digest", digest_hour=12)
+    await start_planning(store)
+    await sync(store, world, log(TRIP), now=NOW)
+
+    async with SmtpSink() as sink:
+        await plan_and_deliver(sink, store, NOW)
+        assert await emails.make_digests(store, now=at(360)) == 1
+        await deliver(sink, store, Clock(at(360)))
+    told = [
+        *await emails.email_log_told(store, OPERATOR, world.receiver),
+        *await emails.email_log_told(store, OPERATOR, world.shipper),
+    ]
+
+    sent = {r.message["Message-ID"]: r.subject for r in sink.received}
+    shown = {
+        f"<email-{entry.delivery.id}@coldchain.test>": email_subject(entry.items, entry.delivery.digest_on)
+        for entry in told
+        if entry.delivery.status == "sent"
+    }
+    # Three alarms to Ann; to Dora the reject alarms at once and the quarantine alarm in her digest.
+    assert len(sent) == 6 and shown == sent
+    assert {entry.recipient for entry in told} == {ann.name, dora.name}
+    [digest] = [entry for entry in told if entry.delivery.digest_on is not None]
+    assert [item.severity for item in digest.items] == ["quarantine"]
+    assert shown[f"<email-{digest.delivery.id}@coldchain.test>"].startswith("[coldchain] Daily digest 2026-02-01")
+    assert all(entry.items[0].reading is None for entry in told)  # the log reads no readings
