@@ -18,9 +18,9 @@ reverse), is a conflict: the held reading stays, and the copy is kept beside it 
 from __future__ import annotations
 
 import math
-from operator import attrgetter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Literal
 
 import msgspec

@@ -107,20 +107,20 @@ def _binary_copy(tracker_id: int, readings: Sequence[Reading], *, received_at: d
             micros = (r.device_time - _PG_EPOCH) // _MICROSECOND
         except TypeError:
             raise ValueError("naive datetime: storage takes aware datetimes only") from None
-        try:
-            append(
-                _ROW_REST.pack(
-                    8, r.seq, 8, micros, 2, r.utc_offset_min, 8, received,
-                    8, r.temperature_c, 8, r.humidity_pct, 8, r.pressure_kpa,
-                    8, r.latitude, 8, r.longitude, 8, r.battery_pct,
-                )  # fmt: skip
-            )
+        # fmt: off
+        try:  # each value after its length in bytes
+            append(_ROW_REST.pack(
+                8, r.seq, 8, micros, 2, r.utc_offset_min, 8, received,
+                8, r.temperature_c, 8, r.humidity_pct, 8, r.pressure_kpa, 8, r.latitude, 8, r.longitude,
+                8, r.battery_pct,
+            ))
         except struct.error:  # a quantity not measured (None): each field on its own
             quantities = (r.temperature_c, r.humidity_pct, r.pressure_kpa, r.latitude, r.longitude, r.battery_pct)
             append(
                 _ROW_KEYS.pack(8, r.seq, 8, micros, 2, r.utc_offset_min, 8, received)
                 + b"".join(_COPY_NULL if value is None else _DOUBLE.pack(8, value) for value in quantities)
             )
+        # fmt: on
     return b"".join((_COPY_HEADER, start, start.join(rows), _COPY_TRAILER))
 
 
