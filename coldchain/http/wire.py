@@ -192,7 +192,7 @@ def to_readings(batch: BatchIn) -> list[Reading]:
 
     The offset in minutes is worked out once per zone of the batch (msgspec gives every time with the same offset
     one fixed ``timezone``), not once per reading: a batch is usually all in one offset."""
-    readings = []
+    readings: list[Reading] = []
     append = readings.append
     offsets: dict[tzinfo | None, int] = {}
     for r in batch.readings:

@@ -100,7 +100,7 @@ def _binary_copy(tracker_id: int, readings: Sequence[Reading], *, received_at: d
     """
     start = _ROW_START.pack(len(_READING_COLUMNS), 8, tracker_id)
     received = (received_at - _PG_EPOCH) // _MICROSECOND
-    rows = []
+    rows: list[bytes] = []
     append = rows.append
     for r in readings:
         try:
