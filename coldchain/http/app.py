@@ -24,6 +24,7 @@ from coldchain.http.custody import CustodyApi
 from coldchain.http.decisions import DecisionApi, worklist
 from coldchain.http.deps import (
     Clock,
+    provide_ingest,
     provide_now,
     provide_policy,
     provide_settings,
@@ -146,6 +147,7 @@ def create_app(
             "policy": Provide(provide_policy, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "now": Provide(provide_now, sync_to_thread=False),
+            "ingest": Provide(provide_ingest, sync_to_thread=False),
         },
         exception_handlers=exception_handlers,
         template_config=TemplateConfig(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+import msgspec
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
@@ -17,12 +18,15 @@ from coldchain.storage import Store
 
 __all__ = [
     "Clock",
+    "Ingest",
+    "IngestDep",
     "NowDep",
     "PolicyDep",
     "PrincipalDep",
     "SettingsDep",
     "StoreDep",
     "TrackersDep",
+    "provide_ingest",
     "provide_now",
     "provide_policy",
     "provide_settings",
@@ -50,6 +54,20 @@ PrincipalDep = NamedDependency[SkipValidation[Principal]]
 NowDep = NamedDependency[SkipValidation[datetime]]
 
 
+class Ingest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the sync route needs, as one dependency: Litestar resolves several dependencies of a route in a task
+    group of their own (a task each, on every request), one alone in place."""
+
+    store: Store
+    settings: Settings
+    trackers: TrackerCache
+    policy: SyncPolicy
+    now: datetime
+
+
+IngestDep = NamedDependency[SkipValidation[Ingest]]
+
+
 def provide_store(state: State) -> Store:
     store: Store = state.store
     return store
@@ -68,6 +86,17 @@ def provide_trackers(state: State) -> TrackerCache:
 def provide_policy(state: State) -> SyncPolicy:
     policy: SyncPolicy = state.sync_policy
     return policy
+
+
+def provide_ingest(state: State) -> Ingest:
+    clock: Clock = state.clock
+    return Ingest(
+        store=state.store,
+        settings=state.settings,
+        trackers=state.trackers,
+        policy=state.sync_policy,
+        now=clock(),
+    )
 
 
 def provide_now(state: State) -> datetime:

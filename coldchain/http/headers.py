@@ -26,7 +26,8 @@ _DOCS_POLICY = (
 _ALWAYS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
 
 
-def add_security_headers(message: Message, scope: Scope) -> None:
+async def add_security_headers(message: Message, scope: Scope) -> None:
+    # A coroutine, though it awaits nothing: Litestar runs a plain function hook in a worker thread, twice per answer.
     if message["type"] != "http.response.start":
         return
     path: str = scope["path"]

@@ -34,8 +34,9 @@ def _query_names(handler: HTTPRouteHandler) -> frozenset[str]:
     return frozenset(names)
 
 
-def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
-    """``before_request`` hook: 422 naming the query parameters the route does not take."""
+async def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
+    """``before_request`` hook: 422 naming the query parameters the route does not take. A coroutine, though it
+    awaits nothing: Litestar runs a plain function hook in a worker thread, a thread hop on every request."""
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler) or handler.opt.get("raw_query"):
         return

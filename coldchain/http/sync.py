@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -23,7 +22,7 @@ from litestar.exceptions import HTTPException
 from litestar.params import FromPath
 
 from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signature
-from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep, TrackersDep
+from coldchain.http.deps import Ingest, IngestDep
 from coldchain.http.errors import ApiError
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures, client_address
@@ -36,10 +35,7 @@ from coldchain.metrics import (
     SYNC_INFLIGHT_BATCHES,
     SYNC_READINGS,
 )
-from coldchain.services.sync import BatchOutcome, SyncPolicy, record_batch
-from coldchain.services.trackers import TrackerCache
-from coldchain.settings import Settings
-from coldchain.storage import Store
+from coldchain.services.sync import BatchOutcome, record_batch
 
 __all__ = ["IngestGate", "sync_batch"]
 
@@ -145,18 +141,10 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
         },
     ),
 )
-async def sync_batch(
-    request: Request[Any, Any, Any],
-    serial: FromPath[str],
-    store: StoreDep,
-    settings: SettingsDep,
-    trackers: TrackersDep,
-    policy: PolicyDep,
-    now: NowDep,
-) -> SyncAckOut:
+async def sync_batch(request: Request[Any, Any, Any], serial: FromPath[str], ingest: IngestDep) -> SyncAckOut:
     started = time.perf_counter()
     try:
-        outcome = await _store_batch(request, serial, store, settings, trackers, policy, now)
+        outcome = await _store_batch(request, serial, ingest)
     except HTTPException as exc:
         SYNC_BATCHES_REFUSED.labels(status=str(exc.status_code)).inc()
         raise
@@ -177,15 +165,8 @@ async def sync_batch(
     )
 
 
-async def _store_batch(
-    request: Request[Any, Any, Any],
-    serial: str,
-    store: Store,
-    settings: Settings,
-    trackers: TrackerCache,
-    policy: SyncPolicy,
-    now: datetime,
-) -> BatchOutcome:
+async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ingest) -> BatchOutcome:
+    store, settings, trackers, policy, now = ingest.store, ingest.settings, ingest.trackers, ingest.policy, ingest.now
     lifecycle: Lifecycle = request.app.state.lifecycle
     if lifecycle.draining:
         raise ApiError(

@@ -10,7 +10,7 @@ blocks a tracker's queue: such a reading is quarantined with its reason, such a 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone, tzinfo
 from typing import Annotated
 
 import msgspec
@@ -188,15 +188,31 @@ def sent_at_of(batch: BatchIn) -> datetime | None:
 
 def to_readings(batch: BatchIn) -> list[Reading]:
     """The batch's readings for the domain, device times in UTC. A device time that has no UTC form (past year 1 or
-    9999 once its offset is applied) is passed on as sent: the domain quarantines that reading with the reason."""
-    readings = []
+    9999 once its offset is applied) is passed on as sent: the domain quarantines that reading with the reason.
+
+    The offset in minutes is worked out once per zone of the batch (msgspec gives every time with the same offset
+    one fixed ``timezone``), not once per reading: a batch is usually all in one offset."""
+    readings: list[Reading] = []
+    append = readings.append
+    offsets: dict[tzinfo | None, int] = {}
     for r in batch.readings:
-        offset = r.device_time.utcoffset()
-        readings.append(
+        sent = r.device_time
+        zone = sent.tzinfo
+        offset_min = offsets.get(zone) if type(zone) is timezone else None
+        if offset_min is None:
+            offset = sent.utcoffset()
+            offset_min = 0 if offset is None else int(offset.total_seconds() // 60)
+            if type(zone) is timezone:
+                offsets[zone] = offset_min
+        try:
+            device_time = sent.astimezone(UTC)
+        except OverflowError:
+            device_time = sent
+        append(
             Reading(
                 seq=r.seq,
-                device_time=r.device_time.astimezone(UTC) if _within_utc_range(r.device_time) else r.device_time,
-                utc_offset_min=0 if offset is None else int(offset.total_seconds() // 60),
+                device_time=device_time,
+                utc_offset_min=offset_min,
                 temperature_c=r.temperature_c,
                 humidity_pct=r.humidity_pct,
                 pressure_kpa=r.pressure_kpa,

@@ -615,7 +615,16 @@ async def approve_decision(
 
 def touched_span(times: Sequence[datetime]) -> tuple[datetime, datetime] | None:
     """The first and last of the device times a batch brought (quarantined ones included), leaving out those that
-    have no UTC form at all (such a reading is quarantined and belongs to no assignment)."""
+    have no UTC form at all (such a reading is quarantined and belongs to no assignment).
+
+    The earliest and the latest instant bound the others: when both have a UTC form, so do all, and they are the
+    span (the usual batch, without converting every time)."""
+    if not times:
+        return None
+    try:
+        return min(times).astimezone(UTC), max(times).astimezone(UTC)
+    except (OverflowError, ValueError, TypeError):
+        pass
     usable = []
     for moment in times:
         try:

@@ -9,8 +9,11 @@ import msgspec
 
 from coldchain.domain.readings import Reading
 from coldchain.domain.sync import (
+    SEQ_CEILING,
     SyncConflict,
+    SyncState,
     acknowledge,
+    all_acceptable,
     clock_offset_s,
     conflicts_with,
     extend_acknowledgement,
@@ -54,6 +57,21 @@ class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
 _reading_json = msgspec.json.Encoder()
 
 
+def _continues_the_log(readings: Sequence[Reading], state: SyncState, policy: SyncPolicy) -> bool:
+    """Whether every reading of a sequenced batch is new for certain and may extend the log: numbered above
+    everything held or acknowledged, each number once, none beyond what :func:`sequence_refusal` allows. Such a
+    batch (a tracker's next batch: nearly every one) needs no look-up and no decision per reading."""
+    if not readings:
+        return False
+    seqs = [reading.seq for reading in readings]
+    lowest, highest = min(seqs), max(seqs)
+    return (
+        lowest > max(state.max_seq, state.max_refused_seq, state.acked_through)
+        and highest <= min(SEQ_CEILING, state.max_seq + policy.max_seq_jump)
+        and len(set(seqs)) == len(seqs)
+    )
+
+
 async def record_batch(
     store: Store,
     tracker_id: int,
@@ -91,46 +109,52 @@ async def record_batch(
         # In a sequenced log nothing above max_seq is held, but for what went to quarantine for its number alone
         # (up to max_refused_seq). Unsequenced sources (numbered by time) keep no such bound.
         bound = max(state.max_seq, state.max_refused_seq)
-        maybe_held = sorted({r.seq for r in readings if not sequenced or r.seq <= bound})
-        known = await tx.held_readings(tracker_id, maybe_held) if maybe_held else {}
-        retired = state.acked_through if sequenced else 0
+        clean = all_acceptable(readings, now=now, max_future=policy.max_future)
         accepted: list[Reading] = []
         refused: list[tuple[Reading, str]] = []
         refused_for_number: set[int] = set()
         conflicts: list[SyncConflict] = []
         duplicates = 0
-        for reading in readings:
-            number_reason = sequence_refusal(
-                reading.seq, max_seq=state.max_seq if sequenced else None, max_jump=policy.max_seq_jump
-            )
-            reason = number_reason or quarantine_reason(reading, now=now, max_future=policy.max_future)
-            held = known.get(reading.seq)
-            if held is None and reading.seq <= retired:
-                duplicates += 1
-                continue
-            if held is not None:
-                held_reading, held_reason = held
-                if conflicts_with(held_reading, held_reason, reading, reason):
-                    conflicts.append(
-                        SyncConflict(
-                            seq=reading.seq,
-                            received_at=now,
-                            held_as="reading" if held_reason is None else "quarantined",
-                            held=held_reading,
-                            sent=reading,
-                            sent_reason=reason,
-                        )
-                    )
-                else:
+        if sequenced and clean and _continues_the_log(readings, state, policy):
+            accepted = list(readings)
+        else:
+            maybe_held = sorted({r.seq for r in readings if not sequenced or r.seq <= bound})
+            known = await tx.held_readings(tracker_id, maybe_held) if maybe_held else {}
+            retired = state.acked_through if sequenced else 0
+            for reading in readings:
+                number_reason = sequence_refusal(
+                    reading.seq, max_seq=state.max_seq if sequenced else None, max_jump=policy.max_seq_jump
+                )
+                reason = number_reason or (
+                    None if clean else quarantine_reason(reading, now=now, max_future=policy.max_future)
+                )
+                held = known.get(reading.seq)
+                if held is None and reading.seq <= retired:
                     duplicates += 1
-                continue
-            known[reading.seq] = (reading, reason)
-            if reason is None:
-                accepted.append(reading)
-            else:
-                refused.append((reading, reason))
-                if number_reason is not None:
-                    refused_for_number.add(reading.seq)
+                    continue
+                if held is not None:
+                    held_reading, held_reason = held
+                    if conflicts_with(held_reading, held_reason, reading, reason):
+                        conflicts.append(
+                            SyncConflict(
+                                seq=reading.seq,
+                                received_at=now,
+                                held_as="reading" if held_reason is None else "quarantined",
+                                held=held_reading,
+                                sent=reading,
+                                sent_reason=reason,
+                            )
+                        )
+                    else:
+                        duplicates += 1
+                    continue
+                known[reading.seq] = (reading, reason)
+                if reason is None:
+                    accepted.append(reading)
+                else:
+                    refused.append((reading, reason))
+                    if number_reason is not None:
+                        refused_for_number.add(reading.seq)
 
         if accepted:
             await tx.append_readings(tracker_id, accepted, received_at=now)

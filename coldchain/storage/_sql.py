@@ -478,8 +478,7 @@ class SqlTransaction(
         )
 
     async def sync_state(self, tracker_id: int) -> SyncState:
-        await self._lock_sync_state(tracker_id)
-        row = await self._q.get_sync_state(self._conn, tracker_id=tracker_id)
+        row = await self._locked_sync_state_row(tracker_id)
         if row is None:
             raise LookupError(f"no tracker with id {tracker_id}")
         return self._sync_state(row)

@@ -46,7 +46,9 @@ class SqlBase(abc.ABC):
     async def _lock_audit_chain(self) -> None: ...
 
     @abc.abstractmethod
-    async def _lock_sync_state(self, tracker_id: int) -> None: ...
+    async def _locked_sync_state_row(self, tracker_id: int) -> Any:
+        """The tracker's ``tracker_sync_state`` row (the columns of ``get_sync_state``), locked until the
+        transaction ends, or ``None``."""
 
     @abc.abstractmethod
     async def _lock_sync_states_of_shipment(self, shipment_id: int) -> None:

@@ -121,8 +121,9 @@ class SqliteTransaction(SqlTransaction):
     async def _lock_audit_chain(self) -> None:
         """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
 
-    async def _lock_sync_state(self, tracker_id: int) -> None:
+    async def _locked_sync_state_row(self, tracker_id: int) -> Any:
         """``BEGIN IMMEDIATE`` already holds the database's only write lock."""
+        return await self._q.get_sync_state(self._conn, tracker_id=tracker_id)
 
     async def _lock_sync_states_of_shipment(self, shipment_id: int) -> None:
         """``BEGIN IMMEDIATE`` already holds the database's only write lock."""

@@ -16,6 +16,7 @@ from coldchain.domain.sync import (
     SEQ_CEILING,
     Acknowledgement,
     acknowledge,
+    all_acceptable,
     clock_offset_s,
     conflicts_with,
     extend_acknowledgement,
@@ -328,6 +329,111 @@ def test_any_single_impossible_value_is_quarantined_with_a_reason_naming_it(data
 
     assert reason is not None
     assert reason.startswith(name)
+
+
+def any_value(name: str) -> st.SearchStrategy[float | None]:
+    """Mostly possible values (a batch is mostly valid), sometimes impossible ones or none."""
+    return st.one_of(in_range(name), in_range(name), out_of_range(name))
+
+
+any_position = st.one_of(positions, st.tuples(st.none() | any_value("latitude"), st.none() | any_value("longitude")))
+any_device_time = st.one_of(
+    st.builds(lambda ahead: NOW + ahead, st.timedeltas(min_value=timedelta(days=-3650), max_value=2 * MAX_FUTURE)),
+    # At the edges of the years a datetime can hold: some have no UTC form.
+    st.builds(
+        lambda moment, hours: moment.replace(tzinfo=timezone(timedelta(hours=hours))),
+        st.sampled_from([datetime(1, 1, 1), datetime(9999, 12, 31, 23)]),  # noqa: DTZ001 (zone set just above)
+        st.integers(min_value=-14, max_value=14),
+    ),
+)
+any_reading = st.builds(
+    lambda time, t, h, p, b, position: a_reading(
+        device_time=time,
+        temperature_c=t,
+        humidity_pct=h,
+        pressure_kpa=p,
+        battery_pct=b,
+        latitude=position[0],
+        longitude=position[1],
+    ),
+    any_device_time,
+    any_value("temperature_c"),
+    any_value("humidity_pct"),
+    any_value("pressure_kpa"),
+    any_value("battery_pct"),
+    any_position,
+)
+
+
+valid_reading = st.builds(
+    lambda ahead, t, h, p, b, position: a_reading(
+        device_time=NOW + ahead,
+        temperature_c=t,
+        humidity_pct=h,
+        pressure_kpa=p,
+        battery_pct=b,
+        latitude=position[0],
+        longitude=position[1],
+    ),
+    past_or_near_future,
+    in_range("temperature_c"),
+    in_range("humidity_pct"),
+    in_range("pressure_kpa"),
+    in_range("battery_pct"),
+    positions,
+)
+
+
+one_change = st.one_of(
+    st.builds(lambda moment: {"device_time": moment}, any_device_time),
+    st.sampled_from(sorted(PHYSICAL_RANGES)).flatmap(
+        lambda name: st.builds(lambda value: {name: value}, out_of_range(name))
+    ),
+    st.builds(lambda lat: {"latitude": lat, "longitude": None}, st.floats(min_value=-90, max_value=90)),
+    st.builds(lambda lon: {"latitude": None, "longitude": lon}, st.floats(min_value=-180, max_value=180)),
+)
+odd_reading = st.builds(lambda base, change: msgspec.structs.replace(base, **change), valid_reading, one_change)
+
+
+@given(
+    valid=st.lists(valid_reading, max_size=6),
+    odd=st.lists(st.one_of(odd_reading, any_reading), max_size=2),
+    at=st.integers(min_value=0, max_value=6),
+)
+def test_a_batch_is_all_acceptable_exactly_when_no_reading_of_it_has_a_quarantine_reason(
+    valid: list[Reading], odd: list[Reading], at: int
+) -> None:
+    readings = [*valid[:at], *odd, *valid[at:]]
+    assert all_acceptable(readings, now=NOW, max_future=MAX_FUTURE) == all(
+        reason_for(reading) is None for reading in readings
+    )
+
+
+@pytest.mark.parametrize(
+    "device_time",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=3))),  # the earliest of the batch, before year 1 in UTC
+        datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-3))),  # the latest, past 9999 in UTC
+        NOW + MAX_FUTURE + timedelta(microseconds=1),
+    ],
+)
+@pytest.mark.parametrize("at", [0, 2, 4])
+def test_a_device_time_refused_anywhere_in_a_batch_makes_it_not_all_acceptable(device_time: datetime, at: int) -> None:
+    batch = [a_reading(seq=seq, device_time=NOW - timedelta(minutes=seq)) for seq in range(1, 5)]
+    batch.insert(at, a_reading(seq=9, device_time=device_time))
+
+    assert reason_for(batch[at]) is not None
+    assert not all_acceptable(batch, now=NOW, max_future=MAX_FUTURE)
+
+
+def test_one_impossible_value_among_many_valid_readings_makes_the_batch_not_all_acceptable() -> None:
+    valid = [a_reading(seq=seq) for seq in range(1, 1001)]
+    for name in PHYSICAL_RANGES:
+        for bad in (math.nan, math.inf, PHYSICAL_RANGES[name][1] + 1):
+            batch = [*valid[:500], a_reading(seq=501, **{name: bad}), *valid[501:]]
+            assert not all_acceptable(batch, now=NOW, max_future=MAX_FUTURE), (name, bad)
+    assert all_acceptable(valid, now=NOW, max_future=MAX_FUTURE)
+    assert not all_acceptable([*valid, a_reading(seq=1001, longitude=None)], now=NOW, max_future=MAX_FUTURE)
 
 
 # --- sequence numbers out of reach, conflicts, replays ------------------------------------------------------------

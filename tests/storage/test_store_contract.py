@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -120,6 +122,66 @@ async def test_readings_come_back_exactly_as_they_were_stored(store: Store) -> N
         stored = await tx.readings_between(tracker_id, NOW, NOW + timedelta(days=1))
     assert sorted(new) == list(range(1, 51))
     assert stored == batch
+
+
+_examples = itertools.count(1)
+_quantity = st.none() | st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(1, 1, 2),  # noqa: DTZ001 (made aware below)
+                max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+            ),
+            st.integers(min_value=-14 * 60, max_value=14 * 60),
+            _quantity,
+            _quantity,
+            _quantity,
+            _quantity,
+            _quantity,
+            _quantity,
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    received_at=st.datetimes(
+        min_value=datetime(2000, 1, 1),  # noqa: DTZ001
+        max_value=datetime(2100, 1, 1),  # noqa: DTZ001
+        timezones=st.just(UTC),
+    ),
+)
+async def test_readings_known_new_come_back_exactly_as_appended(
+    store: Store, values: list[tuple[object, ...]], received_at: datetime
+) -> None:
+    """The fast path (on PostgreSQL a binary COPY the store encodes itself): any instant to the microsecond, any
+    offset, any quantity present or absent, and the time received, as they went in."""
+    tracker_id = await new_tracker(store, serial=f"T-{next(_examples)}")
+    batch = [
+        Reading(
+            seq=seq,
+            device_time=moment.replace(tzinfo=UTC),  # type: ignore[attr-defined]
+            utc_offset_min=offset,  # type: ignore[arg-type]
+            temperature_c=t,  # type: ignore[arg-type]
+            humidity_pct=h,  # type: ignore[arg-type]
+            pressure_kpa=p,  # type: ignore[arg-type]
+            latitude=lat,  # type: ignore[arg-type]
+            longitude=lon,  # type: ignore[arg-type]
+            battery_pct=b,  # type: ignore[arg-type]
+        )
+        for seq, (moment, offset, t, h, p, lat, lon, b) in enumerate(values, start=1)
+    ]
+    async with store.transaction() as tx:
+        await tx.append_readings(tracker_id, batch, received_at=received_at)
+    async with store.transaction() as tx:
+        stored = await tx.readings_between(tracker_id, datetime(1, 1, 1, tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+        if store.engine == "postgresql":
+            conn: Any = tx._conn  # type: ignore[attr-defined]
+            received = await conn.fetch("SELECT DISTINCT received_at FROM readings WHERE tracker_id = $1", tracker_id)
+            assert [row[0] for row in received] == [received_at]
+    assert sorted(stored, key=lambda r: r.seq) == batch
 
 
 async def test_device_time_keeps_the_instant_and_the_devices_utc_offset(store: Store) -> None:
