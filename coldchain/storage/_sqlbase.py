@@ -53,7 +53,7 @@ class SqlBase(abc.ABC):
     @abc.abstractmethod
     async def _lock_sync_states_of_shipment(self, shipment_id: int) -> None:
         """Lock the sync state of every tracker ever assigned to the shipment, in tracker id order (ingest holds
-        its tracker's for its whole transaction: see :meth:`_lock_sync_state`)."""
+        its tracker's for its whole transaction: see :meth:`_locked_sync_state_row`)."""
 
     def _reading(self, row: Any) -> Reading:
         return Reading(
