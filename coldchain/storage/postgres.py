@@ -306,7 +306,9 @@ class PostgresStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._pool.acquire() as conn, conn.transaction():
-            yield PostgresTransaction(conn, self._queries)
+            tx = PostgresTransaction(conn, self._queries)
+            yield tx
+            await tx.chain_audit()
 
     async def ping(self) -> bool:
         try:

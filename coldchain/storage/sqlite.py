@@ -261,7 +261,9 @@ class SqliteStore:
         async with self._lock:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
-                yield SqliteTransaction(self._conn, self._queries)
+                tx = SqliteTransaction(self._conn, self._queries)
+                yield tx
+                await tx.chain_audit()
             except BaseException:
                 await self._end("ROLLBACK")
                 raise

@@ -221,6 +221,48 @@ async def test_the_audit_trail_is_a_hash_chain_in_order(store: Store) -> None:
     assert first_broken_entry(entries) is None
 
 
+async def test_audit_entries_of_concurrent_transactions_are_chained_in_commit_order_without_gaps(
+    store: Store,
+) -> None:
+    """Entries are chained when their transaction commits: transactions auditing at once, some rolled back
+    after auditing, leave one gap-free chain the verifier accepts, with each committed transaction's entries
+    together and in the order it appended them, and nothing of the rolled-back ones."""
+    committed: list[int] = []
+
+    async def one(number: int) -> None:
+        with contextlib.suppress(RuntimeError):
+            async with store.transaction() as tx:
+                for step in range(3):
+                    detail = f'{{"step": {step}}}'
+                    await tx.append_audit(actor="admin", action="create", subject=f"x:{number}", detail=detail, now=NOW)
+                    await asyncio.sleep(0)  # let the others interleave their appends
+                if number % 4 == 3:
+                    raise RuntimeError("rolled back after auditing")
+            committed.append(number)
+
+    await asyncio.gather(*(one(number) for number in range(12)))
+    async with store.transaction() as tx:
+        entries = await tx.audit_entries()
+        head = await tx.audit_head()
+    assert first_broken_entry(entries) is None
+    assert [entry.id for entry in entries] == list(range(1, 3 * len(committed) + 1))
+    assert [(entry.subject, entry.detail) for entry in entries] == [
+        (f"x:{number}", f'{{"step": {step}}}') for number in committed for step in range(3)
+    ]
+    assert head == (entries[-1].id, entries[-1].hash)
+
+
+async def test_a_transaction_reads_its_own_audit_entries_before_it_commits(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.append_audit(actor="admin", action="create", subject="x", detail="{}", now=NOW)
+        head = await tx.audit_head()
+        await tx.append_audit(actor="admin", action="create", subject="y", detail="{}", now=NOW)
+        entries = await tx.audit_entries()
+    assert head is not None and head[0] == 1
+    assert [(entry.id, entry.subject) for entry in entries] == [(1, "x"), (2, "y")]
+    assert first_broken_entry(entries) is None
+
+
 async def test_the_audit_trail_refuses_changes(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.append_audit(actor="admin", action="create", subject="x", detail="{}", now=NOW)
