@@ -24,6 +24,7 @@ from coldchain.domain.notifications import (
     DeliveryStatus,
     DueDelivery,
     JobRun,
+    Notice,
     Notification,
     NotificationKind,
     TrackerOnDuty,
@@ -50,15 +51,6 @@ __all__ = [
 ]
 
 _JOB_RUNS_KEPT = timedelta(days=7)
-
-
-class Notice(msgspec.Struct, frozen=True, kw_only=True):
-    """One thing to tell: a notification to each of ``organisation_ids`` (see :meth:`NotificationRecords.publish`)."""
-
-    organisation_ids: tuple[int, ...]
-    subject: str
-    payload: dict[str, Any]
-    shipment_id: int | None = None
 
 
 class NotificationRecords(Protocol):
