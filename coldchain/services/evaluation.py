@@ -213,11 +213,16 @@ async def _judge_stream(
     profile when the stream's spending of a lifetime rule changed (the lot's budget must be judged again).
 
     A stream's first batch takes every reading held in the assignment's range, not only the new ones: an
-    assignment may be made after its tracker had already delivered readings of that time."""
+    assignment may be made after its tracker had already delivered readings of that time. They are read back
+    only when the range holds more than the batch's own (counting them is cheaper than reading them)."""
     if stream is None:
-        new = await tx.readings_after(
-            assignment.tracker_id, None, starts_at=assignment.starts_at, ends_at=assignment.ends_at
+        held = await tx.count_readings_between(
+            assignment.tracker_id, starts_at=assignment.starts_at, ends_at=assignment.ends_at
         )
+        if held != len(new):
+            new = await tx.readings_after(
+                assignment.tracker_id, None, starts_at=assignment.starts_at, ends_at=assignment.ends_at
+            )
         shipment = await shipments.get(assignment.shipment_id)
         profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
         state = new_state(profile, checkpoint_every_min=CHECKPOINT_EVERY_MIN, checkpoints_kept=CHECKPOINTS_KEPT)
