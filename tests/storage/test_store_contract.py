@@ -330,8 +330,8 @@ async def test_notices_published_together_are_stored_in_order_with_a_delivery_pe
         (f"alarm:{n}", organisation) for n in range(3) for organisation in sorted((first.id, second.id))
     ]
     assert [n.payload for n in told_second] == [{"n": 0}, {"n": 1}, {"n": 2}]
-    positions = [by_id[i].position for i in ids]
-    assert positions == sorted(positions)
+    positions = [by_id[i].position or 0 for i in ids]
+    assert 0 not in positions and positions == sorted(positions)
     assert sorted(d.notification_id for d in delivered) == [n.id for n in told_second]
     assert {d.status for d in delivered} == {"pending"}
     assert not_delivered == []
