@@ -13,8 +13,8 @@ consecutive 10 h rule is met 10 h after its excursion began, and detecting it at
 Notifications go to every party of the shipment (shipper, carriers, receiver): ``alarm.raised``,
 ``alarm.acknowledged``, ``alarm.escalated``. The audit trail records every change made to a stored alarm
 (acknowledged, escalated, withdrawn, restored); raising one is not entered there: the alarm's own row (with its
-detection time, never changed) and the ``alarm.raised`` notification record it, and the ingest transaction that
-raises it does not take the audit chain's lock.
+detection time, never changed) and the ``alarm.raised`` notification record it. The alarms one batch raises are
+told together (:func:`record_alarms`: one publication for all of them).
 """
 
 from __future__ import annotations
