@@ -17,6 +17,7 @@ __all__ = [
     "DeliveryStatus",
     "DueDelivery",
     "JobRun",
+    "Notice",
     "Notification",
     "NotificationKind",
     "TrackerOnDuty",
@@ -40,6 +41,15 @@ NotificationKind = Literal[
 NOTIFICATION_KINDS: tuple[NotificationKind, ...] = get_args(NotificationKind)
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class Notice(msgspec.Struct, frozen=True, kw_only=True):
+    """One thing to tell, before it is stored: a notification of it to each of ``organisation_ids``."""
+
+    organisation_ids: tuple[int, ...]
+    subject: str
+    payload: dict[str, Any]
+    shipment_id: int | None = None
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,12 +13,13 @@ consecutive 10 h rule is met 10 h after its excursion began, and detecting it at
 Notifications go to every party of the shipment (shipper, carriers, receiver): ``alarm.raised``,
 ``alarm.acknowledged``, ``alarm.escalated``. The audit trail records every change made to a stored alarm
 (acknowledged, escalated, withdrawn, restored); raising one is not entered there: the alarm's own row (with its
-detection time, never changed) and the ``alarm.raised`` notification record it, and the ingest transaction that
-raises it does not take the audit chain's lock.
+detection time, never changed) and the ``alarm.raised`` notification record it. The alarms one batch raises are
+told together (:func:`record_alarms`: one publication for all of them).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ import msgspec
 from coldchain.domain.access import Principal
 from coldchain.domain.findings import StoredAlarm
 from coldchain.domain.judgement import LATE_AFTER, is_late_detection
-from coldchain.domain.notifications import NotificationKind
+from coldchain.domain.notifications import Notice, NotificationKind
 from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Shipment
 from coldchain.services.access import require, visible_shipment
@@ -41,6 +42,7 @@ __all__ = [
     "escalate_unacknowledged",
     "is_late_detection",
     "record_alarm",
+    "record_alarms",
     "withdraw_alarm",
 ]
 
@@ -100,21 +102,46 @@ async def _audit(
 async def record_alarm(
     tx: Transaction, shipment: Shipment, assignment_id: int, alarm: Alarm, *, now: datetime
 ) -> StoredAlarm:
-    """Store an alarm the evaluation reported. A new condition is raised (stored, audited, told to the
-    parties); a condition already stored is the same alarm: never raised again, only brought up to date."""
-    late = is_late_detection(alarm, now)
-    raised = await tx.insert_alarm(assignment_id, shipment.id, alarm, detected_at=now, late=late)
-    if raised is not None:
-        await _tell_parties(tx, "alarm.raised", shipment, raised, now=now)
-        return raised
-    stored = await tx.alarm_by_key(assignment_id, alarm.key)
-    assert stored is not None  # the insert found it
-    if stored.withdrawn_at is not None or stored.alarm.met_at != alarm.met_at:
-        restored = await tx.restore_alarm(stored.id, alarm, now=now)
-        if stored.withdrawn_at is not None:
-            await _audit(tx, EVALUATION_ACTOR, "alarm.restored", restored, {"key": alarm.key}, now=now)
-        return restored
+    """Store an alarm the evaluation reported. A new condition is raised (stored, told to the parties); a
+    condition already stored is the same alarm: never raised again, only brought up to date."""
+    [stored] = await record_alarms(tx, shipment, [(assignment_id, alarm)], now=now)
     return stored
+
+
+async def record_alarms(
+    tx: Transaction, shipment: Shipment, found: Sequence[tuple[int, Alarm]], *, now: datetime
+) -> list[StoredAlarm]:
+    """:func:`record_alarm` for the alarms ``(assignment id, alarm)`` one batch of the shipment reported, in
+    order: the new ones are told to the parties together, in one publication."""
+    recorded: list[StoredAlarm] = []
+    raised: list[StoredAlarm] = []
+    for assignment_id, alarm in found:
+        late = is_late_detection(alarm, now)
+        inserted = await tx.insert_alarm(assignment_id, shipment.id, alarm, detected_at=now, late=late)
+        if inserted is not None:
+            raised.append(inserted)
+            recorded.append(inserted)
+            continue
+        stored = await tx.alarm_by_key(assignment_id, alarm.key)
+        assert stored is not None  # the insert found it
+        if stored.withdrawn_at is not None or stored.alarm.met_at != alarm.met_at:
+            restored = await tx.restore_alarm(stored.id, alarm, now=now)
+            if stored.withdrawn_at is not None:
+                await _audit(tx, EVALUATION_ACTOR, "alarm.restored", restored, {"key": alarm.key}, now=now)
+            stored = restored
+        recorded.append(stored)
+    if raised:
+        notices = [
+            Notice(
+                organisation_ids=tuple(shipment.parties),
+                subject=f"alarm:{stored.id}",
+                payload=alarm_payload(stored),
+                shipment_id=shipment.id,
+            )
+            for stored in raised
+        ]
+        await tx.publish_all("alarm.raised", notices, now=now)
+    return recorded
 
 
 async def withdraw_alarm(tx: Transaction, shipment: Shipment, assignment_id: int, key: str, *, now: datetime) -> None:

@@ -16,7 +16,7 @@ writes an audit entry carrying the event's hash.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -50,6 +50,7 @@ __all__ = [
     "CustodyLog",
     "accept_handover",
     "custodian_at",
+    "custodians_at",
     "list_custody",
     "notice_arrival",
     "propose_handover",
@@ -400,6 +401,16 @@ async def custodian_at(tx: Transaction, shipment_id: int, moment: datetime) -> i
     """The organisation holding the shipment at ``moment`` (``None`` before anyone signed for it), for
     attributing what happened then (an excursion) inside the caller's transaction."""
     return custodian_in_chain(await tx.custody_events(shipment_id), moment)
+
+
+async def custodians_at(tx: Transaction, shipment_id: int, moments: Iterable[datetime]) -> dict[datetime, int | None]:
+    """:func:`custodian_at` for each of ``moments``, reading the chain of custody once (the excursions an ingest
+    batch stores learn their custodians together)."""
+    wanted = set(moments)
+    if not wanted:
+        return {}
+    events = await tx.custody_events(shipment_id)
+    return {moment: custodian_in_chain(events, moment) for moment in wanted}
 
 
 async def notice_arrival(tx: Transaction, tracker_id: int, readings: Sequence[Reading], *, now: datetime) -> None:

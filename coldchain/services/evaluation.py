@@ -119,45 +119,55 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
 
     Readings outside every assignment of the tracker belong to no shipment and are not judged. The caller holds
     the tracker's sync-state lock, so the batches of one tracker, and therefore of one stream, never interleave.
+
+    What a batch reads is read once: the assignments with their streams and profiles in one statement, each
+    shipment at most once, each shipment's chain of custody at most once. A batch that changed no stream's
+    spending of a lifetime rule (most batches) takes no lot lock and reads nothing of the lot.
     """
     if not readings:
         return
     ordered = _in_order(readings)
     earliest, latest = ordered[0].device_time, ordered[-1].device_time
     candidates = await tx.assignments_with_streams(tracker_id, earliest=earliest, latest=latest)
-    for lot_id, shipment_id in await _budgets_spent_from(tx, candidates):
-        if lot_id is not None:
-            await tx.lock_lot(lot_id)
-        else:
-            await tx.lock_shipment_budget(shipment_id)
+    shipments = _Shipments(tx)
     spent: dict[int, Profile] = {}
     for (assignment, stream), own in _by_assignment(candidates, ordered, earliest=earliest, latest=latest):
-        profile = await _judge_stream(tx, assignment, stream, own, now=now)
+        profile = await _judge_stream(tx, shipments, assignment, stream, own, now=now)
         if profile is not None:
             spent.setdefault(assignment.shipment_id, profile)
-    # Each lot whose spending changed is judged once, lots in id order (two batches touching the same lots lock
-    # them in the same order, so they cannot deadlock); a shipment of no lot is its own.
+    if not spent:
+        return
+    # Each lot whose spending changed is judged once; a shipment of no lot is its own (locked as its own). The lots are locked
+    # together, in id order, before any is read (two batches touching the same lots lock them in the same order,
+    # so they cannot deadlock; nothing this batch wrote before is written by another batch's lot judgement, and
+    # the audit chain's lock is taken only at commit).
     lots: dict[tuple[int, int], tuple[Shipment, Profile]] = {}
     for shipment_id, profile in sorted(spent.items()):
-        shipment = await _shipment(tx, shipment_id)
+        shipment = await shipments.get(shipment_id)
         key = (0, shipment.lot_id) if shipment.lot_id is not None else (1, shipment.id)
         lots.setdefault(key, (shipment, profile))
+    for kind, budget_id in sorted(lots):
+        if kind == 0:
+            await tx.lock_lot(budget_id)
+        else:
+            await tx.lock_shipment_budget(budget_id)
     for _, (shipment, profile) in sorted(lots.items(), key=lambda item: item[0]):
-        await _judge_lot_budget(tx, shipment, profile, now=now)
+        await _judge_lot_budget(tx, shipments, shipment, profile, now=now)
 
 
-async def _budgets_spent_from(tx: Transaction, candidates: Sequence[_Candidate]) -> list[tuple[int | None, int]]:
-    """The budgets these assignments may spend from, as (lot, shipment): a lot's, or the shipment's own when it
-    belongs to no lot (``None``). Locked before anything else is written (the audit chain's lock included), lots
-    in id order and then lone shipments in id order, so that two transactions spending from one budget serialise
-    and never wait for each other's locks in opposite orders."""
-    budgets: set[tuple[int | None, int]] = set()
-    for assignment, stream in candidates:
-        if stream is not None and not any(rule.scope == "lifetime" for rule in stream.profile.rules):
-            continue
-        shipment = await _shipment(tx, assignment.shipment_id)
-        budgets.add((shipment.lot_id, 0) if shipment.lot_id is not None else (None, shipment.id))
-    return sorted(budgets, key=lambda budget: (budget[0] is None, budget[0] or 0, budget[1]))
+class _Shipments:
+    """The shipments one batch's judgement needs, each read once (a shipment is two statements: itself and its
+    legs, whose carriers are parties told of alarms)."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._read: dict[int, Shipment] = {}
+
+    async def get(self, shipment_id: int) -> Shipment:
+        shipment = self._read.get(shipment_id)
+        if shipment is None:
+            shipment = self._read[shipment_id] = await _shipment(self._tx, shipment_id)
+        return shipment
 
 
 def _in_order(readings: Sequence[Reading]) -> list[Reading]:
@@ -193,19 +203,30 @@ def _by_assignment(
 
 
 async def _judge_stream(
-    tx: Transaction, assignment: Assignment, stream: EvaluationStream | None, new: list[Reading], *, now: datetime
+    tx: Transaction,
+    shipments: _Shipments,
+    assignment: Assignment,
+    stream: EvaluationStream | None,
+    new: list[Reading],
+    *,
+    now: datetime,
 ) -> Profile | None:
     """Advance the assignment's stream by its ``new`` readings (in order), or re-judge from the last checkpoint
     before the first of them when it is late; store the state, the lot budget spent and the findings. Returns the
     profile when the stream's spending of a lifetime rule changed (the lot's budget must be judged again).
 
     A stream's first batch takes every reading held in the assignment's range, not only the new ones: an
-    assignment may be made after its tracker had already delivered readings of that time."""
+    assignment may be made after its tracker had already delivered readings of that time. They are read back
+    only when the range holds more than the batch's own (counting them is cheaper than reading them)."""
     if stream is None:
-        new = await tx.readings_after(
-            assignment.tracker_id, None, starts_at=assignment.starts_at, ends_at=assignment.ends_at
+        held = await tx.count_readings_between(
+            assignment.tracker_id, starts_at=assignment.starts_at, ends_at=assignment.ends_at
         )
-        shipment = await _shipment(tx, assignment.shipment_id)
+        if held != len(new):
+            new = await tx.readings_after(
+                assignment.tracker_id, None, starts_at=assignment.starts_at, ends_at=assignment.ends_at
+            )
+        shipment = await shipments.get(assignment.shipment_id)
         profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
         state = new_state(profile, checkpoint_every_min=CHECKPOINT_EVERY_MIN, checkpoints_kept=CHECKPOINTS_KEPT)
     else:
@@ -242,7 +263,9 @@ async def _judge_stream(
     if events or withdrawn:
         # In time order, an excursion that began before this batch was stored with its custodian when it began.
         known_before = None if rewound_from is not None else new[0].device_time
-        await _store_findings(tx, assignment, events, withdrawn, custodians_known_before=known_before, now=now)
+        await _store_findings(
+            tx, shipments, assignment, events, withdrawn, custodians_known_before=known_before, now=now
+        )
     return profile if changed else None
 
 
@@ -257,7 +280,9 @@ async def _lot_spendings(tx: Transaction, shipment: Shipment) -> list[Spending]:
     return await tx.lot_spending(shipment.lot_id)
 
 
-async def _judge_lot_budget(tx: Transaction, shipment: Shipment, profile: Profile, *, now: datetime) -> None:
+async def _judge_lot_budget(
+    tx: Transaction, shipments: _Shipments, shipment: Shipment, profile: Profile, *, now: datetime
+) -> None:
     """Put each lifetime rule's alarm where the lot's summed spending crosses the allowance in device time:
     raised (or brought up to date) on the stream that crossed it, withdrawn from every other stream of the lot.
 
@@ -274,25 +299,23 @@ async def _judge_lot_budget(tx: Transaction, shipment: Shipment, profile: Profil
             wanted[(crossing.stream_id, alarm.key)] = (crossing.shipment_id, alarm)
     names = {rule.name for rule in rules}
     standing = await tx.lifetime_alarms(lot_id=shipment.lot_id, shipment_id=shipment.id)
-    shipments: dict[int, Shipment] = {shipment.id: shipment}
     for stored in standing:
         place = (stored.assignment_id, stored.key)
         if stored.alarm.rule not in names:
             continue
         if place not in wanted:
-            owner = shipments.get(stored.shipment_id) or await _shipment(tx, stored.shipment_id)
-            shipments[owner.id] = owner
+            owner = await shipments.get(stored.shipment_id)
             await alarms.withdraw_alarm(tx, owner, stored.assignment_id, stored.key, now=now)
         elif stored.alarm == wanted[place][1]:
             del wanted[place]  # standing as it should: nothing to do
     for (assignment_id, _), (shipment_id, alarm) in sorted(wanted.items()):
-        owner = shipments.get(shipment_id) or await _shipment(tx, shipment_id)
-        shipments[owner.id] = owner
+        owner = await shipments.get(shipment_id)
         await alarms.record_alarm(tx, owner, assignment_id, alarm, now=now)
 
 
 async def _store_findings(
     tx: Transaction,
+    shipments: _Shipments,
     assignment: Assignment,
     events: list[Event],
     withdrawn: set[str],
@@ -302,38 +325,32 @@ async def _store_findings(
 ) -> None:
     """Upsert excursions and alarms by key; mark the withdrawn ones. Gaps and sensor faults live in the state.
 
-    An excursion's custodian is looked up when it is stored first (the excursions that began at one moment, one
-    per rule, share a look-up); one that began before ``custodians_known_before`` keeps the custodian stored
-    with it. The shipment itself is read only for alarms (their notifications go to its parties)."""
+    An excursion's custodian is looked up when it is stored first, all of a batch's from one read of the chain
+    of custody; one that began before ``custodians_known_before`` keeps the custodian stored with it. The
+    shipment itself is read only for alarms (their notifications go to its parties), and the alarms a batch
+    raises are told in one publication."""
     shipment_id = assignment.shipment_id
-    custodians: dict[datetime, int | None] = {}
-    excursions: list[tuple[Excursion, int | None]] = []
-    for event in events:
-        if isinstance(event, Excursion):
-            if custodians_known_before is not None and event.start < custodians_known_before:
-                excursions.append((event, None))  # kept as stored
-                continue
-            if event.start not in custodians:
-                custodians[event.start] = await _custodian(tx, shipment_id, event.start)
-            excursions.append((event, custodians[event.start]))
-    await tx.upsert_excursions(assignment.id, shipment_id, excursions, now=now)
-    shipment: Shipment | None = None
-    for event in events:
-        if isinstance(event, Alarm):
-            shipment = shipment or await _shipment(tx, shipment_id)
-            await alarms.record_alarm(tx, shipment, assignment.id, event, now=now)
+    excursions = [event for event in events if isinstance(event, Excursion)]
+    looked_up = [
+        excursion.start
+        for excursion in excursions
+        if custodians_known_before is None or excursion.start >= custodians_known_before
+    ]
+    custodians = await custody.custodians_at(tx, shipment_id, looked_up)
+    await tx.upsert_excursions(
+        assignment.id,
+        shipment_id,
+        [(excursion, custodians.get(excursion.start)) for excursion in excursions],
+        now=now,
+    )
+    found = [(assignment.id, event) for event in events if isinstance(event, Alarm)]
+    if found:
+        await alarms.record_alarms(tx, await shipments.get(shipment_id), found, now=now)
     for key in sorted(withdrawn):
         if key.startswith("excursion|"):
             await tx.withdraw_excursion(assignment.id, key, now=now)
         elif key.startswith("alarm|"):
-            shipment = shipment or await _shipment(tx, shipment_id)
-            await alarms.withdraw_alarm(tx, shipment, assignment.id, key, now=now)
-
-
-async def _custodian(tx: Transaction, shipment_id: int, moment: datetime) -> int | None:
-    """The organisation holding the shipment at ``moment``, as the chain of custody says (``None`` before anyone
-    signed for it): the one place excursions learn their custodian."""
-    return await custody.custodian_at(tx, shipment_id, moment)
+            await alarms.withdraw_alarm(tx, await shipments.get(shipment_id), assignment.id, key, now=now)
 
 
 async def _shipment(tx: Transaction, shipment_id: int) -> Shipment:

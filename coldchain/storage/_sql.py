@@ -505,29 +505,52 @@ class SqlTransaction(
         rows = self._q.sync_states(self._conn, organisation_id=organisation_id)
         return [(row["serial"], self._sync_state(row)) async for row in rows]
 
-    async def append_audit(self, *, actor: str, action: str, subject: str, detail: str, now: datetime) -> AuditEntry:
+    async def append_audit(self, *, actor: str, action: str, subject: str, detail: str, now: datetime) -> None:
+        # Kept until the transaction commits (see chain_audit): holding the chain's lock from here to the commit
+        # would serialise every transaction that audits anything for the rest of its work.
+        self._audit_pending.append((now.astimezone(UTC), actor, action, subject, detail))
+
+    async def chain_audit(self) -> list[AuditEntry]:
+        """Chain the entries this transaction appended and insert them, in one step: take the chain's lock,
+        read the head once, hash each entry onto the one before, insert them all in one statement.
+
+        The store calls this just before COMMIT, so the lock (the audit chain is one sequence across the whole
+        database) is held only from here to the commit, and entries get their ids in commit order, gap-free: a
+        transaction that rolls back never took an id. Reading the trail inside the transaction chains what is
+        pending first, so a transaction sees its own entries as before."""
+        pending, self._audit_pending = self._audit_pending, []
+        if not pending:
+            return []
         await self._lock_audit_chain()
         last = await self._q.last_audit_entry(self._conn)
-        entry_id, prev_hash = (1, GENESIS_HASH) if last is None else (last["id"] + 1, last["hash"])
-        at = now.astimezone(UTC)
-        fields: dict[str, Any] = {
-            "id": entry_id,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "detail": detail,
-            "prev_hash": prev_hash,
-        }
-        digest = entry_hash(**fields)
-        await self._q.insert_audit_entry(self._conn, **{**fields, "at": self._time_in(at), "hash": digest})
-        return AuditEntry(**fields, hash=digest)
+        entry_id, prev_hash = (0, GENESIS_HASH) if last is None else (int(last["id"]), last["hash"])
+        entries: list[AuditEntry] = []
+        for at, actor, action, subject, detail in pending:
+            entry_id += 1
+            fields: dict[str, Any] = {
+                "id": entry_id,
+                "at": at,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "detail": detail,
+                "prev_hash": prev_hash,
+            }
+            prev_hash = entry_hash(**fields)
+            entries.append(AuditEntry(**fields, hash=prev_hash))
+        await self._q.insert_audit_entries(
+            self._conn,
+            [{**msgspec.structs.asdict(entry), "at": self._time_in(entry.at)} for entry in entries],
+        )
+        return entries
 
     async def audit_head(self) -> tuple[int, str] | None:
+        await self.chain_audit()
         row = await self._q.last_audit_entry(self._conn)
         return None if row is None else (int(row["id"]), row["hash"])
 
     async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]:
+        await self.chain_audit()
         rows = self._q.audit_entries(self._conn, after_id=after_id, limit=limit)
         return [self._audit_entry(row) async for row in rows]
 

@@ -23,6 +23,8 @@ class SqlBase(abc.ABC):
     def __init__(self, conn: Any, queries: Any) -> None:
         self._conn = conn
         self._q = queries
+        self._audit_pending: list[tuple[datetime, str, str, str, str]] = []
+        """Audit entries appended in this transaction, chained and inserted just before it commits."""
 
     @abc.abstractmethod
     def _time_in(self, value: datetime) -> Any: ...

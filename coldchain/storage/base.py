@@ -283,9 +283,11 @@ class Transaction(
         """A product's lots, by id."""
         ...
 
-    async def append_audit(
-        self, *, actor: str, action: str, subject: str, detail: str, now: datetime
-    ) -> AuditEntry: ...
+    async def append_audit(self, *, actor: str, action: str, subject: str, detail: str, now: datetime) -> None:
+        """Add an entry to the audit trail when this transaction commits: entries are chained (id, previous
+        hash, hash) in commit order, in one step just before the commit, so a transaction holds the chain's lock
+        only while it commits. Reading the trail in the same transaction sees its own entries."""
+        ...
 
     async def audit_entries(self, *, after_id: int = 0, limit: int = 1000) -> list[AuditEntry]: ...
 

@@ -46,10 +46,10 @@ class CustodyRecords(Protocol):
         """Serialise with every other transaction appending to (or verifying) this shipment's chain, until the
         transaction ends.
 
-        An append ends with an audit entry, and ingest may already hold the audit chain's lock (an alarm) when it
-        records an arrival; so an appender (``appending``) takes the audit chain's lock first: one order, audit
-        then custody, for every transaction, and no deadlock. A reader that writes nothing takes the custody
-        lock alone.
+        An append ends with an audit entry, chained when the transaction commits under the audit chain's lock;
+        an appender (``appending``) takes that lock first, here: one order, audit then custody, for every
+        transaction (the other transactions take the audit chain's lock only at commit, after every other lock),
+        and no deadlock. A reader that writes nothing takes the custody lock alone.
         """
         ...
 

@@ -74,6 +74,10 @@ class EvaluationRecords(Protocol):
         (device_time, seq) comes after ``after`` (all of them when ``None``), in that order."""
         ...
 
+    async def count_readings_between(self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None) -> int:
+        """How many readings of the tracker have ``starts_at <= device_time < ends_at`` (no end when ``None``)."""
+        ...
+
     async def save_budget_spent(self, assignment_id: int, shipment_id: int, spendings: Sequence[Spending]) -> None:
         """What the stream spent of each lifetime rule so far: minutes and their intervals in device time."""
         ...
@@ -262,6 +266,15 @@ class EvaluationSql(SqlBase):
             after_seq=after_seq,
         )
         return [self._reading(row) async for row in rows]
+
+    async def count_readings_between(self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None) -> int:
+        count = await self._q.count_readings_of_tracker_between(
+            self._conn,
+            tracker_id=tracker_id,
+            starts_at=self._time_in(starts_at),
+            ends_at=self._time_in(_END_OF_TIME if ends_at is None else ends_at),
+        )
+        return int(count)
 
     async def save_budget_spent(self, assignment_id: int, shipment_id: int, spendings: Sequence[Spending]) -> None:
         for spending in sorted(spendings, key=lambda spending: spending.rule):

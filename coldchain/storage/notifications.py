@@ -4,11 +4,14 @@ the background jobs; the silences of trackers on duty.
 
 Two orders matter. A notification's ``id`` is given at insert; its ``position`` when its transaction commits, in
 commit order (``0008_webhooks_jobs.sql``), so a reader that resumes after position N misses nothing that committed
-before it. A webhook delivery is made by :meth:`NotificationsSql.publish` itself, in the publishing transaction.
+before it. Webhook deliveries are made by :meth:`NotificationsSql.publish_all` itself, in the publishing
+transaction: the notifications of a whole batch of notices in one statement, their deliveries set-based from them
+(one statement on PostgreSQL, two on SQLite), however many notices and recipients.
 """
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -21,6 +24,7 @@ from coldchain.domain.notifications import (
     DeliveryStatus,
     DueDelivery,
     JobRun,
+    Notice,
     Notification,
     NotificationKind,
     TrackerOnDuty,
@@ -35,6 +39,7 @@ __all__ = [
     "DeliveryStatus",
     "DueDelivery",
     "JobRun",
+    "Notice",
     "Notification",
     "NotificationKind",
     "NotificationRecords",
@@ -63,6 +68,12 @@ class NotificationRecords(Protocol):
     ) -> list[int]:
         """Record one notification per recipient organisation (duplicates ignored), and one delivery per webhook of
         the organisation subscribed to ``kind``; returns the notifications' ids."""
+        ...
+
+    async def publish_all(self, kind: NotificationKind, notices: Sequence[Notice], *, now: datetime) -> list[int]:
+        """:meth:`publish` for many notices of one kind at once (an ingest batch's alarms): their notifications,
+        notice by notice and recipient by recipient in id order, and their deliveries, in a constant number of
+        statements; returns the notifications' ids."""
         ...
 
     async def notifications(self, organisation_id: int, *, after_id: int = 0, limit: int = 100) -> list[Notification]:
@@ -143,6 +154,13 @@ class NotificationRecords(Protocol):
 class NotificationsSql(SqlBase):
     """:class:`NotificationRecords` in SQL."""
 
+    @abc.abstractmethod
+    async def _insert_notifications(
+        self, rows: Sequence[tuple[int, str, int | None, str, str]], *, created_at: datetime
+    ) -> list[int]:
+        """Insert ``(organisation_id, kind, shipment_id, subject, payload)`` rows in that order, and for each one
+        delivery per live webhook of its organisation subscribed to its kind; the notifications' ids in order."""
+
     async def publish(
         self,
         kind: NotificationKind,
@@ -153,28 +171,21 @@ class NotificationsSql(SqlBase):
         now: datetime,
         shipment_id: int | None = None,
     ) -> list[int]:
-        text = canonical_text(payload)
-        created_at = self._time_in(now)
-        ids = []
-        for organisation_id in sorted(set(organisation_ids)):
-            notification_id = await self._q.insert_notification(
-                self._conn,
-                organisation_id=organisation_id,
-                kind=kind,
-                shipment_id=shipment_id,
-                subject=subject,
-                payload=text,
-                created_at=created_at,
-            )
-            await self._q.insert_deliveries_of_notification(
-                self._conn,
-                notification_id=notification_id,
-                organisation_id=organisation_id,
-                kind=kind,
-                created_at=created_at,
-            )
-            ids.append(notification_id)
-        return ids
+        notice = Notice(
+            organisation_ids=tuple(organisation_ids), subject=subject, payload=payload, shipment_id=shipment_id
+        )
+        return await self.publish_all(kind, [notice], now=now)
+
+    async def publish_all(self, kind: NotificationKind, notices: Sequence[Notice], *, now: datetime) -> list[int]:
+        rows = [
+            (organisation_id, kind, notice.shipment_id, notice.subject, text)
+            for notice in notices
+            for text in (canonical_text(notice.payload),)
+            for organisation_id in sorted(set(notice.organisation_ids))
+        ]
+        if not rows:
+            return []
+        return await self._insert_notifications(rows, created_at=now)
 
     def _notification(self, row: Any, id_column: str = "id") -> Notification:
         return Notification(

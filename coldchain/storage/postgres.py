@@ -142,6 +142,28 @@ ON CONFLICT DO NOTHING
 RETURNING seq
 """
 
+# A batch of notifications and, from them, the deliveries to every live webhook of each recipient subscribed to
+# the kind, in one statement (the deliveries' foreign key is checked at its end, when the notifications exist).
+_INSERT_NOTIFICATIONS = """
+WITH added AS (
+    INSERT INTO notifications (organisation_id, kind, shipment_id, subject, payload, created_at)
+    SELECT n.organisation_id, n.kind, n.shipment_id, n.subject, n.payload, $6
+    FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY
+         AS n(organisation_id, kind, shipment_id, subject, payload, position)
+    ORDER BY n.position
+    RETURNING id, organisation_id, kind
+), delivered AS (
+    INSERT INTO webhook_deliveries (webhook_id, notification_id, status, attempts, next_attempt_at, created_at)
+    SELECT w.id, added.id, 'pending', 0, $6, $6
+    FROM added
+    JOIN webhooks w ON w.organisation_id = added.organisation_id AND w.deleted_at IS NULL
+    JOIN webhook_kinds k ON k.webhook_id = w.id AND k.kind = added.kind
+    ORDER BY added.id, w.id
+    ON CONFLICT DO NOTHING
+)
+SELECT id FROM added ORDER BY id
+"""
+
 # Making or dropping a partition locks the whole of readings: give up after a while rather than hold every
 # ingest behind the lock queue (the hourly job tries again; the default partition takes the rows meanwhile).
 _PARTITION_LOCK_TIMEOUT = "5s"
@@ -276,6 +298,13 @@ class PostgresTransaction(SqlTransaction):
         )
         return [row["seq"] for row in found]
 
+    async def _insert_notifications(
+        self, rows: Sequence[tuple[int, str, int | None, str, str]], *, created_at: datetime
+    ) -> list[int]:
+        columns = list(zip(*rows, strict=True))
+        found = await self._conn.fetch(_INSERT_NOTIFICATIONS, *columns, self._time_in(created_at))
+        return [row["id"] for row in found]
+
     async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
         await self._conn.execute(f"SET LOCAL lock_timeout = '{_PARTITION_LOCK_TIMEOUT}'")
         made = []
@@ -368,7 +397,9 @@ class PostgresStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         async with self._pool.acquire() as conn, conn.transaction():
-            yield PostgresTransaction(conn, self._queries)
+            tx = PostgresTransaction(conn, self._queries)
+            yield tx
+            await tx.chain_audit()
 
     async def ping(self) -> bool:
         try:

@@ -76,6 +76,28 @@ ON CONFLICT DO NOTHING
 RETURNING seq
 """
 
+# A batch of notifications as one JSON array of [organisation_id, kind, shipment_id, subject, payload] (one writer
+# at a time: the ids of one statement are in commit order, and the position trigger copies them), then the
+# deliveries to every live webhook of each recipient subscribed to the kind, from the ids just given.
+_INSERT_NOTIFICATIONS = """
+INSERT INTO notifications (organisation_id, kind, shipment_id, subject, payload, created_at)
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), ?
+FROM json_each(?) ORDER BY key
+RETURNING id
+"""
+
+_INSERT_DELIVERIES = """
+INSERT INTO webhook_deliveries (webhook_id, notification_id, status, attempts, next_attempt_at, created_at)
+SELECT w.id, n.id, 'pending', 0, ?, ?
+FROM notifications n
+JOIN webhooks w ON w.organisation_id = n.organisation_id AND w.deleted_at IS NULL
+JOIN webhook_kinds k ON k.webhook_id = w.id AND k.kind = n.kind
+WHERE n.id IN (SELECT value FROM json_each(?))
+ORDER BY n.id, w.id
+ON CONFLICT DO NOTHING
+"""
+
 # Times are ISO 8601 UTC text, so a reading's month is the text's first seven characters.
 _READING_MONTHS = (
     "SELECT DISTINCT substr(device_time, 1, 7) AS month FROM readings WHERE device_time < ? ORDER BY month"
@@ -155,6 +177,15 @@ class SqliteTransaction(SqlTransaction):
         params = (tracker_id, _time_text(received_at), json.dumps([list(row) for row in rows]))
         async with self._conn.execute(_INSERT_QUARANTINED, params) as cursor:
             return [row[0] for row in await cursor.fetchall()]
+
+    async def _insert_notifications(
+        self, rows: Sequence[tuple[int, str, int | None, str, str]], *, created_at: datetime
+    ) -> list[int]:
+        at = _time_text(created_at)
+        async with self._conn.execute(_INSERT_NOTIFICATIONS, (at, json.dumps([list(row) for row in rows]))) as cursor:
+            ids = sorted(row[0] for row in await cursor.fetchall())
+        await self._conn.execute(_INSERT_DELIVERIES, (at, at, json.dumps(ids)))
+        return ids
 
     async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
         """SQLite's readings are one table: every month is ready."""
@@ -265,7 +296,9 @@ class SqliteStore:
         async with self._lock:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
-                yield SqliteTransaction(self._conn, self._queries)
+                tx = SqliteTransaction(self._conn, self._queries)
+                yield tx
+                await tx.chain_audit()
             except BaseException:
                 await self._end("ROLLBACK")
                 raise

@@ -41,7 +41,8 @@ ORDER BY device_time, seq;
 -- name: last_audit_entry()^
 SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1;
 
--- name: insert_audit_entry(id, at, actor, action, subject, detail, prev_hash, hash)!
+-- A transaction's entries, chained at its commit, in one statement (executemany).
+-- name: insert_audit_entries(id, at, actor, action, subject, detail, prev_hash, hash)*!
 INSERT INTO audit_log (id, at, actor, action, subject, detail, prev_hash, hash)
 VALUES (:id, :at, :actor, :action, :subject, :detail, :prev_hash, :hash);
 

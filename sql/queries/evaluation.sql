@@ -51,6 +51,12 @@ WHERE tracker_id = :tracker_id AND device_time >= :starts_at AND device_time < :
   AND (device_time > :after_time OR (device_time = :after_time AND seq > :after_seq))
 ORDER BY device_time, seq;
 
+-- How many readings of the tracker a range holds: a stream's first batch replays them all unless they are the
+-- batch's own.
+-- name: count_readings_of_tracker_between(tracker_id, starts_at, ends_at)$
+SELECT count(*) FROM readings
+WHERE tracker_id = :tracker_id AND device_time >= :starts_at AND device_time < :ends_at;
+
 -- name: save_budget_spent(assignment_id, rule, shipment_id, spent_min, spending)!
 INSERT INTO budget_spent (assignment_id, rule, shipment_id, spent_min, spending)
 VALUES (:assignment_id, :rule, :shipment_id, :spent_min, :spending)

@@ -1,10 +1,5 @@
 -- Notifications (outbox), webhooks and their deliveries, job runs.
 
--- name: insert_notification(organisation_id, kind, shipment_id, subject, payload, created_at)$
-INSERT INTO notifications (organisation_id, kind, shipment_id, subject, payload, created_at)
-VALUES (:organisation_id, :kind, :shipment_id, :subject, :payload, :created_at)
-RETURNING id;
-
 -- name: notifications_after(organisation_id, after_id, limit)
 SELECT id, organisation_id, kind, shipment_id, subject, payload, created_at, position
 FROM notifications WHERE organisation_id = :organisation_id AND id > :after_id ORDER BY id LIMIT :limit;
@@ -18,14 +13,9 @@ ORDER BY position LIMIT :limit;
 -- name: last_notification_position(organisation_id)$
 SELECT COALESCE(MAX(position), 0) FROM notifications WHERE organisation_id = :organisation_id;
 
--- A webhook receives the notifications published after it was created: the delivery is made in the publishing
--- transaction, so none is missed and none is made twice.
--- name: insert_deliveries_of_notification(notification_id, organisation_id, kind, created_at)!
-INSERT INTO webhook_deliveries (webhook_id, notification_id, status, attempts, next_attempt_at, created_at)
-SELECT w.id, :notification_id, 'pending', 0, :created_at, :created_at
-FROM webhooks w JOIN webhook_kinds k ON k.webhook_id = w.id
-WHERE w.organisation_id = :organisation_id AND k.kind = :kind AND w.deleted_at IS NULL
-ON CONFLICT DO NOTHING;
+-- Notifications and their webhook deliveries are inserted by each engine's own statements, a batch at a time
+-- (coldchain/storage/postgres.py, sqlite.py): a webhook receives the notifications published after it was
+-- created, its delivery made in the publishing transaction, so none is missed and none is made twice.
 
 -- name: insert_webhook(organisation_id, url, secret, created_at)^
 INSERT INTO webhooks (organisation_id, url, secret, created_at)

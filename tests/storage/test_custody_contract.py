@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from coldchain.domain.audit import first_broken_entry
 from coldchain.domain.custody import (
     ChainHead,
     CustodyEvent,
@@ -435,8 +436,10 @@ async def test_hand_overs_stored_before_people_could_sign_them_come_through_the_
 async def test_an_ingest_that_audited_first_and_a_request_that_locked_the_chain_first_do_not_deadlock(
     store: Store,
 ) -> None:
-    """Ingest may hold the audit chain's lock (an alarm) before it records an arrival; a custody request takes
-    the chain's lock, then audits. Both orders meet in one: the chain's lock takes the audit chain's first."""
+    """Ingest may audit (an alarm withdrawn) before it records an arrival; a custody request takes the chain's
+    lock, then audits. Neither waits for the other in the opposite order: audit entries are chained at commit,
+    and the custody lock takes the audit chain's first. The entries follow the commits (on PostgreSQL the
+    request, which locked first, commits first; SQLite runs the transactions one after the other)."""
     shipment, _ = await a_shipment(store)
     audited = asyncio.Event()
 
@@ -446,14 +449,19 @@ async def test_an_ingest_that_audited_first_and_a_request_that_locked_the_chain_
             audited.set()
             await asyncio.sleep(0.2)  # the request takes its locks meanwhile
             await tx.lock_custody(shipment.id)
+        committed.append("alarm.raised")
 
     async def request() -> None:
         await audited.wait()
         async with store.transaction() as tx:
             await tx.lock_custody(shipment.id)
             await tx.append_audit(actor="org:1", action="custody.recorded", subject="shipment:1", detail="{}", now=T0)
+        committed.append("custody.recorded")
 
+    committed: list[str] = []
     await asyncio.wait_for(asyncio.gather(ingest(), request()), timeout=20)
 
     async with store.transaction() as tx:
-        assert [entry.action for entry in await tx.audit_entries()] == ["alarm.raised", "custody.recorded"]
+        entries = await tx.audit_entries()
+    assert [entry.action for entry in entries] == committed
+    assert first_broken_entry(entries) is None

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coldchain.domain.audit import first_broken_entry
+from coldchain.domain.notifications import Notice
 from coldchain.domain.readings import Reading
 from coldchain.storage import AlreadyExists, Store, open_store
 from coldchain.storage.migrations import discover_migrations
@@ -283,6 +284,48 @@ async def test_the_audit_trail_is_a_hash_chain_in_order(store: Store) -> None:
     assert first_broken_entry(entries) is None
 
 
+async def test_audit_entries_of_concurrent_transactions_are_chained_in_commit_order_without_gaps(
+    store: Store,
+) -> None:
+    """Entries are chained when their transaction commits: transactions auditing at once, some rolled back
+    after auditing, leave one gap-free chain the verifier accepts, with each committed transaction's entries
+    together and in the order it appended them, and nothing of the rolled-back ones."""
+    committed: list[int] = []
+
+    async def one(number: int) -> None:
+        with contextlib.suppress(RuntimeError):
+            async with store.transaction() as tx:
+                for step in range(3):
+                    detail = f'{{"step": {step}}}'
+                    await tx.append_audit(actor="admin", action="create", subject=f"x:{number}", detail=detail, now=NOW)
+                    await asyncio.sleep(0)  # let the others interleave their appends
+                if number % 4 == 3:
+                    raise RuntimeError("rolled back after auditing")
+            committed.append(number)
+
+    await asyncio.gather(*(one(number) for number in range(12)))
+    async with store.transaction() as tx:
+        entries = await tx.audit_entries()
+        head = await tx.audit_head()
+    assert first_broken_entry(entries) is None
+    assert [entry.id for entry in entries] == list(range(1, 3 * len(committed) + 1))
+    assert [(entry.subject, entry.detail) for entry in entries] == [
+        (f"x:{number}", f'{{"step": {step}}}') for number in committed for step in range(3)
+    ]
+    assert head == (entries[-1].id, entries[-1].hash)
+
+
+async def test_a_transaction_reads_its_own_audit_entries_before_it_commits(store: Store) -> None:
+    async with store.transaction() as tx:
+        await tx.append_audit(actor="admin", action="create", subject="x", detail="{}", now=NOW)
+        head = await tx.audit_head()
+        await tx.append_audit(actor="admin", action="create", subject="y", detail="{}", now=NOW)
+        entries = await tx.audit_entries()
+    assert head is not None and head[0] == 1
+    assert [(entry.id, entry.subject) for entry in entries] == [(1, "x"), (2, "y")]
+    assert first_broken_entry(entries) is None
+
+
 async def test_the_audit_trail_refuses_changes(store: Store) -> None:
     async with store.transaction() as tx:
         await tx.append_audit(actor="admin", action="create", subject="x", detail="{}", now=NOW)
@@ -315,3 +358,42 @@ async def test_a_transaction_cancelled_at_any_point_leaves_the_store_usable(stor
             await task
         async with store.transaction() as tx:
             assert await tx.list_organisations() == []
+
+
+async def test_notices_published_together_are_stored_in_order_with_a_delivery_per_subscribed_webhook(
+    store: Store,
+) -> None:
+    """One publication of many notices: a notification per notice and recipient (a recipient named twice gets
+    one), in notice order then recipient order, in commit order by position; each subscribed live webhook of a
+    recipient gets one pending delivery of each, and nobody else's."""
+    async with store.transaction() as tx:
+        first = await tx.create_organisation(name="First", kind="shipper", now=NOW)
+        second = await tx.create_organisation(name="Second", kind="carrier", now=NOW)
+        hook = await tx.create_webhook(
+            organisation_id=second.id, url="https://example.org/a", kinds=["alarm.raised"], secret="s", now=NOW
+        )
+        other_kind = await tx.create_webhook(
+            organisation_id=second.id, url="https://example.org/b", kinds=["eta.at_risk"], secret="s", now=NOW
+        )
+        notices = [
+            Notice(organisation_ids=(second.id, first.id, second.id), subject=f"alarm:{n}", payload={"n": n})
+            for n in range(3)
+        ]
+        ids = await tx.publish_all("alarm.raised", notices, now=NOW)
+        assert await tx.publish_all("alarm.raised", [], now=NOW) == []
+    async with store.transaction() as tx:
+        told_first = await tx.notifications_after_position(first.id, after=0)
+        told_second = await tx.notifications_after_position(second.id, after=0)
+        delivered = await tx.deliveries(hook.id)
+        not_delivered = await tx.deliveries(other_kind.id)
+    assert ids == sorted(ids) and len(ids) == 6
+    by_id = {n.id: n for n in told_first + told_second}
+    assert [(by_id[i].subject, by_id[i].organisation_id) for i in ids] == [
+        (f"alarm:{n}", organisation) for n in range(3) for organisation in sorted((first.id, second.id))
+    ]
+    assert [n.payload for n in told_second] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    positions = [by_id[i].position or 0 for i in ids]
+    assert 0 not in positions and positions == sorted(positions)
+    assert sorted(d.notification_id for d in delivered) == [n.id for n in told_second]
+    assert {d.status for d in delivered} == {"pending"}
+    assert not_delivered == []

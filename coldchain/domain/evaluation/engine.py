@@ -402,7 +402,7 @@ class Engine:
                 worst_min=worst_min,
             ),
         )  # fmt: skip
-        self._compact()
+        self._compact(fully=True)
 
     def _sync(
         self,
@@ -454,18 +454,24 @@ class Engine:
         if len(self.mkt_end_s) > _COMPACT_AT:
             self._compact()
 
-    def _compact(self) -> None:
-        """Drop buffer entries no window and no retained checkpoint can reach again."""
+    def _compact(self, *, fully: bool = False) -> None:
+        """Drop buffer entries no window and no retained checkpoint can reach again.
+
+        Inside a long feed only when at least half the buffer goes (amortised: each entry is moved a bounded
+        number of times); ``fully`` at the end of a feed, since the state is encoded and stored whole after every
+        batch anyway: what a stream stores is then bounded by the MKT window and the retained checkpoints, not
+        by the readings since the buffer was last halved (at one reading a minute, a 24 h window and a day of
+        checkpoints, about 2,900 entries instead of up to twice that)."""
         oldest = [checkpoint.machine for checkpoint in self.checkpoints[:1]]
         keep = min([self.mkt.head] + [machine.mkt.head for machine in oldest])
         drop = keep - self.mkt_offset
-        if drop > 0 and drop * 2 >= len(self.mkt_end_s):
+        if drop > 0 and (fully or drop * 2 >= len(self.mkt_end_s)):
             del self.mkt_end_s[:drop], self.mkt_credit[:drop], self.mkt_held_min[:drop]
             self.mkt_offset += drop
         for index, tracker in enumerate(self.trackers):
             keep = min([tracker.roll_head + tracker.roll_offset] + [m.rules[index].roll_head for m in oldest])
             drop = keep - tracker.roll_offset
-            if drop > 0 and drop * 2 >= len(tracker.roll_start_s):
+            if drop > 0 and (fully or drop * 2 >= len(tracker.roll_start_s)):
                 del tracker.roll_start_s[:drop], tracker.roll_end_s[:drop], tracker.roll_start_seq[:drop]
                 tracker.roll_offset += drop
                 tracker.roll_head -= drop
