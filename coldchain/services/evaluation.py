@@ -137,10 +137,10 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
             spent.setdefault(assignment.shipment_id, profile)
     if not spent:
         return
-    # Each lot whose spending changed is judged once; a shipment of no lot is its own (locked as its own). The lots are locked
-    # together, in id order, before any is read (two batches touching the same lots lock them in the same order,
-    # so they cannot deadlock; nothing this batch wrote before is written by another batch's lot judgement, and
-    # the audit chain's lock is taken only at commit).
+    # Each lot whose spending changed is judged once; a shipment of no lot is a lot of its own, locked by its id.
+    # The lots are locked together, lots and then lone shipments in id order, before any is read (two batches
+    # touching the same budgets lock them in the same order, so they cannot deadlock; nothing this batch wrote
+    # before is written by another batch's lot judgement, and the audit chain's lock is taken only at commit).
     lots: dict[tuple[int, int], tuple[Shipment, Profile]] = {}
     for shipment_id, profile in sorted(spent.items()):
         shipment = await shipments.get(shipment_id)
