@@ -7,6 +7,7 @@ server runs as the ``postgres`` system user, since PostgreSQL refuses to run as 
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import shutil
@@ -16,8 +17,11 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PostgresUnavailable", "postgres_server_url"]
+import asyncpg
+
+__all__ = ["PostgresUnavailable", "postgres_server_url", "until_waiting_on_a_lock"]
 
 URL_VARIABLE = "COLDCHAIN_TEST_POSTGRES_URL"
 
@@ -116,3 +120,21 @@ def postgres_server_url() -> Iterator[str]:
     else:
         with _throwaway_server() as throwaway:
             yield throwaway
+
+
+async def until_waiting_on_a_lock(url: str, task: asyncio.Task[Any], *, statement_like: str = "%") -> None:
+    """Return once a backend of the database ``url`` names waits on a lock, running a statement like
+    ``statement_like`` (a SQL LIKE pattern), or once ``task`` has finished (it took no lock another held): how a
+    test lets one transaction hold its locks while another runs into them, without guessing a delay."""
+    conn = await asyncpg.connect(url)
+    try:
+        while not task.done():
+            waiting = await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1",
+                statement_like,
+            )
+            if waiting:
+                return
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()

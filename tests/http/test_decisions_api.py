@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 import rfc8785
 from litestar import Litestar
@@ -34,6 +33,7 @@ from coldchain.storage import Store
 from tests.factories import OPERATOR_TOKEN, bearer, make_org, make_token
 from tests.http.test_status_api import _serial, synced
 from tests.http.test_sync_api import assert_error
+from tests.postgres_server import until_waiting_on_a_lock
 from tests.services.test_evaluation_ingest import TRIP, World, at, log, make_world
 
 Client = AsyncTestClient[Litestar]
@@ -464,22 +464,6 @@ async def test_an_auditor_reads_the_shipments_audit_trail_in_the_portal_with_the
     assert f"/portal/audit?shipment={desk.sid}" in investigation.text
 
 
-async def _waiting_on_a_row_lock(url: str, signing: asyncio.Task[Any]) -> None:
-    """Until the signing transaction waits on a tracker's sync state (or has finished: the lock was not taken)."""
-    conn = await asyncpg.connect(url)
-    try:
-        while not signing.done():
-            waiting = await conn.fetchval(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE '%tracker_sync_state%'"
-            )
-            if waiting:
-                return
-            await asyncio.sleep(0.01)
-    finally:
-        await conn.close()
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs one writer at a time
 async def test_a_decision_signed_while_a_batch_is_in_flight_never_stands_on_what_the_batch_changed(
     desk: Desk, database_url: str
@@ -517,7 +501,8 @@ async def test_a_decision_signed_while_a_batch_is_in_flight_never_stands_on_what
                     now=now,
                 )
             )
-            await _waiting_on_a_row_lock(database_url, signing)  # the batch re-checked before the signing ends
+            # The batch has re-checked its decisions; the signing runs into its lock (or, unlocked, ends first).
+            await until_waiting_on_a_lock(database_url, signing, statement_like="%tracker_sync_state%")
         return (await asyncio.gather(signing, return_exceptions=True))[0]
 
     outcome = desk.call(sign_during_the_batch)

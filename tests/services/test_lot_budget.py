@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 
-import asyncpg
 import msgspec
 import pytest
 
@@ -23,6 +22,7 @@ from coldchain.services.evaluation import budgets_left, judge_readings, shipment
 from coldchain.services.sync import record_batch
 from coldchain.storage import Store, open_store
 from tests.factories import assign, make_tracker
+from tests.postgres_server import until_waiting_on_a_lock
 from tests.services.test_evaluation_ingest import LIVE, World, alarms_of, at, make_world, shipment_of
 
 ALLOWANCE = Profile(
@@ -214,18 +214,6 @@ async def test_two_trackers_of_a_lot_syncing_at_once_do_not_both_miss_the_crossi
     assert await _sync_at_once(database_url, (1, 0, 2)) == [(2, CROSSING)]
 
 
-async def _waiting_on_a_lock(url: str, task: asyncio.Task[object]) -> None:
-    """Until ``task``'s transaction waits on a lock (or the task has finished: it took none that was held)."""
-    conn = await asyncpg.connect(url)
-    try:
-        while not task.done():
-            if await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
-                return
-            await asyncio.sleep(0.01)
-    finally:
-        await conn.close()
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite runs one writer at a time
 async def test_two_trackers_of_a_shipment_of_no_lot_syncing_at_once_do_not_both_miss_the_crossing(
     database_url: str,
@@ -256,7 +244,7 @@ async def test_two_trackers_of_a_shipment_of_no_lot_syncing_at_once_do_not_both_
             await tx.append_readings(first, first_leg, received_at=now)
             await judge_readings(tx, first, first_leg, now=now)
             syncing = asyncio.create_task(record_batch(store, second, second_leg, now=now, policy=LIVE))
-            await _waiting_on_a_lock(database_url, syncing)
+            await until_waiting_on_a_lock(database_url, syncing)
         await syncing
 
         found = [(s.alarm.rule, s.alarm.met_at) for s in await alarms_of(store, alone.id) if s.alarm.rule == "budget"]
