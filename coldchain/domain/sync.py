@@ -34,6 +34,7 @@ __all__ = [
     "HeldAs",
     "SyncConflict",
     "SyncState",
+    "Watched",
     "acknowledge",
     "all_acceptable",
     "clock_offset_s",
@@ -78,6 +79,19 @@ class SyncState(msgspec.Struct, kw_only=True):
     clock_flagged: bool = False
     max_refused_seq: int = 0
     """The highest number quarantined for being too far past ``max_seq``: numbers up to it may be held."""
+
+
+class Watched(msgspec.Struct, frozen=True, kw_only=True):
+    """The device time a tracker's assignments to shipments cover, as one span: from the first one's start to the
+    last one's end (``None``: one is open). A reading outside it belongs to no shipment, so nothing is judged of it.
+    """
+
+    starts_at: datetime
+    ends_at: datetime | None
+
+    def meets(self, earliest: datetime, latest: datetime) -> bool:
+        """Whether ``[earliest, latest]`` meets the span."""
+        return self.starts_at <= latest and (self.ends_at is None or earliest < self.ends_at)
 
 
 class SyncConflict(msgspec.Struct, frozen=True, kw_only=True):

@@ -12,6 +12,7 @@ from coldchain.domain.sync import (
     SEQ_CEILING,
     SyncConflict,
     SyncState,
+    Watched,
     acknowledge,
     all_acceptable,
     clock_offset_s,
@@ -72,6 +73,20 @@ def _continues_the_log(readings: Sequence[Reading], state: SyncState, policy: Sy
     )
 
 
+def _watched(watched: Watched | None, accepted: Sequence[Reading], refused: Sequence[tuple[Reading, str]]) -> bool:
+    """Whether the batch may hold a reading of a shipment: judgement, arrival and the re-check of signed decisions
+    all start from the tracker's assignments, so a batch of a tracker never assigned, or whose readings all lie
+    outside the span its assignments cover, has nothing to judge and skips their three look-ups. A batch with a
+    refused reading is not asked (its device time may have no UTC form to compare)."""
+    if watched is None:
+        return False
+    if refused or not accepted:
+        return True
+    earliest = min(reading.device_time for reading in accepted)
+    latest = max(reading.device_time for reading in accepted)
+    return watched.meets(earliest, latest)
+
+
 async def record_batch(
     store: Store,
     tracker_id: int,
@@ -105,7 +120,7 @@ async def record_batch(
     rather than stored again.
     """
     async with store.transaction() as tx:
-        state = await tx.sync_state(tracker_id)
+        state, watched = await tx.sync_state_watched(tracker_id)
         # In a sequenced log nothing above max_seq is held, but for what went to quarantine for its number alone
         # (up to max_refused_seq). Unsequenced sources (numbered by time) keep no such bound.
         bound = max(state.max_seq, state.max_refused_seq)
@@ -159,12 +174,13 @@ async def record_batch(
         if accepted:
             await tx.append_readings(tracker_id, accepted, received_at=now)
         new = len(accepted)
-        if new and policy.evaluate:
+        judged = policy.evaluate and _watched(watched, accepted, refused)
+        if new and judged:
             with EVALUATION_SECONDS.time():
                 await judge_readings(tx, tracker_id, accepted, now=now)
             await notice_arrival(tx, tracker_id, accepted, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
-        if (new or quarantined) and policy.evaluate:
+        if (new or quarantined) and judged:
             span = touched_span([r.device_time for r in accepted] + [r.device_time for r, _ in refused])
             if span is not None:
                 await recheck_decisions(tx, tracker_id, earliest=span[0], latest=span[1], now=now)

@@ -19,7 +19,7 @@ from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
-from coldchain.domain.sync import SyncConflict, SyncState
+from coldchain.domain.sync import SyncConflict, SyncState, Watched
 from coldchain.storage._sqlbase import SqlBase
 from coldchain.storage.audit import AuditSql
 from coldchain.storage.custody import CustodySql
@@ -478,10 +478,17 @@ class SqlTransaction(
         )
 
     async def sync_state(self, tracker_id: int) -> SyncState:
+        return (await self.sync_state_watched(tracker_id))[0]
+
+    async def sync_state_watched(self, tracker_id: int) -> tuple[SyncState, Watched | None]:
         row = await self._locked_sync_state_row(tracker_id)
         if row is None:
             raise LookupError(f"no tracker with id {tracker_id}")
-        return self._sync_state(row)
+        watched = None
+        if row["watched_from"] is not None:
+            ends_at = None if row["watched_to"] is None else self._time_out(row["watched_to"])
+            watched = Watched(starts_at=self._time_out(row["watched_from"]), ends_at=ends_at)
+        return self._sync_state(row), watched
 
     async def save_sync_state(self, state: SyncState) -> None:
         await self._q.save_sync_state(

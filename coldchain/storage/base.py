@@ -26,7 +26,7 @@ from coldchain.domain.products import Lot, Product
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Assignment, Leg, Place, Priority, Shipment, ShipmentStatus
-from coldchain.domain.sync import SyncConflict, SyncState
+from coldchain.domain.sync import SyncConflict, SyncState, Watched
 from coldchain.storage.audit import AuditRecords
 from coldchain.storage.custody import CustodyRecords
 from coldchain.storage.decisions import DecisionRecords
@@ -232,6 +232,11 @@ class Transaction(
 
     async def sync_state(self, tracker_id: int) -> SyncState:
         """The tracker's sync state, locked until the transaction ends (batches of one tracker serialise)."""
+        ...
+
+    async def sync_state_watched(self, tracker_id: int) -> tuple[SyncState, Watched | None]:
+        """:meth:`sync_state`, and in the same statement the span its assignments cover (``None``: the tracker
+        was never assigned). Assigning a tracker takes its sync-state lock, so the span holds while it is held."""
         ...
 
     async def save_sync_state(self, state: SyncState) -> None: ...

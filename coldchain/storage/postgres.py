@@ -70,9 +70,14 @@ _READING_COLUMNS = (
 
 # The tracker's row of sync state, locked for the transaction: the lock and the read in one round trip.
 _LOCKED_SYNC_STATE = """
-SELECT tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined,
-       readings_conflicting, batches, last_sync_at, last_sent_at, clock_offset_s, clock_flagged, max_refused_seq
-FROM tracker_sync_state WHERE tracker_id = $1 FOR UPDATE
+SELECT s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate, s.readings_quarantined,
+       s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s, s.clock_flagged,
+       s.max_refused_seq, w.watched_from, w.watched_to
+FROM tracker_sync_state s,
+     LATERAL (SELECT min(a.starts_at) AS watched_from,
+                     CASE WHEN bool_or(a.ends_at IS NULL) THEN NULL ELSE max(a.ends_at) END AS watched_to
+              FROM tracker_assignments a WHERE a.tracker_id = s.tracker_id) w
+WHERE s.tracker_id = $1 FOR UPDATE OF s
 """
 
 # PostgreSQL's binary COPY format (https://www.postgresql.org/docs/current/sql-copy.html, "Binary Format"): a

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from coldchain.domain.audit import first_broken_entry
 from coldchain.domain.notifications import Notice
 from coldchain.domain.readings import Reading
+from coldchain.domain.sync import Watched
 from coldchain.storage import AlreadyExists, Store, open_store
 from coldchain.storage.migrations import discover_migrations
+from tests.factories import assign, make_org, make_shipment, make_tracker
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -397,3 +399,33 @@ async def test_notices_published_together_are_stored_in_order_with_a_delivery_pe
     assert sorted(d.notification_id for d in delivered) == [n.id for n in told_second]
     assert {d.status for d in delivered} == {"pending"}
     assert not_delivered == []
+
+
+async def test_the_sync_state_comes_with_the_span_the_trackers_assignments_cover(store: Store) -> None:
+    shipper = await make_org(store)
+    tracker = await make_tracker(store, shipper.id)
+    first, second = await make_shipment(store, owner=shipper.id), await make_shipment(store, owner=shipper.id)
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+
+    async def watched() -> Watched | None:
+        async with store.transaction() as tx:
+            state, span = await tx.sync_state_watched(tracker.id)
+            assert state == await tx.sync_state(tracker.id)
+            return span
+
+    assert await watched() is None, "never assigned"
+    await assign(store, second.id, tracker.id, start + timedelta(days=3), start + timedelta(days=5))
+    await assign(store, first.id, tracker.id, start, start + timedelta(days=1))
+    assert await watched() == Watched(starts_at=start, ends_at=start + timedelta(days=5))
+    await assign(store, first.id, tracker.id, start + timedelta(days=9))
+    assert await watched() == Watched(starts_at=start, ends_at=None), "an open assignment"
+
+
+def test_a_span_meets_what_touches_it_and_nothing_past_its_end() -> None:
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    span = Watched(starts_at=start, ends_at=start + timedelta(hours=1))
+    assert span.meets(start - timedelta(hours=1), start)
+    assert span.meets(start + timedelta(minutes=59), start + timedelta(hours=3))
+    assert not span.meets(start + timedelta(hours=1), start + timedelta(hours=2)), "the end is not covered"
+    assert not span.meets(start - timedelta(hours=2), start - timedelta(microseconds=1))
+    assert Watched(starts_at=start, ends_at=None).meets(start + timedelta(days=900), start + timedelta(days=901))
