@@ -11,6 +11,7 @@ import asyncio
 import math
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,9 +23,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from coldchain.http.app import create_app
 from coldchain.metrics import exposition
 from coldchain.settings import load_settings
+from coldchain.storage import Store
+from tests.factories import assign, make_org, make_shipment
 from tests.http.test_sync_api import (
     ADMIN_TOKEN,
     MSGPACK,
+    SERIAL,
     Client,
     ClientFactory,
     as_json,
@@ -66,11 +70,22 @@ def change(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return value(after, name, **labels) - value(before, name, **labels)
 
 
+async def watched_by_a_shipment(store: Store, serial: str) -> None:
+    """Assign the tracker to a shipment from before its readings, so that its batches are judged."""
+    async with store.transaction() as tx:
+        tracker = await tx.get_tracker(serial)
+    assert tracker is not None
+    shipper = await make_org(store)
+    shipment = await make_shipment(store, owner=shipper.id)
+    await assign(store, shipment.id, tracker.id, datetime(2026, 3, 1, tzinfo=UTC))
+
+
 async def test_the_metrics_count_the_readings_batches_and_refusals_that_were_sent(
     make_client: ClientFactory, database_url: str
 ) -> None:
     client = await make_client(metrics_token=METRICS_TOKEN, max_batch_readings=10)
     secret = await register(client)
+    client.blocking_portal.call(watched_by_a_shipment, client.app.state.store, SERIAL)
     before = await scrape(client)
 
     first = await post_batch(client, secret, as_json(batch(*(reading(seq) for seq in range(1, 6)))))
