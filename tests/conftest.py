@@ -8,11 +8,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from hypothesis import HealthCheck, settings
 
 from coldchain.storage import Store, open_store
@@ -25,6 +28,16 @@ settings.load_profile("coldchain")
 # Named per process, so that two test runs against one server never share a database.
 _TEMPLATE = f"coldchain_test_template_{os.getpid()}"
 _counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passwords are hashed at argon2's cheapest cost in the test process (under a millisecond instead of about
+    130 ms a hash or a check, which made sign-ins the largest CPU cost of the HTTP tests). Only the cost changes:
+    the hashes are still argon2id, checked as the service checks them. The tests marked ``full_cost_passwords``,
+    and every service started as a process of its own, hash at the service's own cost."""
+    if request.node.get_closest_marker("full_cost_passwords") is None:
+        monkeypatch.setattr("coldchain.services.users._hasher", PasswordHasher.from_parameters(CHEAPEST))
 
 
 def _with_database(url: str, database: str) -> str:
@@ -86,10 +99,28 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database; each test copies it, as each PostgreSQL test copies the template database."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "coldchain.db"
+
+    async def migrate() -> None:
+        store = await open_store(f"sqlite:///{path}", pool_size=1)
+        await store.close()
+
+    asyncio.run(migrate())
+    leftovers = sorted(p.name for p in path.parent.iterdir() if p != path)
+    assert not leftovers, f"the migrated SQLite template left {leftovers} beside it"
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database URL on each engine: the contract suites run once per engine."""
+    """A database URL on each engine, of a migrated database of the test's own: the contract suites run once per
+    engine."""
     if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        shutil.copyfile(template, tmp_path / "coldchain.db")
         return f"sqlite:///{tmp_path / 'coldchain.db'}"
     url: str = request.getfixturevalue("postgres_database")
     return url

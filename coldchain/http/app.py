@@ -11,7 +11,6 @@ from datetime import timedelta
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.logging.config import LoggingConfig
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
@@ -41,6 +40,7 @@ from coldchain.http.headers import add_security_headers
 from coldchain.http.health import health, live, ready
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures
+from coldchain.http.logs import configure_logging
 from coldchain.http.metrics import metrics, sampling_connections
 from coldchain.http.notifications import EscalationApi, PreferencesApi
 from coldchain.http.openapi import openapi_config
@@ -84,6 +84,7 @@ def create_app(
     SIGTERM and SIGINT drain the process before the ASGI server stops it (:mod:`coldchain.http.lifecycle`);
     ``lifecycle`` is the draining state the routes read (a fresh one by default)."""
     lifecycle = lifecycle or Lifecycle()
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -175,11 +176,7 @@ def create_app(
                 ),
             }
         ),
-        logging_config=LoggingConfig(
-            root={"level": "WARNING", "handlers": ["queue_listener"]},
-            loggers={"coldchain": {"level": settings.log_level.upper(), "propagate": True}},
-            log_exceptions="never",  # the 500 handler logs what it catches, once
-        ),
+        logging_config=None,  # configured above, once per process; the 500 handler logs what it catches, once
         debug=False,
     )
 

@@ -4,7 +4,6 @@ the portal's pages) says so with ``opt={"raw_query": True}``."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from litestar import Request
@@ -17,8 +16,17 @@ from coldchain.http.errors import ApiError
 __all__ = ["refuse_unknown_query"]
 
 
-@cache
-def _query_names(handler: HTTPRouteHandler) -> frozenset[str]:
+def _query_names(request: Request[Any, Any, Any], handler: HTTPRouteHandler) -> frozenset[str]:
+    """The query parameters ``handler`` takes, worked out once per app (kept in the app's state, so they go
+    with the app: each app registers copies of the route handlers of its own)."""
+    known: dict[HTTPRouteHandler, frozenset[str]] = request.app.state.setdefault("query_names", {})
+    names = known.get(handler)
+    if names is None:
+        names = known[handler] = _taken_by(handler)
+    return names
+
+
+def _taken_by(handler: HTTPRouteHandler) -> frozenset[str]:
     dependencies = set(handler.resolve_dependencies())
     names = set()
     for name, field in handler.parsed_fn_signature.parameters.items():
@@ -40,7 +48,7 @@ async def refuse_unknown_query(request: Request[Any, Any, Any]) -> None:
     handler = request.route_handler
     if not isinstance(handler, HTTPRouteHandler) or handler.opt.get("raw_query"):
         return
-    known = _query_names(handler) - set(request.path_params)
+    known = _query_names(request, handler) - set(request.path_params)
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         takes = ", ".join(sorted(known)) or "none"

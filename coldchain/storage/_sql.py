@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,10 @@ def sql_dir() -> Path:
     return packaged if packaged.is_dir() else Path(__file__).resolve().parents[2] / "sql"
 
 
+@cache
 def load_queries(driver: str) -> Any:
-    """Every named statement of ``sql/queries/*.sql`` (one file per area, one namespace for all)."""
+    """Every named statement of ``sql/queries/*.sql`` (one file per area, one namespace for all), read once per
+    process and driver (the statements do not change while it runs; every store of the driver shares them)."""
     return aiosql.from_path(sql_dir() / "queries", driver)
 
 

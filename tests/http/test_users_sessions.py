@@ -322,6 +322,25 @@ async def test_what_a_user_does_is_attributed_to_their_name_and_email(office: Of
     ), [(e.action, e.actor) for e in entries]
 
 
+@pytest.mark.full_cost_passwords
+async def test_a_password_is_kept_as_an_argon2id_hash_at_rfc_9106s_low_memory_cost(office: Office) -> None:
+    await add_user(office)
+
+    store = await open_store(office.database_url)
+    try:
+        async with store.transaction() as tx:
+            found = await tx.user_by_email("ada@example.org")
+    finally:
+        await store.close()
+
+    assert found is not None
+    _, password_hash = found
+    assert password_hash.startswith("$argon2id$v=19$m=65536,t=3,p=4$"), password_hash
+    assert PASSWORD not in password_hash
+    assert (await sign_in(office)).status_code == 201
+    assert (await sign_in(office, password=PASSWORD + "!")).status_code == 401
+
+
 async def audit_entries(office: Office) -> list[AuditEntry]:
     store = await open_store(office.database_url)  # the app's store lives on the test client's own loop
     try:
