@@ -68,11 +68,14 @@ _READING_COLUMNS = (
     "pressure_kpa", "latitude", "longitude", "battery_pct",
 )  # fmt: skip
 
-# The tracker's row of sync state, locked for the transaction: the lock and the read in one round trip.
+# The tracker's row of sync state, locked for the transaction: the lock and the read in one round trip, with the span
+# the tracker's assignments cover and whether a shipment of them has a decision a batch could change.
 _LOCKED_SYNC_STATE = """
 SELECT s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate, s.readings_quarantined,
        s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s, s.clock_flagged,
-       s.max_refused_seq, w.watched_from, w.watched_to
+       s.max_refused_seq, w.watched_from, w.watched_to,
+       EXISTS (SELECT 1 FROM tracker_assignments a JOIN decisions d ON d.shipment_id = a.shipment_id
+               WHERE a.tracker_id = s.tracker_id AND d.evaluation_changed_at IS NULL) AS decided
 FROM tracker_sync_state s,
      LATERAL (SELECT min(a.starts_at) AS watched_from,
                      CASE WHEN bool_or(a.ends_at IS NULL) THEN NULL ELSE max(a.ends_at) END AS watched_to

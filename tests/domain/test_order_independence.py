@@ -22,8 +22,10 @@ from coldchain.domain.evaluation import (
     is_late,
     new_state,
     rewind,
+    stream_spendings,
     summarise,
 )
+from coldchain.domain.evaluation.engine import Engine
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.readings import Reading
 from tests.domain.engine_support import T0
@@ -158,3 +160,8 @@ def test_any_batches_in_any_order_end_where_one_pass_in_time_order_ends(
     assert service.results == {result.key: result for result in everything}
     # No alarm twice: every alarm has its own key.
     assert len({alarm.key for alarm in final.alarms}) == len(final.alarms)
+    # The lot budget's input, read from the state without an engine, is the engine's own and the one pass's.
+    spendings = stream_spendings(PROFILE, service.state, stream_id=1, shipment_id=2)
+    assert spendings == Engine(PROFILE, service.state).spendings(stream_id=1, shipment_id=2)
+    one_pass_state, _ = advance(PROFILE, new_state(PROFILE, lot_spent_before_min=lot_spent), sorted(log, key=key))
+    assert spendings == stream_spendings(PROFILE, one_pass_state, stream_id=1, shipment_id=2)

@@ -126,9 +126,22 @@ def stream_evaluation(profile: Profile, state: EvaluationState, *, until: dateti
 
 
 def stream_spendings(profile: Profile, state: EvaluationState, *, stream_id: int, shipment_id: int) -> list[Spending]:
-    """What the stream spent of each lifetime rule, as intervals in device time (the lot budget's input)."""
+    """What the stream spent of each lifetime rule, as intervals in device time (the lot budget's input).
+
+    Read straight from the state (a lifetime rule's memory holds its total, its buffer the intervals, never
+    dropped), without building an engine: ingest asks before and after every batch."""
     check_profile(profile, state)
-    return Engine(profile, state).spendings(stream_id=stream_id, shipment_id=shipment_id)
+    return [
+        Spending.of(
+            stream_id=stream_id,
+            shipment_id=shipment_id,
+            rule=rule.name,
+            spent_min=state.machine.rules[index].total_min,
+            intervals=zip(state.roll_start_s[index], state.roll_end_s[index], state.roll_start_seq[index], strict=True),
+        )
+        for index, rule in enumerate(profile.rules)
+        if rule.scope == "lifetime"
+    ]
 
 
 def summarise(profile: Profile, state: EvaluationState, *, until: datetime | None = None) -> Evaluation:
