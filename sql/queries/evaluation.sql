@@ -83,18 +83,6 @@ ORDER BY a.id;
 -- name: shipment_lifetime_alarms(shipment_id)
 SELECT * FROM alarms WHERE shipment_id = :shipment_id AND scope = 'lifetime' AND withdrawn_at IS NULL ORDER BY id;
 
--- name: upsert_excursions(assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at, start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id, now)*!
-INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at,
-                        start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id,
-                        detected_at, updated_at)
-VALUES (:assignment_id, :shipment_id, :event_key, :rule, :metric, :direction, :threshold, :started_at, :start_seq,
-        :ended_at, :duration_min, :uncredited_min, :peak, :degree_min, :custodian_id, :now, :now)
-ON CONFLICT (assignment_id, event_key) DO UPDATE
-SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
-    peak = excluded.peak, degree_min = excluded.degree_min,
-    custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
-    updated_at = excluded.updated_at, withdrawn_at = NULL;
-
 -- name: withdraw_excursion(assignment_id, event_key, now)!
 UPDATE excursions SET withdrawn_at = :now, updated_at = :now
 WHERE assignment_id = :assignment_id AND event_key = :event_key AND withdrawn_at IS NULL;
@@ -111,15 +99,6 @@ SELECT * FROM alarms WHERE assignment_id = :assignment_id AND event_key = :event
 
 -- name: get_alarm(id)^
 SELECT * FROM alarms WHERE id = :id;
-
--- Nothing when the stream already holds an alarm of that key (the same condition is never raised twice).
--- name: insert_alarm(assignment_id, shipment_id, event_key, rule, action, metric, direction, threshold, mode, scope, delay_min, began_at, began_seq, met_at, detected_at, late)^
-INSERT INTO alarms (assignment_id, shipment_id, event_key, rule, action, metric, direction, threshold, mode, scope,
-                    delay_min, began_at, began_seq, met_at, detected_at, late, updated_at)
-VALUES (:assignment_id, :shipment_id, :event_key, :rule, :action, :metric, :direction, :threshold, :mode, :scope,
-        :delay_min, :began_at, :began_seq, :met_at, :detected_at, :late, :detected_at)
-ON CONFLICT (assignment_id, event_key) DO NOTHING
-RETURNING *;
 
 -- An alarm raised again by re-judging: the same condition (same key), so the same row; detected_at stays.
 -- name: restore_alarm(id, met_at, now)^
