@@ -6,7 +6,10 @@ judged as one stream, keyed by the assignment's id, with the incremental protoco
 stored state by those readings only (cost in proportion to the new readings); a batch with an earlier reading
 rewinds the state to its last checkpoint before that reading and replays the stored readings from there. The
 findings are stored by their stable keys, so any split into batches and any delivery order end with what one
-pass over the complete log in time order finds; a finding that late data took back is marked withdrawn.
+pass over the complete log in time order finds; a finding that late data took back is marked withdrawn. A
+stream's state keeps its closed excursions and alarms only as long as a checkpoint could take them back; where a
+shipment's judgement reads its streams whole, their older findings come from the stored ones (and a rewind past
+every checkpoint reads their keys, to withdraw what the replay no longer finds).
 
 A shipment's judgement is pure domain code (:func:`coldchain.domain.judgement.judge_shipment`): the streams
 combined, the lot's stability budget as one timeline in device time, the recommendation. This module loads what
@@ -81,7 +84,8 @@ MAX_QUARANTINED_PAGE = 1000
 #: How far back late data is re-judged from a checkpoint rather than from the stream's first reading: one
 #: checkpoint an hour of device time, a day of them. Late readings come from retried or reordered batches,
 #: typically minutes to hours late; older ones replay the whole stream (correct, only slower). The state holds
-#: the MKT window's buffer from the oldest checkpoint on, so this also bounds what each batch reads and writes.
+#: the MKT window's buffer and the closed findings from the oldest checkpoint on, so this also bounds what each
+#: batch reads and writes.
 CHECKPOINT_EVERY_MIN = 60.0
 CHECKPOINTS_KEPT = 24
 
@@ -241,8 +245,11 @@ async def _judge_stream(
         replay = await tx.readings_after(
             assignment.tracker_id, rewound.replay_after, starts_at=assignment.starts_at, ends_at=assignment.ends_at
         )
+        superseded = set(rewound.superseded)
+        if rewound.supersedes_stored:  # replayed from the first reading: what had left the state is judged again
+            superseded |= await tx.stream_finding_keys(assignment.id)
         state, events = advance(profile, rewound.state, replay)
-        withdrawn = set(rewound.superseded) - {event.key for event in events}
+        withdrawn = superseded - {event.key for event in events}
     else:
         state, events = advance(profile, state, new)
     await tx.save_evaluation_stream(
@@ -396,12 +403,22 @@ async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement
     """:func:`shipment_judgement` inside an open transaction, for a shipment the caller already may see."""
     profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
     streams = await tx.evaluation_streams(shipment.id)
-    parts = [stream_evaluation(stream.profile, decode_state(stream.state)) for stream in streams]
+    excursions = await tx.excursions_of_shipment(shipment.id)
+    stored_alarms = await tx.alarms_of_shipment(shipment.id)
+    # A stream's closed excursions and alarms older than its checkpoints left its state: its stored findings have
+    # them (the engine's package docstring).
+    stored: dict[int, list[Excursion | Alarm]] = {}
+    for found in excursions:
+        stored.setdefault(found.assignment_id, []).append(found.excursion)
+    for raised in stored_alarms:
+        stored.setdefault(raised.assignment_id, []).append(raised.alarm)
+    parts = [
+        stream_evaluation(stream.profile, decode_state(stream.state), stored=stored.get(stream.assignment_id, []))
+        for stream in streams
+    ]
     has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
     spendings = await _lot_spendings(tx, shipment) if has_budget else []
     quarantined = await quarantined_of_shipment(tx, shipment.id)
-    excursions = await tx.excursions_of_shipment(shipment.id)
-    stored_alarms = await tx.alarms_of_shipment(shipment.id)
     judgement = judge_shipment(
         profile,
         shipment_id=shipment.id,

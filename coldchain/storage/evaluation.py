@@ -126,6 +126,11 @@ class EvaluationRecords(Protocol):
 
     async def withdraw_excursion(self, assignment_id: int, key: str, *, now: datetime) -> None: ...
 
+    async def stream_finding_keys(self, assignment_id: int) -> set[str]:
+        """The keys of the stream's excursions and of its own alarms (not the lot's lifetime alarms), withdrawn
+        ones left out."""
+        ...
+
     async def excursions_of_shipment(self, shipment_id: int, *, withdrawn: bool = False) -> list[StoredExcursion]:
         """The shipment's excursions by start; withdrawn ones too when ``withdrawn``."""
         ...
@@ -378,6 +383,9 @@ class EvaluationSql(SqlBase):
             for excursion, custodian_id in latest.values()
         ]
         await self._upsert_excursion_rows(assignment_id, shipment_id, rows, now=now)
+
+    async def stream_finding_keys(self, assignment_id: int) -> set[str]:
+        return {row["event_key"] async for row in self._q.stream_finding_keys(self._conn, assignment_id=assignment_id)}
 
     async def withdraw_excursion(self, assignment_id: int, key: str, *, now: datetime) -> None:
         await self._q.withdraw_excursion(self._conn, assignment_id=assignment_id, event_key=key, now=self._time_in(now))

@@ -83,6 +83,12 @@ ORDER BY a.id;
 -- name: shipment_lifetime_alarms(shipment_id)
 SELECT * FROM alarms WHERE shipment_id = :shipment_id AND scope = 'lifetime' AND withdrawn_at IS NULL ORDER BY id;
 
+-- The keys of a stream's standing findings: its excursions and its own alarms (a lifetime alarm is the lot's).
+-- name: stream_finding_keys(assignment_id)
+SELECT event_key FROM excursions WHERE assignment_id = :assignment_id AND withdrawn_at IS NULL
+UNION ALL
+SELECT event_key FROM alarms WHERE assignment_id = :assignment_id AND withdrawn_at IS NULL AND scope <> 'lifetime';
+
 -- name: withdraw_excursion(assignment_id, event_key, now)!
 UPDATE excursions SET withdrawn_at = :now, updated_at = :now
 WHERE assignment_id = :assignment_id AND event_key = :event_key AND withdrawn_at IS NULL;
