@@ -20,7 +20,9 @@ The lot's budget: each stream saves the intervals it spent beyond each lifetime 
 changed a stream's spending, the lot is locked (two trackers of one lot syncing at once serialise there, so the
 later one sees the earlier one's spending and neither misses the crossing), every stream's spending of the lot is
 read, and the lot's budget alarm is put where the summed spending crosses the allowance in device time: raised
-on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch. A shipment of no
+on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch. A lot whose summed
+running totals are clearly short of every allowance, with no budget alarm standing, has nothing to place or
+withdraw: one statement tells it, and the streams' intervals are not read. A shipment of no
 lot is a lot of its own: its budget is locked by the shipment, for its trackers syncing at once.
 """
 
@@ -51,7 +53,7 @@ from coldchain.domain.evaluation import (
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
 from coldchain.domain.judgement import judge_shipment
-from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm
+from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm, surely_not_crossed
 from coldchain.domain.profiles import AlarmRule, Profile
 from coldchain.domain.quarantine import QuarantinedReading, QuarantineFault, quarantine_faults
 from coldchain.domain.readings import Reading
@@ -297,6 +299,9 @@ async def _judge_lot_budget(
     the later reads the earlier's spending once it has committed. The rule is the judged shipment's profile's (a
     lot's shipments share their product's profile)."""
     rules = [rule for rule in profile.rules if rule.scope == "lifetime"]
+    totals, alarmed = await tx.lot_spent_totals(lot_id=shipment.lot_id, shipment_id=shipment.id)
+    if not alarmed and all(surely_not_crossed(rule, totals.get(rule.name, 0.0)) for rule in rules):
+        return  # no crossing to place and no alarm to withdraw (most batches): the intervals are not read
     spendings = await _lot_spendings(tx, shipment)
     wanted: dict[tuple[int, str], tuple[int, Alarm]] = {}
     for rule in rules:

@@ -104,6 +104,11 @@ class EvaluationRecords(Protocol):
         """The standing lifetime alarms of the lot's shipments (of the shipment alone without a lot)."""
         ...
 
+    async def lot_spent_totals(self, *, lot_id: int | None, shipment_id: int) -> tuple[dict[str, float], int]:
+        """In one statement: each rule's minutes spent by the streams of the lot's shipments (of the shipment
+        alone without a lot), summed, and how many lifetime alarms stand on them."""
+        ...
+
     async def quarantined_between(
         self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None
     ) -> list[QuarantinedReading]:
@@ -317,6 +322,20 @@ class EvaluationSql(SqlBase):
 
     async def shipment_spending(self, shipment_id: int) -> list[Spending]:
         return [self._spending(row) async for row in self._q.shipment_spending(self._conn, shipment_id=shipment_id)]
+
+    async def lot_spent_totals(self, *, lot_id: int | None, shipment_id: int) -> tuple[dict[str, float], int]:
+        if lot_id is None:
+            rows = self._q.shipment_spent_totals(self._conn, shipment_id=shipment_id)
+        else:
+            rows = self._q.lot_spent_totals(self._conn, lot_id=lot_id)
+        totals: dict[str, float] = {}
+        standing = 0
+        async for row in rows:
+            if row["rule"] is None:
+                standing = int(row["spent_min"])
+            else:
+                totals[row["rule"]] = float(row["spent_min"])
+        return totals, standing
 
     async def lifetime_alarms(self, *, lot_id: int | None, shipment_id: int) -> list[StoredAlarm]:
         if lot_id is None:

@@ -74,6 +74,21 @@ SELECT assignment_id, shipment_id, rule, spent_min, spending
 FROM budget_spent WHERE shipment_id = :shipment_id
 ORDER BY assignment_id, rule;
 
+-- Each rule's minutes spent by the lot's streams, summed, and (rule NULL) how many lifetime alarms stand on them.
+-- name: lot_spent_totals(lot_id)
+SELECT b.rule AS rule, SUM(b.spent_min) AS spent_min
+FROM budget_spent b JOIN shipments s ON s.id = b.shipment_id
+WHERE s.lot_id = :lot_id
+GROUP BY b.rule
+UNION ALL
+SELECT NULL, count(*) FROM alarms a JOIN shipments s ON s.id = a.shipment_id
+WHERE s.lot_id = :lot_id AND a.scope = 'lifetime' AND a.withdrawn_at IS NULL;
+
+-- name: shipment_spent_totals(shipment_id)
+SELECT rule, SUM(spent_min) AS spent_min FROM budget_spent WHERE shipment_id = :shipment_id GROUP BY rule
+UNION ALL
+SELECT NULL, count(*) FROM alarms WHERE shipment_id = :shipment_id AND scope = 'lifetime' AND withdrawn_at IS NULL;
+
 -- The lifetime alarms standing on the streams of a lot's shipments (at most one per rule where the budget ran out).
 -- name: lot_lifetime_alarms(lot_id)
 SELECT a.* FROM alarms a JOIN shipments s ON s.id = a.shipment_id
