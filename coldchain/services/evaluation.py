@@ -22,8 +22,8 @@ later one sees the earlier one's spending and neither misses the crossing), ever
 read, and the lot's budget alarm is put where the summed spending crosses the allowance in device time: raised
 on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch. A lot whose summed
 running totals are clearly short of every allowance, with no budget alarm standing, has nothing to place or
-withdraw: one statement tells it, and the streams' intervals are not read. A shipment of no
-lot is a lot of its own: its budget is locked by the shipment, for its trackers syncing at once.
+withdraw: one statement tells it, and the streams' intervals are not read. A shipment of no lot is a lot of its
+own: its budget is locked by the shipment, for its trackers syncing at once.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from coldchain.domain.evaluation import (
     Evaluation,
     EvaluationState,
     Event,
+    FindingsMismatch,
     ReadingKey,
     advance,
     decode_state,
@@ -407,20 +408,7 @@ async def shipment_judgement(store: Store, principal: Principal, shipment_id: in
 async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement:
     """:func:`shipment_judgement` inside an open transaction, for a shipment the caller already may see."""
     profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
-    streams = await tx.evaluation_streams(shipment.id)
-    excursions = await tx.excursions_of_shipment(shipment.id)
-    stored_alarms = await tx.alarms_of_shipment(shipment.id)
-    # A stream's closed excursions and alarms older than its checkpoints left its state: its stored findings have
-    # them (the engine's package docstring).
-    stored: dict[int, list[Excursion | Alarm]] = {}
-    for found in excursions:
-        stored.setdefault(found.assignment_id, []).append(found.excursion)
-    for raised in stored_alarms:
-        stored.setdefault(raised.assignment_id, []).append(raised.alarm)
-    parts = [
-        stream_evaluation(stream.profile, decode_state(stream.state), stored=stored.get(stream.assignment_id, []))
-        for stream in streams
-    ]
+    streams, excursions, stored_alarms, parts = await _streams_judged(tx, shipment.id)
     has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
     spendings = await _lot_spendings(tx, shipment) if has_budget else []
     quarantined = await quarantined_of_shipment(tx, shipment.id)
@@ -442,6 +430,50 @@ async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement
         alarms=stored_alarms,
         disposition=judgement.disposition,
     )
+
+
+#: How often the streams and their findings are read again when another transaction committed a batch between
+#: the two reads (on PostgreSQL each statement sees the latest commits), before the mismatch is reported.
+_CONSISTENT_READ_ATTEMPTS = 3
+
+
+async def _streams_judged(
+    tx: Transaction, shipment_id: int
+) -> tuple[list[EvaluationStream], list[StoredExcursion], list[StoredAlarm], list[Evaluation]]:
+    """The shipment's streams, its stored excursions and alarms, and each stream's evaluation.
+
+    A stream's closed excursions and alarms older than its checkpoints left its state: its stored findings have
+    them (:class:`~coldchain.domain.evaluation.EvaluationState`). Then state and findings must be of one moment: a
+    batch of another transaction committed between the reads (each statement sees the latest commits on
+    PostgreSQL) shows in the streams' reading counts read after the findings, or as findings that do not complete
+    the states, and all are read again."""
+    for attempt in range(1, _CONSISTENT_READ_ATTEMPTS + 1):
+        last = attempt == _CONSISTENT_READ_ATTEMPTS
+        streams = await tx.evaluation_streams(shipment_id)
+        states = [decode_state(stream.state) for stream in streams]
+        excursions = await tx.excursions_of_shipment(shipment_id)
+        stored_alarms = await tx.alarms_of_shipment(shipment_id)
+        trimmed = any(state.excursions_offset or state.alarms_offset for state in states)
+        if trimmed and not last:
+            moved_on = await tx.stream_readings(shipment_id) != {s.assignment_id: s.readings for s in streams}
+            if moved_on:
+                continue
+        stored: dict[int, list[Excursion | Alarm]] = {}
+        for found in excursions:
+            stored.setdefault(found.assignment_id, []).append(found.excursion)
+        for raised in stored_alarms:
+            stored.setdefault(raised.assignment_id, []).append(raised.alarm)
+        try:
+            parts = [
+                stream_evaluation(stream.profile, state, stored=stored.get(stream.assignment_id, []))
+                for stream, state in zip(streams, states, strict=True)
+            ]
+        except FindingsMismatch:
+            if last:
+                raise
+            continue
+        return streams, excursions, stored_alarms, parts
+    raise AssertionError("unreachable")
 
 
 async def quarantined_of_shipment(tx: Transaction, shipment_id: int) -> list[QuarantinedReading]:

@@ -64,6 +64,11 @@ class EvaluationRecords(Protocol):
         """The shipment's streams, by assignment id."""
         ...
 
+    async def stream_readings(self, shipment_id: int) -> dict[int, int]:
+        """How many readings each stream of the shipment has judged, by assignment id (every judged batch
+        changes it: a cheap look at whether a stream moved on)."""
+        ...
+
     async def save_evaluation_stream(self, stream: EvaluationStream) -> None:
         """Insert or replace the stream's state (its profile pin is kept from the first save)."""
         ...
@@ -247,6 +252,10 @@ class EvaluationSql(SqlBase):
     async def evaluation_streams(self, shipment_id: int) -> list[EvaluationStream]:
         rows = self._q.evaluation_streams_of_shipment(self._conn, shipment_id=shipment_id)
         return [self._stream(row, row["assignment_id"]) async for row in rows]
+
+    async def stream_readings(self, shipment_id: int) -> dict[int, int]:
+        rows = self._q.stream_readings_of_shipment(self._conn, shipment_id=shipment_id)
+        return {row["assignment_id"]: row["readings"] async for row in rows}
 
     _SAVE_STREAM = "save_evaluation_stream"
     """The named statement that stores a stream: its conflict target is the engine's key of the stream."""

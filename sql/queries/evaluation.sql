@@ -18,6 +18,10 @@ FROM evaluation_streams s
 JOIN stability_profiles p ON p.profile_id = s.profile_id AND p.version = s.profile_version
 WHERE s.assignment_id = :assignment_id;
 
+-- How many readings each stream of the shipment has judged: every judged batch changes it.
+-- name: stream_readings_of_shipment(shipment_id)
+SELECT assignment_id, readings FROM evaluation_streams WHERE shipment_id = :shipment_id ORDER BY assignment_id;
+
 -- name: evaluation_streams_of_shipment(shipment_id)
 SELECT s.assignment_id, s.shipment_id, s.tracker_id, s.profile_id, s.profile_version, s.state, s.readings,
        s.updated_at, p.document AS profile_document

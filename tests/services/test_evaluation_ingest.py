@@ -453,3 +453,40 @@ async def test_findings_older_than_every_checkpoint_leave_the_state_and_a_readin
     assert raised([a for a in standing if a.alarm.scope != "lifetime"]) == raised_in_order(stream_alarms)
     withdrawn = [a for a in await alarms_of(store, world.shipment.id, withdrawn=True) if a.withdrawn_at is not None]
     assert [(a.id, a.withdrawn_at) for a in withdrawn] == [(first_heat.id, at(4700))], "replayed from the start"
+
+
+async def test_a_batch_committed_between_the_judgements_reads_is_seen_and_the_reads_repeated(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await make_world(store)
+    readings = log(TRIP * 12)  # 60 h: the first day's findings have left the state
+    await sync(store, world, readings, now=at(3700), batch=50)
+    expected = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    assert expected.evaluation == msgspec.structs.replace(
+        evaluate(world.profile, readings), budgets=expected.evaluation.budgets
+    )
+    # Another transaction's batch, as the first reads see it: its stream moved on after the states were read (a
+    # reading count), then an excursion appeared that the states read do not hold.
+    original_readings, original_excursions = SqlTransaction.stream_readings, SqlTransaction.excursions_of_shipment
+    calls = {"readings": 0, "excursions": 0}
+    phantom = msgspec.structs.replace(expected.excursions[-1].excursion, start=at(3650), start_seq=999)
+
+    async def stream_readings(self: SqlTransaction, shipment_id: int) -> dict[int, int]:
+        calls["readings"] += 1
+        counts = await original_readings(self, shipment_id)
+        return {key: count + 1 for key, count in counts.items()} if calls["readings"] == 1 else counts
+
+    async def excursions_of_shipment(self: SqlTransaction, shipment_id: int, **kwargs: Any) -> list[StoredExcursion]:
+        calls["excursions"] += 1
+        found = await original_excursions(self, shipment_id, **kwargs)
+        if calls["excursions"] == 2:
+            found.append(msgspec.structs.replace(found[-1], id=10_000, excursion=phantom))
+        return found
+
+    monkeypatch.setattr(SqlTransaction, "stream_readings", stream_readings)
+    monkeypatch.setattr(SqlTransaction, "excursions_of_shipment", excursions_of_shipment)
+
+    judged = await shipment_judgement(store, OPERATOR, world.shipment.id)
+
+    assert calls["excursions"] == 3, "read again after each of the two"
+    assert judged == expected

@@ -10,7 +10,14 @@ import msgspec
 from coldchain.domain._epoch import from_epoch_s, to_epoch_s
 from coldchain.domain.evaluation.engine import Engine
 from coldchain.domain.evaluation.results import Evaluation, Event, judge_lifetime_rules
-from coldchain.domain.evaluation.state import EvaluationState, ReadingKey, Rewound, check_profile, new_state
+from coldchain.domain.evaluation.state import (
+    EvaluationState,
+    FindingsMismatch,
+    ReadingKey,
+    Rewound,
+    check_profile,
+    new_state,
+)
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.profiles import Profile
@@ -148,7 +155,10 @@ def _left(
     """The closed excursions and alarms that left ``state``, picked from the stream's ``stored`` findings (its
     lifetime alarms aside: the lot's timeline places those): the ones whose keys the state does not hold, open
     excursions included. They must be exactly as many as the state counts gone; otherwise the findings are not
-    this state's, and judging from them would report something no pass over the readings finds."""
+    this state's, and judging from them would report something no pass over the readings finds
+    (:class:`FindingsMismatch`). A state none left needs none and looks at none."""
+    if not (state.excursions_offset or state.alarms_offset):
+        return [], []  # the state holds every result itself
     held = {result.key for result in (*state.excursions, *state.alarms, *engine.open_results())}
     left: list[Excursion] = []
     left_alarms: list[Alarm] = []
@@ -160,7 +170,7 @@ def _left(
         elif result.scope != "lifetime":
             left_alarms.append(result)
     if (len(left), len(left_alarms)) != (state.excursions_offset, state.alarms_offset):
-        raise ValueError(
+        raise FindingsMismatch(
             f"the stored findings hold {len(left)} excursions and {len(left_alarms)} alarms the state does not, "
             f"but {state.excursions_offset} excursions and {state.alarms_offset} alarms left the state"
         )

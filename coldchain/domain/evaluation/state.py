@@ -22,6 +22,7 @@ __all__ = [
     "ChannelMemory",
     "Checkpoint",
     "EvaluationState",
+    "FindingsMismatch",
     "MachineMemory",
     "MktMemory",
     "OutOfOrderError",
@@ -37,6 +38,11 @@ __all__ = [
 
 class OutOfOrderError(ValueError):
     """``advance`` was given a reading not after the last one the state has seen: rewind first."""
+
+
+class FindingsMismatch(ValueError):
+    """The stored findings given with a state do not complete it: they hold more or fewer of the results that left
+    it than it counts (read at another moment than the state, or not this stream's)."""
 
 
 class ReadingKey(msgspec.Struct, frozen=True, kw_only=True):
