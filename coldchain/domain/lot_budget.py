@@ -43,10 +43,15 @@ __all__ = [
     "lot_alarm",
     "shipment_budget",
     "spent_by",
+    "surely_not_crossed",
 ]
 
 #: Rounding between a stream's running total and the sum of its intervals (minutes): below this, none unplaced.
 _ROUNDING_MIN = 1e-6
+
+#: How far short of its allowance a lot's summed running totals must be for the sweep of :func:`find_crossing`,
+#: which adds the same minutes in another order, to find no crossing for certain (minutes; far above rounding).
+_SURELY_SHORT_MIN = 1.0
 
 Interval = tuple[float, float, int]
 
@@ -105,6 +110,13 @@ def spent_by(spendings: Iterable[Spending], moment_s: float) -> float:
                 break
             total += (min(end, moment_s) - start) / 60.0
     return total
+
+
+def surely_not_crossed(rule: AlarmRule, spent_min: float) -> bool:
+    """Whether a lot whose streams spent ``spent_min`` of ``rule`` in all (their running totals, summed) has
+    certainly not reached the allowance, so :func:`find_crossing` finds nothing: told without the intervals.
+    The sum by a moment never exceeds the total; within a minute of the allowance, ask the timeline."""
+    return spent_min + _SURELY_SHORT_MIN < rule.delay_min
 
 
 def find_crossing(rule: AlarmRule, spendings: Sequence[Spending]) -> Crossing | None:

@@ -88,6 +88,9 @@ class Watched(msgspec.Struct, frozen=True, kw_only=True):
 
     starts_at: datetime
     ends_at: datetime | None
+    decided: bool = False
+    """Whether a shipment of these assignments has a signed decision not yet marked changed: only then can a batch
+    change an evaluation someone signed, so only then does ingest re-check decisions."""
 
     def meets(self, earliest: datetime, latest: datetime) -> bool:
         """Whether ``[earliest, latest]`` meets the span."""

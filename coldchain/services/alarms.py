@@ -112,14 +112,18 @@ async def record_alarms(
     tx: Transaction, shipment: Shipment, found: Sequence[tuple[int, Alarm]], *, now: datetime
 ) -> list[StoredAlarm]:
     """:func:`record_alarm` for the alarms ``(assignment id, alarm)`` one batch of the shipment reported, in
-    order: the new ones are told to the parties together, in one publication."""
+    order: the new ones are stored in one statement and told to the parties together, in one publication; only
+    one already stored takes statements of its own (a re-judged condition, brought up to date)."""
+    raised = await tx.insert_alarms(
+        shipment.id,
+        [(assignment_id, alarm, is_late_detection(alarm, now)) for assignment_id, alarm in found],
+        detected_at=now,
+    )
+    new = {(stored.assignment_id, stored.alarm.key): stored for stored in raised}
     recorded: list[StoredAlarm] = []
-    raised: list[StoredAlarm] = []
     for assignment_id, alarm in found:
-        late = is_late_detection(alarm, now)
-        inserted = await tx.insert_alarm(assignment_id, shipment.id, alarm, detected_at=now, late=late)
+        inserted = new.pop((assignment_id, alarm.key), None)
         if inserted is not None:
-            raised.append(inserted)
             recorded.append(inserted)
             continue
         stored = await tx.alarm_by_key(assignment_id, alarm.key)

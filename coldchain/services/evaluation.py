@@ -6,7 +6,10 @@ judged as one stream, keyed by the assignment's id, with the incremental protoco
 stored state by those readings only (cost in proportion to the new readings); a batch with an earlier reading
 rewinds the state to its last checkpoint before that reading and replays the stored readings from there. The
 findings are stored by their stable keys, so any split into batches and any delivery order end with what one
-pass over the complete log in time order finds; a finding that late data took back is marked withdrawn.
+pass over the complete log in time order finds; a finding that late data took back is marked withdrawn. A
+stream's state keeps its closed excursions and alarms only as long as a checkpoint could take them back; where a
+shipment's judgement reads its streams whole, their older findings come from the stored ones (and a rewind past
+every checkpoint reads their keys, to withdraw what the replay no longer finds).
 
 A shipment's judgement is pure domain code (:func:`coldchain.domain.judgement.judge_shipment`): the streams
 combined, the lot's stability budget as one timeline in device time, the recommendation. This module loads what
@@ -17,8 +20,10 @@ The lot's budget: each stream saves the intervals it spent beyond each lifetime 
 changed a stream's spending, the lot is locked (two trackers of one lot syncing at once serialise there, so the
 later one sees the earlier one's spending and neither misses the crossing), every stream's spending of the lot is
 read, and the lot's budget alarm is put where the summed spending crosses the allowance in device time: raised
-on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch. A shipment of no
-lot is a lot of its own: its budget is locked by the shipment, for its trackers syncing at once.
+on the stream that crossed it, withdrawn anywhere else, in the same transaction as the batch. A lot whose summed
+running totals are clearly short of every allowance, with no budget alarm standing, has nothing to place or
+withdraw: one statement tells it, and the streams' intervals are not read. A shipment of no lot is a lot of its
+own: its budget is locked by the shipment, for its trackers syncing at once.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from coldchain.domain.evaluation import (
     Evaluation,
     EvaluationState,
     Event,
+    FindingsMismatch,
     ReadingKey,
     advance,
     decode_state,
@@ -48,7 +54,7 @@ from coldchain.domain.evaluation import (
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
 from coldchain.domain.judgement import judge_shipment
-from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm
+from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm, surely_not_crossed
 from coldchain.domain.profiles import AlarmRule, Profile
 from coldchain.domain.quarantine import QuarantinedReading, QuarantineFault, quarantine_faults
 from coldchain.domain.readings import Reading
@@ -81,7 +87,8 @@ MAX_QUARANTINED_PAGE = 1000
 #: How far back late data is re-judged from a checkpoint rather than from the stream's first reading: one
 #: checkpoint an hour of device time, a day of them. Late readings come from retried or reordered batches,
 #: typically minutes to hours late; older ones replay the whole stream (correct, only slower). The state holds
-#: the MKT window's buffer from the oldest checkpoint on, so this also bounds what each batch reads and writes.
+#: the MKT window's buffer and the closed findings from the oldest checkpoint on, so this also bounds what each
+#: batch reads and writes.
 CHECKPOINT_EVERY_MIN = 60.0
 CHECKPOINTS_KEPT = 24
 
@@ -241,8 +248,11 @@ async def _judge_stream(
         replay = await tx.readings_after(
             assignment.tracker_id, rewound.replay_after, starts_at=assignment.starts_at, ends_at=assignment.ends_at
         )
+        superseded = set(rewound.superseded)
+        if rewound.supersedes_stored:  # replayed from the first reading: what had left the state is judged again
+            superseded |= await tx.stream_finding_keys(assignment.id)
         state, events = advance(profile, rewound.state, replay)
-        withdrawn = set(rewound.superseded) - {event.key for event in events}
+        withdrawn = superseded - {event.key for event in events}
     else:
         state, events = advance(profile, state, new)
     await tx.save_evaluation_stream(
@@ -290,6 +300,9 @@ async def _judge_lot_budget(
     the later reads the earlier's spending once it has committed. The rule is the judged shipment's profile's (a
     lot's shipments share their product's profile)."""
     rules = [rule for rule in profile.rules if rule.scope == "lifetime"]
+    totals, alarmed = await tx.lot_spent_totals(lot_id=shipment.lot_id, shipment_id=shipment.id)
+    if not alarmed and all(surely_not_crossed(rule, totals.get(rule.name, 0.0)) for rule in rules):
+        return  # no crossing to place and no alarm to withdraw (most batches): the intervals are not read
     spendings = await _lot_spendings(tx, shipment)
     wanted: dict[tuple[int, str], tuple[int, Alarm]] = {}
     for rule in rules:
@@ -395,13 +408,10 @@ async def shipment_judgement(store: Store, principal: Principal, shipment_id: in
 async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement:
     """:func:`shipment_judgement` inside an open transaction, for a shipment the caller already may see."""
     profile = await _profile(tx, shipment.profile_id, shipment.profile_version)
-    streams = await tx.evaluation_streams(shipment.id)
-    parts = [stream_evaluation(stream.profile, decode_state(stream.state)) for stream in streams]
+    streams, excursions, stored_alarms, parts = await _streams_judged(tx, shipment.id)
     has_budget = any(rule.scope == "lifetime" for rule in profile.rules)
     spendings = await _lot_spendings(tx, shipment) if has_budget else []
     quarantined = await quarantined_of_shipment(tx, shipment.id)
-    excursions = await tx.excursions_of_shipment(shipment.id)
-    stored_alarms = await tx.alarms_of_shipment(shipment.id)
     judgement = judge_shipment(
         profile,
         shipment_id=shipment.id,
@@ -420,6 +430,50 @@ async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement
         alarms=stored_alarms,
         disposition=judgement.disposition,
     )
+
+
+#: How often the streams and their findings are read again when another transaction committed a batch between
+#: the two reads (on PostgreSQL each statement sees the latest commits), before the mismatch is reported.
+_CONSISTENT_READ_ATTEMPTS = 3
+
+
+async def _streams_judged(
+    tx: Transaction, shipment_id: int
+) -> tuple[list[EvaluationStream], list[StoredExcursion], list[StoredAlarm], list[Evaluation]]:
+    """The shipment's streams, its stored excursions and alarms, and each stream's evaluation.
+
+    A stream's closed excursions and alarms older than its checkpoints left its state: its stored findings have
+    them (:class:`~coldchain.domain.evaluation.EvaluationState`). Then state and findings must be of one moment: a
+    batch of another transaction committed between the reads (each statement sees the latest commits on
+    PostgreSQL) shows in the streams' reading counts read after the findings, or as findings that do not complete
+    the states, and all are read again."""
+    for attempt in range(1, _CONSISTENT_READ_ATTEMPTS + 1):
+        last = attempt == _CONSISTENT_READ_ATTEMPTS
+        streams = await tx.evaluation_streams(shipment_id)
+        states = [decode_state(stream.state) for stream in streams]
+        excursions = await tx.excursions_of_shipment(shipment_id)
+        stored_alarms = await tx.alarms_of_shipment(shipment_id)
+        trimmed = any(state.excursions_offset or state.alarms_offset for state in states)
+        if trimmed and not last:
+            moved_on = await tx.stream_readings(shipment_id) != {s.assignment_id: s.readings for s in streams}
+            if moved_on:
+                continue
+        stored: dict[int, list[Excursion | Alarm]] = {}
+        for found in excursions:
+            stored.setdefault(found.assignment_id, []).append(found.excursion)
+        for raised in stored_alarms:
+            stored.setdefault(raised.assignment_id, []).append(raised.alarm)
+        try:
+            parts = [
+                stream_evaluation(stream.profile, state, stored=stored.get(stream.assignment_id, []))
+                for stream, state in zip(streams, states, strict=True)
+            ]
+        except FindingsMismatch:
+            if last:
+                raise
+            continue
+        return streams, excursions, stored_alarms, parts
+    raise AssertionError("unreachable")
 
 
 async def quarantined_of_shipment(tx: Transaction, shipment_id: int) -> list[QuarantinedReading]:

@@ -77,7 +77,9 @@ def _watched(watched: Watched | None, accepted: Sequence[Reading], refused: Sequ
     """Whether the batch may hold a reading of a shipment: judgement, arrival and the re-check of signed decisions
     all start from the tracker's assignments, so a batch of a tracker never assigned, or whose readings all lie
     outside the span its assignments cover, has nothing to judge and skips their three look-ups. A batch with a
-    refused reading is not asked (its device time may have no UTC form to compare)."""
+    refused reading is not asked (its device time may have no UTC form to compare). The re-check of signed
+    decisions is skipped besides when no shipment of the tracker's assignments has a decision a batch could change
+    (:attr:`Watched.decided`, read in the same statement)."""
     if watched is None:
         return False
     if refused or not accepted:
@@ -180,7 +182,7 @@ async def record_batch(
                 await judge_readings(tx, tracker_id, accepted, now=now)
             await notice_arrival(tx, tracker_id, accepted, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
-        if (new or quarantined) and judged:
+        if (new or quarantined) and judged and watched is not None and watched.decided:
             span = touched_span([r.device_time for r in accepted] + [r.device_time for r, _ in refused])
             if span is not None:
                 await recheck_decisions(tx, tracker_id, earliest=span[0], latest=span[1], now=now)

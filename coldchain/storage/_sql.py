@@ -490,7 +490,9 @@ class SqlTransaction(
         watched = None
         if row["watched_from"] is not None:
             ends_at = None if row["watched_to"] is None else self._time_out(row["watched_to"])
-            watched = Watched(starts_at=self._time_out(row["watched_from"]), ends_at=ends_at)
+            watched = Watched(
+                starts_at=self._time_out(row["watched_from"]), ends_at=ends_at, decided=bool(row["decided"])
+            )
         return self._sync_state(row), watched
 
     async def save_sync_state(self, state: SyncState) -> None:

@@ -50,7 +50,8 @@ class SqlBase(abc.ABC):
     @abc.abstractmethod
     async def _locked_sync_state_row(self, tracker_id: int) -> Any:
         """The tracker's ``tracker_sync_state`` row (the columns of ``get_sync_state``, with the span its
-        assignments cover: ``watched_from``, ``watched_to``), locked until the transaction ends, or ``None``."""
+        assignments cover: ``watched_from``, ``watched_to``, and ``decided``: whether a shipment of them has a
+        signed decision not yet marked changed), locked until the transaction ends, or ``None``."""
 
     @abc.abstractmethod
     async def _lock_sync_states_of_shipment(self, shipment_id: int) -> None:

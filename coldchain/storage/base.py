@@ -236,7 +236,8 @@ class Transaction(
 
     async def sync_state_watched(self, tracker_id: int) -> tuple[SyncState, Watched | None]:
         """:meth:`sync_state`, and in the same statement the span its assignments cover (``None``: the tracker
-        was never assigned). Assigning a tracker takes its sync-state lock, so the span holds while it is held."""
+        was never assigned) and whether a shipment of them has a signed decision not yet marked changed. Assigning
+        a tracker and signing a decision take its sync-state lock, so both hold while it is held."""
         ...
 
     async def save_sync_state(self, state: SyncState) -> None: ...

@@ -10,6 +10,7 @@ their original bytes and, for summary-only devices, their per-day figures.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -63,6 +64,11 @@ class EvaluationRecords(Protocol):
         """The shipment's streams, by assignment id."""
         ...
 
+    async def stream_readings(self, shipment_id: int) -> dict[int, int]:
+        """How many readings each stream of the shipment has judged, by assignment id (every judged batch
+        changes it: a cheap look at whether a stream moved on)."""
+        ...
+
     async def save_evaluation_stream(self, stream: EvaluationStream) -> None:
         """Insert or replace the stream's state (its profile pin is kept from the first save)."""
         ...
@@ -103,6 +109,11 @@ class EvaluationRecords(Protocol):
         """The standing lifetime alarms of the lot's shipments (of the shipment alone without a lot)."""
         ...
 
+    async def lot_spent_totals(self, *, lot_id: int | None, shipment_id: int) -> tuple[dict[str, float], int]:
+        """In one statement: each rule's minutes spent by the streams of the lot's shipments (of the shipment
+        alone without a lot), summed, and how many lifetime alarms stand on them."""
+        ...
+
     async def quarantined_between(
         self, tracker_id: int, *, starts_at: datetime, ends_at: datetime | None
     ) -> list[QuarantinedReading]:
@@ -118,11 +129,17 @@ class EvaluationRecords(Protocol):
         *,
         now: datetime,
     ) -> None:
-        """Store each excursion (with its custodian's id) under its key: new, or an update of the same
-        excursion (restored if it was withdrawn; a custodian of ``None`` keeps the one stored)."""
+        """Store each excursion (with its custodian's id) under its key, all in one statement: new, or an update
+        of the same excursion (restored if it was withdrawn; a custodian of ``None`` keeps the one stored). Of two
+        with one key, the later counts."""
         ...
 
     async def withdraw_excursion(self, assignment_id: int, key: str, *, now: datetime) -> None: ...
+
+    async def stream_finding_keys(self, assignment_id: int) -> set[str]:
+        """The keys of the stream's excursions and of its own alarms (not the lot's lifetime alarms), withdrawn
+        ones left out."""
+        ...
 
     async def excursions_of_shipment(self, shipment_id: int, *, withdrawn: bool = False) -> list[StoredExcursion]:
         """The shipment's excursions by start; withdrawn ones too when ``withdrawn``."""
@@ -132,10 +149,12 @@ class EvaluationRecords(Protocol):
 
     async def get_alarm(self, alarm_id: int) -> StoredAlarm | None: ...
 
-    async def insert_alarm(
-        self, assignment_id: int, shipment_id: int, alarm: Alarm, *, detected_at: datetime, late: bool
-    ) -> StoredAlarm | None:
-        """Store a newly raised alarm; ``None`` (and nothing changes) when the stream holds its key already."""
+    async def insert_alarms(
+        self, shipment_id: int, found: Sequence[tuple[int, Alarm, bool]], *, detected_at: datetime
+    ) -> list[StoredAlarm]:
+        """Store newly raised alarms ``(assignment id, alarm, late)`` of the shipment, in one statement; those
+        stored now, in the order given. An alarm whose key its stream holds already is left alone (and not
+        returned); of two with one key, the first counts."""
         ...
 
     async def restore_alarm(self, alarm_id: int, alarm: Alarm, *, now: datetime) -> StoredAlarm:
@@ -234,6 +253,10 @@ class EvaluationSql(SqlBase):
         rows = self._q.evaluation_streams_of_shipment(self._conn, shipment_id=shipment_id)
         return [self._stream(row, row["assignment_id"]) async for row in rows]
 
+    async def stream_readings(self, shipment_id: int) -> dict[int, int]:
+        rows = self._q.stream_readings_of_shipment(self._conn, shipment_id=shipment_id)
+        return {row["assignment_id"]: row["readings"] async for row in rows}
+
     _SAVE_STREAM = "save_evaluation_stream"
     """The named statement that stores a stream: its conflict target is the engine's key of the stream."""
 
@@ -309,6 +332,20 @@ class EvaluationSql(SqlBase):
     async def shipment_spending(self, shipment_id: int) -> list[Spending]:
         return [self._spending(row) async for row in self._q.shipment_spending(self._conn, shipment_id=shipment_id)]
 
+    async def lot_spent_totals(self, *, lot_id: int | None, shipment_id: int) -> tuple[dict[str, float], int]:
+        if lot_id is None:
+            rows = self._q.shipment_spent_totals(self._conn, shipment_id=shipment_id)
+        else:
+            rows = self._q.lot_spent_totals(self._conn, lot_id=lot_id)
+        totals: dict[str, float] = {}
+        standing = 0
+        async for row in rows:
+            if row["rule"] is None:
+                standing = int(row["spent_min"])
+            else:
+                totals[row["rule"]] = float(row["spent_min"])
+        return totals, standing
+
     async def lifetime_alarms(self, *, lot_id: int | None, shipment_id: int) -> list[StoredAlarm]:
         if lot_id is None:
             rows = self._q.shipment_lifetime_alarms(self._conn, shipment_id=shipment_id)
@@ -335,6 +372,14 @@ class EvaluationSql(SqlBase):
 
     # -- excursions ------------------------------------------------------------------------------------------
 
+    @abc.abstractmethod
+    async def _upsert_excursion_rows(
+        self, assignment_id: int, shipment_id: int, rows: Sequence[tuple[Any, ...]], *, now: datetime
+    ) -> None:
+        """Upsert ``(event_key, rule, metric, direction, threshold, started_at, start_seq, ended_at, duration_min,
+        uncredited_min, peak, degree_min, custodian_id)`` rows (times already converted), one key each, in one
+        statement (see :meth:`upsert_excursions`)."""
+
     async def upsert_excursions(
         self,
         assignment_id: int,
@@ -345,31 +390,30 @@ class EvaluationSql(SqlBase):
     ) -> None:
         if not found:
             return
-        at = self._time_in(now)
-        await self._q.upsert_excursions(
-            self._conn,
-            [
-                {
-                    "assignment_id": assignment_id,
-                    "shipment_id": shipment_id,
-                    "event_key": excursion.key,
-                    "rule": excursion.rule,
-                    "metric": excursion.metric,
-                    "direction": excursion.direction,
-                    "threshold": excursion.threshold,
-                    "started_at": self._time_in(excursion.start),
-                    "start_seq": excursion.start_seq,
-                    "ended_at": None if excursion.end is None else self._time_in(excursion.end),
-                    "duration_min": excursion.duration_min,
-                    "uncredited_min": excursion.uncredited_min,
-                    "peak": excursion.peak,
-                    "degree_min": excursion.degree_min,
-                    "custodian_id": custodian_id,
-                    "now": at,
-                }
-                for excursion, custodian_id in found
-            ],
-        )
+        # One row per key, the later winning: one statement may not update a row twice.
+        latest = {excursion.key: (excursion, custodian_id) for excursion, custodian_id in found}
+        rows = [
+            (
+                excursion.key,
+                excursion.rule,
+                excursion.metric,
+                excursion.direction,
+                excursion.threshold,
+                self._time_in(excursion.start),
+                excursion.start_seq,
+                None if excursion.end is None else self._time_in(excursion.end),
+                excursion.duration_min,
+                excursion.uncredited_min,
+                excursion.peak,
+                excursion.degree_min,
+                custodian_id,
+            )
+            for excursion, custodian_id in latest.values()
+        ]
+        await self._upsert_excursion_rows(assignment_id, shipment_id, rows, now=now)
+
+    async def stream_finding_keys(self, assignment_id: int) -> set[str]:
+        return {row["event_key"] async for row in self._q.stream_finding_keys(self._conn, assignment_id=assignment_id)}
 
     async def withdraw_excursion(self, assignment_id: int, key: str, *, now: datetime) -> None:
         await self._q.withdraw_excursion(self._conn, assignment_id=assignment_id, event_key=key, now=self._time_in(now))
@@ -448,29 +492,44 @@ class EvaluationSql(SqlBase):
         row = await self._q.get_alarm(self._conn, id=alarm_id)
         return None if row is None else self._stored_alarm(row)
 
-    async def insert_alarm(
-        self, assignment_id: int, shipment_id: int, alarm: Alarm, *, detected_at: datetime, late: bool
-    ) -> StoredAlarm | None:
-        row = await self._q.insert_alarm(
-            self._conn,
-            assignment_id=assignment_id,
-            shipment_id=shipment_id,
-            event_key=alarm.key,
-            rule=alarm.rule,
-            action=alarm.action,
-            metric=alarm.metric,
-            direction=alarm.direction,
-            threshold=alarm.threshold,
-            mode=alarm.mode,
-            scope=alarm.scope,
-            delay_min=alarm.delay_min,
-            began_at=self._time_in(alarm.began_at),
-            began_seq=alarm.began_seq,
-            met_at=self._time_in(alarm.met_at),
-            detected_at=self._time_in(detected_at),
-            late=late,
-        )
-        return None if row is None else self._stored_alarm(row)
+    @abc.abstractmethod
+    async def _insert_alarm_rows(
+        self, shipment_id: int, rows: Sequence[tuple[Any, ...]], *, detected_at: datetime
+    ) -> list[Any]:
+        """Insert ``(assignment_id, event_key, rule, action, metric, direction, threshold, mode, scope, delay_min,
+        began_at, began_seq, met_at, late)`` rows (times already converted), one key each, in one statement,
+        leaving alone a key its stream holds; the rows inserted (every column)."""
+
+    async def insert_alarms(
+        self, shipment_id: int, found: Sequence[tuple[int, Alarm, bool]], *, detected_at: datetime
+    ) -> list[StoredAlarm]:
+        first: dict[tuple[int, str], tuple[int, Alarm, bool]] = {}
+        for assignment_id, alarm, late in found:
+            first.setdefault((assignment_id, alarm.key), (assignment_id, alarm, late))
+        if not first:
+            return []
+        rows = [
+            (
+                assignment_id,
+                alarm.key,
+                alarm.rule,
+                alarm.action,
+                alarm.metric,
+                alarm.direction,
+                alarm.threshold,
+                alarm.mode,
+                alarm.scope,
+                alarm.delay_min,
+                self._time_in(alarm.began_at),
+                alarm.began_seq,
+                self._time_in(alarm.met_at),
+                late,
+            )
+            for assignment_id, alarm, late in first.values()
+        ]
+        added = await self._insert_alarm_rows(shipment_id, rows, detected_at=detected_at)
+        inserted = {(stored.assignment_id, stored.alarm.key): stored for stored in map(self._stored_alarm, added)}
+        return [inserted[place] for place in first if place in inserted]
 
     async def restore_alarm(self, alarm_id: int, alarm: Alarm, *, now: datetime) -> StoredAlarm:
         row = await self._q.restore_alarm(

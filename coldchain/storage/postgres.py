@@ -68,11 +68,14 @@ _READING_COLUMNS = (
     "pressure_kpa", "latitude", "longitude", "battery_pct",
 )  # fmt: skip
 
-# The tracker's row of sync state, locked for the transaction: the lock and the read in one round trip.
+# The tracker's row of sync state, locked for the transaction: the lock and the read in one round trip, with the span
+# the tracker's assignments cover and whether a shipment of them has a decision a batch could change.
 _LOCKED_SYNC_STATE = """
 SELECT s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate, s.readings_quarantined,
        s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s, s.clock_flagged,
-       s.max_refused_seq, w.watched_from, w.watched_to
+       s.max_refused_seq, w.watched_from, w.watched_to,
+       EXISTS (SELECT 1 FROM tracker_assignments a JOIN decisions d ON d.shipment_id = a.shipment_id
+               WHERE a.tracker_id = s.tracker_id AND d.evaluation_changed_at IS NULL) AS decided
 FROM tracker_sync_state s,
      LATERAL (SELECT min(a.starts_at) AS watched_from,
                      CASE WHEN bool_or(a.ends_at IS NULL) THEN NULL ELSE max(a.ends_at) END AS watched_to
@@ -145,6 +148,41 @@ FROM unnest($3::bigint[], $4::text[], $5::text[]) WITH ORDINALITY AS q(seq, reas
 ORDER BY q.position
 ON CONFLICT DO NOTHING
 RETURNING seq
+"""
+
+# A batch's excursions of one stream in one statement: new ones inserted, known ones (by key) brought up to date.
+_UPSERT_EXCURSIONS = """
+INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at,
+                        start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id,
+                        detected_at, updated_at)
+SELECT $1, $2, e.event_key, e.rule, e.metric, e.direction, e.threshold, e.started_at, e.start_seq, e.ended_at,
+       e.duration_min, e.uncredited_min, e.peak, e.degree_min, e.custodian_id, $3, $3
+FROM unnest($4::text[], $5::text[], $6::text[], $7::text[], $8::float8[], $9::timestamptz[], $10::bigint[],
+            $11::timestamptz[], $12::float8[], $13::float8[], $14::float8[], $15::float8[], $16::bigint[])
+     WITH ORDINALITY AS e(event_key, rule, metric, direction, threshold, started_at, start_seq, ended_at,
+                          duration_min, uncredited_min, peak, degree_min, custodian_id, position)
+ORDER BY e.position
+ON CONFLICT (assignment_id, event_key) DO UPDATE
+SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
+    peak = excluded.peak, degree_min = excluded.degree_min,
+    custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
+    updated_at = excluded.updated_at, withdrawn_at = NULL
+"""
+
+# A batch's newly raised alarms of one shipment in one statement; a key its stream holds is left alone (the same
+# condition is never raised twice).
+_INSERT_ALARMS = """
+INSERT INTO alarms (assignment_id, shipment_id, event_key, rule, action, metric, direction, threshold, mode, scope,
+                    delay_min, began_at, began_seq, met_at, detected_at, late, updated_at)
+SELECT a.assignment_id, $1, a.event_key, a.rule, a.action, a.metric, a.direction, a.threshold, a.mode, a.scope,
+       a.delay_min, a.began_at, a.began_seq, a.met_at, $2, a.late, $2
+FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::float8[], $10::text[],
+            $11::text[], $12::float8[], $13::timestamptz[], $14::bigint[], $15::timestamptz[], $16::boolean[])
+     WITH ORDINALITY AS a(assignment_id, event_key, rule, action, metric, direction, threshold, mode, scope,
+                          delay_min, began_at, began_seq, met_at, late, position)
+ORDER BY a.position
+ON CONFLICT (assignment_id, event_key) DO NOTHING
+RETURNING *
 """
 
 # A batch of notifications and, from them, the deliveries to every live webhook of each recipient subscribed to
@@ -309,6 +347,18 @@ class PostgresTransaction(SqlTransaction):
         columns = list(zip(*rows, strict=True))
         found = await self._conn.fetch(_INSERT_NOTIFICATIONS, *columns, self._time_in(created_at))
         return [row["id"] for row in found]
+
+    async def _upsert_excursion_rows(
+        self, assignment_id: int, shipment_id: int, rows: Sequence[tuple[Any, ...]], *, now: datetime
+    ) -> None:
+        columns = list(zip(*rows, strict=True))
+        await self._conn.execute(_UPSERT_EXCURSIONS, assignment_id, shipment_id, self._time_in(now), *columns)
+
+    async def _insert_alarm_rows(
+        self, shipment_id: int, rows: Sequence[tuple[Any, ...]], *, detected_at: datetime
+    ) -> list[Any]:
+        columns = list(zip(*rows, strict=True))
+        return list(await self._conn.fetch(_INSERT_ALARMS, shipment_id, self._time_in(detected_at), *columns))
 
     async def prepare_reading_months(self, months: Sequence[date]) -> list[date]:
         await self._conn.execute(f"SET LOCAL lock_timeout = '{_PARTITION_LOCK_TIMEOUT}'")

@@ -87,6 +87,40 @@ FROM json_each(?) ORDER BY key
 RETURNING id
 """
 
+# A batch's excursions of one stream, as one JSON array of rows, in one statement: new ones inserted, known ones
+# (by key) brought up to date.
+_UPSERT_EXCURSIONS = """
+INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at,
+                        start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id,
+                        detected_at, updated_at)
+SELECT ?1, ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
+       json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'),
+       json_extract(value, '$[12]'), ?3, ?3
+FROM json_each(?4) WHERE true ORDER BY key
+ON CONFLICT (assignment_id, event_key) DO UPDATE
+SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
+    peak = excluded.peak, degree_min = excluded.degree_min,
+    custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
+    updated_at = excluded.updated_at, withdrawn_at = NULL
+"""
+
+# A batch's newly raised alarms of one shipment, as one JSON array of rows, in one statement; a key its stream
+# holds is left alone (the same condition is never raised twice).
+_INSERT_ALARMS = """
+INSERT INTO alarms (assignment_id, shipment_id, event_key, rule, action, metric, direction, threshold, mode, scope,
+                    delay_min, began_at, began_seq, met_at, detected_at, late, updated_at)
+SELECT json_extract(value, '$[0]'), ?1, json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'), json_extract(value, '$[5]'),
+       json_extract(value, '$[6]'), json_extract(value, '$[7]'), json_extract(value, '$[8]'),
+       json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'),
+       json_extract(value, '$[12]'), ?2, json_extract(value, '$[13]'), ?2
+FROM json_each(?3) WHERE true ORDER BY key
+ON CONFLICT (assignment_id, event_key) DO NOTHING
+RETURNING *
+"""
+
 _INSERT_DELIVERIES = """
 INSERT INTO webhook_deliveries (webhook_id, notification_id, status, attempts, next_attempt_at, created_at)
 SELECT w.id, n.id, 'pending', 0, ?, ?
@@ -169,6 +203,19 @@ class SqliteTransaction(SqlTransaction):
 
     async def _quarantined_numbered(self, tracker_id: int, seqs: Sequence[int]) -> list[Any]:
         async with self._conn.execute(_QUARANTINED_NUMBERED, (tracker_id, json.dumps(list(seqs)))) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _upsert_excursion_rows(
+        self, assignment_id: int, shipment_id: int, rows: Sequence[tuple[Any, ...]], *, now: datetime
+    ) -> None:
+        params = (assignment_id, shipment_id, _time_text(now), json.dumps([list(row) for row in rows]))
+        await self._conn.execute(_UPSERT_EXCURSIONS, params)
+
+    async def _insert_alarm_rows(
+        self, shipment_id: int, rows: Sequence[tuple[Any, ...]], *, detected_at: datetime
+    ) -> list[Any]:
+        params = (shipment_id, _time_text(detected_at), json.dumps([list(row) for row in rows]))
+        async with self._conn.execute(_INSERT_ALARMS, params) as cursor:
             return list(await cursor.fetchall())
 
     async def _insert_quarantined(

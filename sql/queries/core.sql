@@ -54,13 +54,16 @@ FROM audit_log WHERE id > :after_id ORDER BY id LIMIT :limit;
 INSERT INTO tracker_sync_state (tracker_id) VALUES (:tracker_id);
 
 -- name: get_sync_state(tracker_id)^
--- With the span of device time the tracker's assignments cover (watched_from NULL: never assigned).
+-- With the span of device time the tracker's assignments cover (watched_from NULL: never assigned), and whether a
+-- shipment of them has a signed decision not yet marked changed (decided).
 SELECT s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate, s.readings_quarantined,
        s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s, s.clock_flagged,
        s.max_refused_seq,
        (SELECT min(a.starts_at) FROM tracker_assignments a WHERE a.tracker_id = s.tracker_id) AS watched_from,
        (SELECT CASE WHEN max(a.ends_at IS NULL) = 1 THEN NULL ELSE max(a.ends_at) END
-        FROM tracker_assignments a WHERE a.tracker_id = s.tracker_id) AS watched_to
+        FROM tracker_assignments a WHERE a.tracker_id = s.tracker_id) AS watched_to,
+       EXISTS (SELECT 1 FROM tracker_assignments a JOIN decisions d ON d.shipment_id = a.shipment_id
+               WHERE a.tracker_id = s.tracker_id AND d.evaluation_changed_at IS NULL) AS decided
 FROM tracker_sync_state s WHERE s.tracker_id = :tracker_id;
 
 -- name: sync_states(organisation_id)

@@ -18,6 +18,10 @@ FROM evaluation_streams s
 JOIN stability_profiles p ON p.profile_id = s.profile_id AND p.version = s.profile_version
 WHERE s.assignment_id = :assignment_id;
 
+-- How many readings each stream of the shipment has judged: every judged batch changes it.
+-- name: stream_readings_of_shipment(shipment_id)
+SELECT assignment_id, readings FROM evaluation_streams WHERE shipment_id = :shipment_id ORDER BY assignment_id;
+
 -- name: evaluation_streams_of_shipment(shipment_id)
 SELECT s.assignment_id, s.shipment_id, s.tracker_id, s.profile_id, s.profile_version, s.state, s.readings,
        s.updated_at, p.document AS profile_document
@@ -74,6 +78,21 @@ SELECT assignment_id, shipment_id, rule, spent_min, spending
 FROM budget_spent WHERE shipment_id = :shipment_id
 ORDER BY assignment_id, rule;
 
+-- Each rule's minutes spent by the lot's streams, summed, and (rule NULL) how many lifetime alarms stand on them.
+-- name: lot_spent_totals(lot_id)
+SELECT b.rule AS rule, SUM(b.spent_min) AS spent_min
+FROM budget_spent b JOIN shipments s ON s.id = b.shipment_id
+WHERE s.lot_id = :lot_id
+GROUP BY b.rule
+UNION ALL
+SELECT NULL, count(*) FROM alarms a JOIN shipments s ON s.id = a.shipment_id
+WHERE s.lot_id = :lot_id AND a.scope = 'lifetime' AND a.withdrawn_at IS NULL;
+
+-- name: shipment_spent_totals(shipment_id)
+SELECT rule, SUM(spent_min) AS spent_min FROM budget_spent WHERE shipment_id = :shipment_id GROUP BY rule
+UNION ALL
+SELECT NULL, count(*) FROM alarms WHERE shipment_id = :shipment_id AND scope = 'lifetime' AND withdrawn_at IS NULL;
+
 -- The lifetime alarms standing on the streams of a lot's shipments (at most one per rule where the budget ran out).
 -- name: lot_lifetime_alarms(lot_id)
 SELECT a.* FROM alarms a JOIN shipments s ON s.id = a.shipment_id
@@ -83,17 +102,11 @@ ORDER BY a.id;
 -- name: shipment_lifetime_alarms(shipment_id)
 SELECT * FROM alarms WHERE shipment_id = :shipment_id AND scope = 'lifetime' AND withdrawn_at IS NULL ORDER BY id;
 
--- name: upsert_excursions(assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at, start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id, now)*!
-INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at,
-                        start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id,
-                        detected_at, updated_at)
-VALUES (:assignment_id, :shipment_id, :event_key, :rule, :metric, :direction, :threshold, :started_at, :start_seq,
-        :ended_at, :duration_min, :uncredited_min, :peak, :degree_min, :custodian_id, :now, :now)
-ON CONFLICT (assignment_id, event_key) DO UPDATE
-SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
-    peak = excluded.peak, degree_min = excluded.degree_min,
-    custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
-    updated_at = excluded.updated_at, withdrawn_at = NULL;
+-- The keys of a stream's standing findings: its excursions and its own alarms (a lifetime alarm is the lot's).
+-- name: stream_finding_keys(assignment_id)
+SELECT event_key FROM excursions WHERE assignment_id = :assignment_id AND withdrawn_at IS NULL
+UNION ALL
+SELECT event_key FROM alarms WHERE assignment_id = :assignment_id AND withdrawn_at IS NULL AND scope <> 'lifetime';
 
 -- name: withdraw_excursion(assignment_id, event_key, now)!
 UPDATE excursions SET withdrawn_at = :now, updated_at = :now
@@ -111,15 +124,6 @@ SELECT * FROM alarms WHERE assignment_id = :assignment_id AND event_key = :event
 
 -- name: get_alarm(id)^
 SELECT * FROM alarms WHERE id = :id;
-
--- Nothing when the stream already holds an alarm of that key (the same condition is never raised twice).
--- name: insert_alarm(assignment_id, shipment_id, event_key, rule, action, metric, direction, threshold, mode, scope, delay_min, began_at, began_seq, met_at, detected_at, late)^
-INSERT INTO alarms (assignment_id, shipment_id, event_key, rule, action, metric, direction, threshold, mode, scope,
-                    delay_min, began_at, began_seq, met_at, detected_at, late, updated_at)
-VALUES (:assignment_id, :shipment_id, :event_key, :rule, :action, :metric, :direction, :threshold, :mode, :scope,
-        :delay_min, :began_at, :began_seq, :met_at, :detected_at, :late, :detected_at)
-ON CONFLICT (assignment_id, event_key) DO NOTHING
-RETURNING *;
 
 -- An alarm raised again by re-judging: the same condition (same key), so the same row; detected_at stays.
 -- name: restore_alarm(id, met_at, now)^

@@ -3,9 +3,19 @@ allowance in device time, and what one shipment sees of it."""
 
 from __future__ import annotations
 
+import hypothesis
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm, shipment_budget, spent_by
+from coldchain.domain.lot_budget import (
+    Spending,
+    find_crossing,
+    lot_alarm,
+    shipment_budget,
+    spent_by,
+    surely_not_crossed,
+)
 from tests.domain.engine_support import T0, at, rule
 
 BUDGET = rule(name="budget", mode="cumulative", scope="lifetime", delay_min=120.0, inclusive=False, action="reject")
@@ -143,3 +153,35 @@ def test_rounding_below_a_millionth_of_a_minute_and_a_total_short_of_the_interva
 
     assert (short.stream_id, short.shipment_id, short.rule, short.unplaced_min) == (4, 2, "b", 0.0)
     assert rounded.unplaced_min == 0.0
+
+
+@st.composite
+def lot_spendings(draw: st.DrawFn) -> list[Spending]:
+    """1-5 streams, each with a few runs (seconds apart or far, overlapping others or not) and unplaced minutes."""
+    found = []
+    for stream_id in range(draw(st.integers(min_value=1, max_value=5))):
+        runs = []
+        start = draw(st.floats(min_value=0.0, max_value=500.0))
+        for _ in range(draw(st.integers(min_value=0, max_value=4))):
+            length = draw(st.floats(min_value=0.0, max_value=80.0))
+            runs.append((start, start + length))
+            start += length + draw(st.floats(min_value=0.0, max_value=60.0))
+        unplaced = draw(st.sampled_from([0.0, 0.0, 10.0, 119.5]))
+        found.append(spending(stream_id % 3 + 1, *runs, stream_id=stream_id, unplaced=unplaced))
+    return found
+
+
+@given(spendings=lot_spendings())
+def test_a_lot_surely_short_of_its_allowance_by_its_totals_has_no_crossing_on_its_timeline(
+    spendings: list[Spending],
+) -> None:
+    total_min = sum(spending.total_min for spending in spendings)
+    hypothesis.event(f"surely short: {surely_not_crossed(BUDGET, total_min)}")
+    if surely_not_crossed(BUDGET, total_min):
+        assert find_crossing(BUDGET, spendings) is None
+
+
+def test_within_a_minute_of_the_allowance_the_totals_do_not_tell() -> None:
+    assert surely_not_crossed(BUDGET, 118.9)
+    assert not surely_not_crossed(BUDGET, 119.0)
+    assert not surely_not_crossed(BUDGET, 120.0)

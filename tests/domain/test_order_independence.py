@@ -8,6 +8,9 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import hypothesis
+import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,10 +25,14 @@ from coldchain.domain.evaluation import (
     is_late,
     new_state,
     rewind,
+    stream_spendings,
     summarise,
 )
+from coldchain.domain.evaluation.engine import Engine
+from coldchain.domain.excursions import Excursion
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.readings import Reading
+from coldchain.domain.rules import Alarm
 from tests.domain.engine_support import T0
 
 PROFILE = Profile(
@@ -96,6 +103,10 @@ class Service:
     state: EvaluationState
     stored: dict[int, Reading] = field(default_factory=dict)
     results: dict[str, Event] = field(default_factory=dict)
+    trimmed: int = 0
+    """The most closed excursions and alarms that had left the state at once."""
+    replayed_trimmed: int = 0
+    """How many rewinds replayed from the first reading a state some results had left."""
 
     def receive(self, batch: list[Reading]) -> None:
         new = sorted({r.seq: r for r in batch if r.seq not in self.stored}.values(), key=key)
@@ -115,6 +126,9 @@ class Service:
                 key=key,
             )
             superseded = set(rewound.superseded)
+            if rewound.supersedes_stored:  # a replay from the first reading judges the stored findings again
+                superseded |= {result.key for result in self.stored_findings()}
+                self.replayed_trimmed += 1
             state, events = advance(PROFILE, rewound.state, replay)
         else:
             state, events = advance(PROFILE, self.state, new)
@@ -123,6 +137,11 @@ class Service:
         for withdrawn in superseded - {event.key for event in events}:
             del self.results[withdrawn]
         self.state = decode_state(encode_state(state))
+        self.trimmed = max(self.trimmed, self.state.excursions_offset + self.state.alarms_offset)
+
+    def stored_findings(self) -> list[Excursion | Alarm]:
+        """What the service's tables hold of excursions and alarms (gaps and faults live in the state)."""
+        return [result for result in self.results.values() if isinstance(result, Excursion | Alarm)]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,8 +168,10 @@ def test_any_batches_in_any_order_end_where_one_pass_in_time_order_ends(
         service.receive(batch)
 
     one_pass = evaluate(PROFILE, log, lot_spent_before_min=lot_spent)
-    final = summarise(PROFILE, service.state)
+    final = summarise(PROFILE, service.state, stored=service.stored_findings())
     assert final == one_pass
+    hypothesis.event(f"closed results left the state: {service.trimmed > 0}")
+    hypothesis.event(f"a rewind past every checkpoint replayed what had left the state: {service.replayed_trimmed > 0}")
     # The service's own tables, kept from the events alone, hold exactly the final results; a lifetime rule's
     # alarm is no stream's event: the lot's timeline places it (coldchain.domain.lot_budget).
     stream_alarms = [alarm for alarm in one_pass.alarms if alarm.scope != "lifetime"]
@@ -158,3 +179,72 @@ def test_any_batches_in_any_order_end_where_one_pass_in_time_order_ends(
     assert service.results == {result.key: result for result in everything}
     # No alarm twice: every alarm has its own key.
     assert len({alarm.key for alarm in final.alarms}) == len(final.alarms)
+    # The lot budget's input, read from the state without an engine, is the engine's own and the one pass's.
+    spendings = stream_spendings(PROFILE, service.state, stream_id=1, shipment_id=2)
+    assert spendings == Engine(PROFILE, service.state).spendings(stream_id=1, shipment_id=2)
+    one_pass_state, _ = advance(PROFILE, new_state(PROFILE, lot_spent_before_min=lot_spent), sorted(log, key=key))
+    assert spendings == stream_spendings(PROFILE, one_pass_state, stream_id=1, shipment_id=2)
+
+
+def days_of_warm_spells(days: int) -> list[Reading]:
+    """A reading every 10 minutes at 5 °C, with a 90 min spell at 12 °C every 6 hours (an excursion of every rule
+    above 8 °C, and the consecutive heat alarm) and a reading at 26 °C at the start of each day (an instant
+    alarm)."""
+    log = []
+    for seq, minutes in enumerate(range(0, days * 1440, 10), start=1):
+        temperature_c = 26.0 if minutes % 1440 == 0 else 12.0 if minutes % 360 < 90 else 5.0
+        log.append(Reading(seq=seq, device_time=T0 + timedelta(minutes=minutes), temperature_c=temperature_c))
+    return log
+
+
+def test_closed_results_older_than_every_checkpoint_leave_the_state_and_the_stored_findings_complete_it() -> None:
+    log = days_of_warm_spells(6)
+    service = Service(new_state(PROFILE, checkpoint_every_min=60, checkpoints_kept=6))
+    sizes = []
+    for start in range(0, len(log), 72):  # half a day a batch, in order
+        service.receive(log[start : start + 72])
+        sizes.append(len(encode_state(service.state)))
+
+    state = service.state
+    assert state.excursions_offset > 50 and state.alarms_offset > 10
+    assert len(state.excursions) + len(state.alarms) <= 6, "what the last six hours settled, at most"
+    assert max(sizes[4:]) < 1.05 * sizes[4], "the state grows with the window and the checkpoints, not the log"
+    assert summarise(PROFILE, state, stored=service.stored_findings()) == evaluate(PROFILE, log)
+    with pytest.raises(ValueError, match="left the state"):
+        summarise(PROFILE, state)  # the state alone no longer holds every result
+
+
+def test_a_late_reading_older_than_every_checkpoint_replays_what_left_the_state_from_the_stored_findings() -> None:
+    log = days_of_warm_spells(3)
+    # Day one, 06:40, inside a warm spell: a reading back at 5 °C, held back. Without it the spell is one
+    # excursion of each rule above 8 °C; with it, two.
+    early = msgspec.structs.replace(log[40], temperature_c=5.0)
+    log[40] = early
+    service = Service(new_state(PROFILE, checkpoint_every_min=60, checkpoints_kept=6))
+    rest = [reading for reading in log if reading is not early]
+    for start in range(0, len(rest), 72):
+        service.receive(rest[start : start + 72])
+    spell_began = early.device_time - timedelta(minutes=40)
+    whole_spell = {
+        result.key
+        for result in service.stored_findings()
+        if isinstance(result, Excursion) and result.start == spell_began
+    }
+    spell_alarms = {
+        result.key
+        for result in service.stored_findings()
+        if isinstance(result, Alarm) and result.rule == "heat" and result.began_at == spell_began
+    }
+    assert whole_spell and service.state.excursions_offset > 0
+    assert whole_spell.isdisjoint(result.key for result in service.state.excursions), "they had left the state"
+    assert summarise(PROFILE, service.state, stored=service.stored_findings()) == evaluate(PROFILE, rest)
+
+    service.receive([early])
+
+    assert service.replayed_trimmed == 1
+    assert summarise(PROFILE, service.state, stored=service.stored_findings()) == evaluate(PROFILE, log)
+    stored = {result.key: result for result in service.stored_findings()}
+    assert {
+        key: result.end for key, result in stored.items() if key in whole_spell and isinstance(result, Excursion)
+    } == dict.fromkeys(whole_spell, early.device_time), "re-judged from the first reading: they end at the late one"
+    assert spell_alarms and spell_alarms.isdisjoint(stored), "40 and 50 min, no longer 60 min on end: withdrawn"

@@ -21,12 +21,13 @@ from coldchain.domain.evaluation import (
     stream_evaluation,
     stream_spendings,
 )
-from coldchain.domain.excursions import classify_fault
+from coldchain.domain.excursions import Excursion, classify_fault
 from coldchain.domain.judgement import judge_shipment
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.mkt import mean_kinetic_temperature
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
 from coldchain.domain.readings import Reading
+from coldchain.domain.rules import Alarm
 from tests.domain.engine_support import T0
 from tests.reference_evaluator import Findings, reference_lot
 
@@ -150,8 +151,10 @@ def judge_lot_in_the_domain(
     for shipment_id, streams in enumerate(shipments):
         evaluations = []
         for log in streams:
-            state, _ = advance(PROFILE, new_state(PROFILE), sorted(log, key=lambda r: (r.device_time, r.seq)))
-            evaluations.append(stream_evaluation(PROFILE, state))
+            state, events = advance(PROFILE, new_state(PROFILE), sorted(log, key=lambda r: (r.device_time, r.seq)))
+            # The service stores the events' excursions and alarms: those that left the state come from there.
+            stored = [event for event in events if isinstance(event, Excursion | Alarm)]
+            evaluations.append(stream_evaluation(PROFILE, state, stored=stored))
             spendings += stream_spendings(PROFILE, state, stream_id=stream_id, shipment_id=shipment_id)
             stream_id += 1
         parts.append(evaluations)

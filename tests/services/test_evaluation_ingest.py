@@ -13,7 +13,7 @@ import pytest
 
 from coldchain.domain.access import OPERATOR
 from coldchain.domain.custody import Location
-from coldchain.domain.evaluation import evaluate
+from coldchain.domain.evaluation import decode_state, evaluate
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.findings import StoredAlarm, StoredExcursion
 from coldchain.domain.profiles import AlarmRule, MktSettings, Profile
@@ -416,3 +416,77 @@ async def test_an_excursion_carries_the_party_that_held_the_shipment_when_it_beg
         if e.excursion.rule == "above 25"
     }
     assert custodians == {at(0): world.shipper, at(70): world.carrier}
+
+
+async def test_findings_older_than_every_checkpoint_leave_the_state_and_a_reading_older_still_rejudges_them(
+    store: Store,
+) -> None:
+    world = await make_world(store)
+    readings = log(TRIP * 15)  # 75 h: an excursion, a heat alarm and an instant one every 5 h
+    # In the first trip, minute 80: back at 5 °C. Held back, the first excursion is one 2 h run; delivered,
+    # it is two, and the heat alarm begins with the second.
+    early = msgspec.structs.replace(readings[8], temperature_c=5.0)
+    readings[8] = early
+    rest = [reading for reading in readings if reading is not early]
+    await sync(store, world, rest, now=at(4600), batch=50)
+
+    async with store.transaction() as tx:
+        stream = await tx.evaluation_stream(world.assignment_id)
+    assert stream is not None
+    state = decode_state(stream.state)
+    assert state.excursions_offset > 10 and state.alarms_offset > 10, "more than a day old: gone from the state"
+    judgement = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    assert judgement.evaluation == msgspec.structs.replace(
+        evaluate(world.profile, rest), budgets=judgement.evaluation.budgets
+    ), "the judgement takes them from the stored findings"
+    standing = await alarms_of(store, world.shipment.id)
+    (first_heat,) = [a for a in standing if a.alarm.rule == "heat" and a.alarm.began_at == at(60)]
+
+    await sync(store, world, [early], now=at(4700))
+
+    expected = evaluate(world.profile, readings)
+    judgement = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    assert judgement.evaluation == msgspec.structs.replace(expected, budgets=judgement.evaluation.budgets)
+    assert found(await excursions_of(store, world.shipment.id)) == expected.excursions
+    stream_alarms = [a for a in expected.alarms if a.scope != "lifetime"]
+    standing = await alarms_of(store, world.shipment.id)
+    assert raised([a for a in standing if a.alarm.scope != "lifetime"]) == raised_in_order(stream_alarms)
+    withdrawn = [a for a in await alarms_of(store, world.shipment.id, withdrawn=True) if a.withdrawn_at is not None]
+    assert [(a.id, a.withdrawn_at) for a in withdrawn] == [(first_heat.id, at(4700))], "replayed from the start"
+
+
+async def test_a_batch_committed_between_the_judgements_reads_is_seen_and_the_reads_repeated(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    world = await make_world(store)
+    readings = log(TRIP * 12)  # 60 h: the first day's findings have left the state
+    await sync(store, world, readings, now=at(3700), batch=50)
+    expected = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    assert expected.evaluation == msgspec.structs.replace(
+        evaluate(world.profile, readings), budgets=expected.evaluation.budgets
+    )
+    # Another transaction's batch, as the first reads see it: its stream moved on after the states were read (a
+    # reading count), then an excursion appeared that the states read do not hold.
+    original_readings, original_excursions = SqlTransaction.stream_readings, SqlTransaction.excursions_of_shipment
+    calls = {"readings": 0, "excursions": 0}
+    phantom = msgspec.structs.replace(expected.excursions[-1].excursion, start=at(3650), start_seq=999)
+
+    async def stream_readings(self: SqlTransaction, shipment_id: int) -> dict[int, int]:
+        calls["readings"] += 1
+        counts = await original_readings(self, shipment_id)
+        return {key: count + 1 for key, count in counts.items()} if calls["readings"] == 1 else counts
+
+    async def excursions_of_shipment(self: SqlTransaction, shipment_id: int, **kwargs: Any) -> list[StoredExcursion]:
+        calls["excursions"] += 1
+        found = await original_excursions(self, shipment_id, **kwargs)
+        if calls["excursions"] == 2:
+            found.append(msgspec.structs.replace(found[-1], id=10_000, excursion=phantom))
+        return found
+
+    monkeypatch.setattr(SqlTransaction, "stream_readings", stream_readings)
+    monkeypatch.setattr(SqlTransaction, "excursions_of_shipment", excursions_of_shipment)
+
+    judged = await shipment_judgement(store, OPERATOR, world.shipment.id)
+
+    assert calls["excursions"] == 3, "read again after each of the two"
+    assert judged == expected

@@ -424,6 +424,41 @@ async def test_the_sync_state_comes_with_the_span_the_trackers_assignments_cover
     assert await watched() == Watched(starts_at=start, ends_at=None), "an open assignment"
 
 
+async def test_the_sync_state_says_whether_a_shipment_of_the_tracker_has_a_decision_a_batch_could_change(
+    store: Store,
+) -> None:
+    shipper = await make_org(store)
+    tracker = await make_tracker(store, shipper.id)
+    decided, other = await make_shipment(store, owner=shipper.id), await make_shipment(store, owner=shipper.id)
+    start = datetime(2026, 3, 1, 8, tzinfo=UTC)
+    await assign(store, decided.id, tracker.id, start, start + timedelta(days=1))
+
+    async def flag() -> bool:
+        async with store.transaction() as tx:
+            _, span = await tx.sync_state_watched(tracker.id)
+            assert span is not None
+            return span.decided
+
+    async def sign(shipment_id: int, seq: int) -> int:
+        async with store.transaction() as tx:
+            return await tx.insert_decision(
+                shipment_id=shipment_id, seq=seq, organisation_id=shipper.id, outcome="release", reason=None,
+                comment=None, recommendation="release", snapshot_sha256="a" * 64, snapshot="{}",
+                record_sha256="b" * 64, requires_approval=False, created_at=start + timedelta(days=2),
+            )  # fmt: skip
+
+    assert not await flag(), "no decision yet"
+    await sign(other.id, 1)
+    assert not await flag(), "a decision of a shipment the tracker never watched"
+    decision_id = await sign(decided.id, 1)
+    assert await flag()
+    async with store.transaction() as tx:
+        await tx.mark_decision_changed(decision_id, at=start + timedelta(days=3), sha256="c" * 64)
+    assert not await flag(), "its evaluation changed since: a batch has nothing left to mark"
+    await sign(decided.id, 2)
+    assert await flag(), "a new decision on the changed evaluation"
+
+
 def test_a_span_meets_what_touches_it_and_nothing_past_its_end() -> None:
     start = datetime(2026, 3, 1, 8, tzinfo=UTC)
     span = Watched(starts_at=start, ends_at=start + timedelta(hours=1))

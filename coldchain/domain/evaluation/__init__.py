@@ -20,8 +20,11 @@ only the readings it did not have yet)::
     if is_late(state, new[0]):                               # not after the last reading judged
         rewound = rewind(profile, state, ReadingKey.of(new[0]))
         replay = store.readings_after(rewound.replay_after)  # (device_time, seq) > key, in order; all if None
+        superseded = set(rewound.superseded)
+        if rewound.supersedes_stored:                        # replayed from the first reading
+            superseded |= stored keys of the stream's excursions and alarms
         state, events = advance(profile, rewound.state, replay)
-        withdrawn = set(rewound.superseded) - {event.key for event in events}   # delete or mark these
+        withdrawn = superseded - {event.key for event in events}   # delete or mark these
     else:
         state, events = advance(profile, state, new)
     save encode_state(state); upsert every event by its key (a key already stored is an update: an alarm
@@ -33,6 +36,13 @@ bounded window buffers, never the readings. It records a checkpoint each time de
 checkpoint strictly before the given reading (or the initial state when the late reading is older than every
 checkpoint) and says from which reading to replay. After any delivery order, the final results equal one pass
 over the complete log in time order: replay repeats exactly the arithmetic of that one pass.
+
+Closed excursions and alarms settled before the oldest retained checkpoint leave the state (no rewind to a
+checkpoint can take them back; a rewind past every checkpoint replays the whole stream, which reports each of them
+again), so a state grows with the MKT window and the checkpoints kept, not with the shipment. The service stored
+each of them from the events of the ``advance`` that settled it, and hands them back where a stream's results
+are read whole: ``stream_evaluation(profile, state, stored=...)`` and ``summarise(..., stored=...)``. Gaps and
+sensor-fault runs, few and stored nowhere else, stay in the state.
 
 A stream judged alone raises no lifetime alarm: a lot's budget is one timeline across every stream of every
 shipment of the lot (:mod:`coldchain.domain.lot_budget`); :func:`summarise` judges a stream as the whole lot
@@ -69,6 +79,7 @@ from coldchain.domain.evaluation.state import (
     ChannelMemory,
     Checkpoint,
     EvaluationState,
+    FindingsMismatch,
     MachineMemory,
     MktMemory,
     OutOfOrderError,
@@ -87,6 +98,7 @@ __all__ = [
     "Evaluation",
     "EvaluationState",
     "Event",
+    "FindingsMismatch",
     "MachineMemory",
     "MktBasis",
     "MktMemory",

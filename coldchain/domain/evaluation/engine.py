@@ -4,7 +4,7 @@ in device time order, then turned back into a new state (see the package docstri
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -19,12 +19,12 @@ from coldchain.domain.evaluation.state import (
     MktMemory,
     OutOfOrderError,
 )
-from coldchain.domain.excursions import PHYSICAL_RANGES, DataGap, SensorFault, classify_fault
+from coldchain.domain.excursions import PHYSICAL_RANGES, DataGap, Excursion, SensorFault, classify_fault
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.mkt import KELVIN_OFFSET, dh_over_r_k
 from coldchain.domain.profiles import DEFAULT_ACTIVATION_ENERGY_KJ_MOL, Metric, Profile
 from coldchain.domain.readings import Reading
-from coldchain.domain.rules import RuleTracker
+from coldchain.domain.rules import Alarm, RuleTracker
 
 __all__ = ["HOLD_SEQ", "Engine"]
 
@@ -164,6 +164,8 @@ class Engine:
         machine = state.machine
         self.excursions = list(state.excursions)
         self.alarms = list(state.alarms)
+        self.excursions_offset = state.excursions_offset
+        self.alarms_offset = state.alarms_offset
         self.gaps = list(state.gaps)
         self.faults = list(state.faults)
         self.checkpoints = list(state.checkpoints)
@@ -442,8 +444,8 @@ class Engine:
         self.checkpoints.append(
             Checkpoint(
                 machine=self.memory(),
-                excursions=len(self.excursions),
-                alarms=len(self.alarms),
+                excursions=self.excursions_offset + len(self.excursions),
+                alarms=self.alarms_offset + len(self.alarms),
                 gaps=len(self.gaps),
                 faults=len(self.faults),
             )
@@ -488,11 +490,23 @@ class Engine:
     # -- results ---------------------------------------------------------------------------------------------
 
     def to_state(self) -> EvaluationState:
+        """The state to store: closed excursions and alarms settled before the oldest retained checkpoint leave
+        it (see :class:`EvaluationState`); nothing does while no checkpoint is kept."""
+        excursions, excursions_offset = self.excursions, self.excursions_offset
+        alarms, alarms_offset = self.alarms, self.alarms_offset
+        if self.checkpoints:
+            oldest = self.checkpoints[0]
+            excursions = excursions[oldest.excursions - excursions_offset :]
+            excursions_offset = oldest.excursions
+            alarms = alarms[oldest.alarms - alarms_offset :]
+            alarms_offset = oldest.alarms
         return msgspec.structs.replace(
             self.state,
             machine=self.memory(),
-            excursions=self.excursions,
-            alarms=self.alarms,
+            excursions=excursions,
+            alarms=alarms,
+            excursions_offset=excursions_offset,
+            alarms_offset=alarms_offset,
             gaps=self.gaps,
             faults=self.faults,
             mkt_end_s=self.mkt_end_s,
@@ -538,12 +552,13 @@ class Engine:
             worst=worst,
         )
 
-    def evaluation(self) -> Evaluation:
+    def evaluation(self, *, left: Sequence[Excursion] = (), left_alarms: Sequence[Alarm] = ()) -> Evaluation:
+        """Where the stream stands; ``left`` and ``left_alarms`` are the closed excursions and alarms that left
+        the state (:class:`EvaluationState`)."""
         profile = self.profile
         mkt = self.mkt
-        excursions = self.excursions + [
-            excursion for tracker in self.trackers if (excursion := tracker.open_excursion()) is not None
-        ]
+        excursions = [*left, *self.excursions]
+        excursions += [excursion for tracker in self.trackers if (excursion := tracker.open_excursion()) is not None]
         excursions.sort(key=lambda excursion: (excursion.start, excursion.start_seq, excursion.rule))
         faults = self.faults + [fault for channel in self.channels if (fault := channel.open_fault()) is not None]
         faults.sort(key=lambda fault: (fault.start, fault.start_seq, fault.metric))
@@ -558,7 +573,7 @@ class Engine:
             temperature_mean_c=mkt.celsius_min_sum / mkt.credited_min if mkt.credited_min > 0 else None,
             rules=[tracker.summary(self.last_s) for tracker in self.trackers],
             excursions=excursions,
-            alarms=list(self.alarms),
+            alarms=[*left_alarms, *self.alarms],
             gaps=list(self.gaps),
             faults=faults,
             mkt=self.mkt_result(),

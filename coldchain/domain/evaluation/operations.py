@@ -10,10 +10,19 @@ import msgspec
 from coldchain.domain._epoch import from_epoch_s, to_epoch_s
 from coldchain.domain.evaluation.engine import Engine
 from coldchain.domain.evaluation.results import Evaluation, Event, judge_lifetime_rules
-from coldchain.domain.evaluation.state import EvaluationState, ReadingKey, Rewound, check_profile, new_state
+from coldchain.domain.evaluation.state import (
+    EvaluationState,
+    FindingsMismatch,
+    ReadingKey,
+    Rewound,
+    check_profile,
+    new_state,
+)
+from coldchain.domain.excursions import Excursion
 from coldchain.domain.lot_budget import Spending
 from coldchain.domain.profiles import Profile
 from coldchain.domain.readings import Reading
+from coldchain.domain.rules import Alarm
 
 __all__ = ["advance", "evaluate", "rewind", "stream_evaluation", "stream_spendings", "summarise"]
 
@@ -73,9 +82,17 @@ def rewind(profile: Profile, state: EvaluationState, earliest: ReadingKey) -> Re
             checkpoints_kept=state.checkpoints_kept,
         )
         superseded = _keys(state.excursions, state.alarms, state.gaps, state.faults)
-        return Rewound(state=fresh, replay_after=None, superseded=superseded + open_keys)
+        return Rewound(
+            state=fresh,
+            replay_after=None,
+            superseded=superseded + open_keys,
+            supersedes_stored=bool(state.excursions_offset or state.alarms_offset),
+        )
     checkpoint = state.checkpoints[chosen]
     machine = checkpoint.machine
+    # The checkpoint's counts include the results that left the state, which were settled before it.
+    excursions = checkpoint.excursions - state.excursions_offset
+    alarms = checkpoint.alarms - state.alarms_offset
     mkt_length = machine.mkt.length - state.mkt_offset
     roll_start_s: list[list[float]] = []
     roll_end_s: list[list[float]] = []
@@ -90,16 +107,16 @@ def rewind(profile: Profile, state: EvaluationState, earliest: ReadingKey) -> Re
         roll_start_s.append(starts)
         roll_end_s.append(ends)
     superseded = _keys(
-        state.excursions[checkpoint.excursions :],
-        state.alarms[checkpoint.alarms :],
+        state.excursions[excursions:],
+        state.alarms[alarms:],
         state.gaps[checkpoint.gaps :],
         state.faults[checkpoint.faults :],
     )
     restored = msgspec.structs.replace(
         state,
         machine=machine,
-        excursions=state.excursions[: checkpoint.excursions],
-        alarms=state.alarms[: checkpoint.alarms],
+        excursions=state.excursions[:excursions],
+        alarms=state.alarms[:alarms],
         gaps=state.gaps[: checkpoint.gaps],
         faults=state.faults[: checkpoint.faults],
         mkt_end_s=state.mkt_end_s[:mkt_length],
@@ -114,42 +131,104 @@ def rewind(profile: Profile, state: EvaluationState, earliest: ReadingKey) -> Re
     return Rewound(state=restored, replay_after=replay_after, superseded=superseded + open_keys)
 
 
-def stream_evaluation(profile: Profile, state: EvaluationState, *, until: datetime | None = None) -> Evaluation:
+def stream_evaluation(
+    profile: Profile,
+    state: EvaluationState,
+    *,
+    until: datetime | None = None,
+    stored: Iterable[Excursion | Alarm] = (),
+) -> Evaluation:
     """One stream's evaluation before the lot's budget is judged: lifetime rules show their spending and status
-    but no alarm, and there are no budgets (see :func:`judge_lifetime_rules`). ``until`` as in
+    but no alarm, and there are no budgets (see :func:`judge_lifetime_rules`). ``until`` and ``stored`` as in
     :func:`summarise`."""
     check_profile(profile, state)
     engine = Engine(profile, state)
+    left, left_alarms = _left(engine, state, stored)
     if until is not None:
         engine.hold_until(until)
-    return engine.evaluation()
+    return engine.evaluation(left=left, left_alarms=left_alarms)
+
+
+def _left(
+    engine: Engine, state: EvaluationState, stored: Iterable[Excursion | Alarm]
+) -> tuple[list[Excursion], list[Alarm]]:
+    """The closed excursions and alarms that left ``state``, picked from the stream's ``stored`` findings (its
+    lifetime alarms aside: the lot's timeline places those): the ones whose keys the state does not hold, open
+    excursions included. They must be exactly as many as the state counts gone; otherwise the findings are not
+    this state's, and judging from them would report something no pass over the readings finds
+    (:class:`FindingsMismatch`). A state none left needs none and looks at none."""
+    if not (state.excursions_offset or state.alarms_offset):
+        return [], []  # the state holds every result itself
+    held = {result.key for result in (*state.excursions, *state.alarms, *engine.open_results())}
+    left: list[Excursion] = []
+    left_alarms: list[Alarm] = []
+    for result in stored:
+        if result.key in held:
+            continue
+        if isinstance(result, Excursion):
+            left.append(result)
+        elif result.scope != "lifetime":
+            left_alarms.append(result)
+    if (len(left), len(left_alarms)) != (state.excursions_offset, state.alarms_offset):
+        raise FindingsMismatch(
+            f"the stored findings hold {len(left)} excursions and {len(left_alarms)} alarms the state does not, "
+            f"but {state.excursions_offset} excursions and {state.alarms_offset} alarms left the state"
+        )
+    return left, left_alarms
 
 
 def stream_spendings(profile: Profile, state: EvaluationState, *, stream_id: int, shipment_id: int) -> list[Spending]:
-    """What the stream spent of each lifetime rule, as intervals in device time (the lot budget's input)."""
+    """What the stream spent of each lifetime rule, as intervals in device time (the lot budget's input).
+
+    Read straight from the state (a lifetime rule's memory holds its total, its buffer the intervals, never
+    dropped), without building an engine: ingest asks before and after every batch."""
     check_profile(profile, state)
-    return Engine(profile, state).spendings(stream_id=stream_id, shipment_id=shipment_id)
+    return [
+        Spending.of(
+            stream_id=stream_id,
+            shipment_id=shipment_id,
+            rule=rule.name,
+            spent_min=state.machine.rules[index].total_min,
+            intervals=zip(state.roll_start_s[index], state.roll_end_s[index], state.roll_start_seq[index], strict=True),
+        )
+        for index, rule in enumerate(profile.rules)
+        if rule.scope == "lifetime"
+    ]
 
 
-def summarise(profile: Profile, state: EvaluationState, *, until: datetime | None = None) -> Evaluation:
+def summarise(
+    profile: Profile,
+    state: EvaluationState,
+    *,
+    until: datetime | None = None,
+    stored: Iterable[Excursion | Alarm] = (),
+) -> Evaluation:
     """The evaluation of one stream judged alone as of ``state``: rules, excursions (open ones included), alarms,
     gaps, faults, MKT and stability budgets, the lot's budget taken as ``state.lot_spent_before_min`` spent
     before this stream's first reading.
 
     ``until`` closes the record for a final evaluation (delivery, a logger's stop time): the last reading's
-    values hold until then, as they would until a next reading. The state itself is not changed.
+    values hold until then, as they would until a next reading. ``stored`` are the stream's findings as stored
+    from the events of ``advance`` (excursions and alarms, withdrawn ones left out): the closed ones that left
+    the state are taken from there (:class:`EvaluationState`); a state none left needs none. The state itself
+    is not changed.
     """
     check_profile(profile, state)
     engine = Engine(profile, state)
+    left, left_alarms = _left(engine, state, stored)
     if until is not None:
         engine.hold_until(until)
+    return _judged_alone(profile, engine, engine.evaluation(left=left, left_alarms=left_alarms))
+
+
+def _judged_alone(profile: Profile, engine: Engine, evaluation: Evaluation) -> Evaluation:
     prior = [
         Spending(stream_id=-1, shipment_id=-1, rule=rule, unplaced_min=minutes)
-        for rule, minutes in sorted(state.lot_spent_before_min.items())
+        for rule, minutes in sorted(engine.state.lot_spent_before_min.items())
     ]
     return judge_lifetime_rules(
         profile,
-        engine.evaluation(),
+        evaluation,
         shipment_id=0,
         spendings=[*engine.spendings(stream_id=0, shipment_id=0), *prior],
     )
@@ -162,7 +241,8 @@ def evaluate(
     lot_spent_before_min: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """One pass over a complete reading log, each reading once (sorted here by device time, then sequence
-    number)."""
+    number); every result at hand, nothing stored."""
     ordered = sorted(readings, key=lambda reading: (reading.device_time, reading.seq))
-    state, _ = advance(profile, new_state(profile, lot_spent_before_min=lot_spent_before_min), ordered)
-    return summarise(profile, state)
+    engine = Engine(profile, new_state(profile, lot_spent_before_min=lot_spent_before_min))
+    engine.feed(ordered)
+    return _judged_alone(profile, engine, engine.evaluation())

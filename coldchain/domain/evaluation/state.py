@@ -22,6 +22,7 @@ __all__ = [
     "ChannelMemory",
     "Checkpoint",
     "EvaluationState",
+    "FindingsMismatch",
     "MachineMemory",
     "MktMemory",
     "OutOfOrderError",
@@ -37,6 +38,11 @@ __all__ = [
 
 class OutOfOrderError(ValueError):
     """``advance`` was given a reading not after the last one the state has seen: rewind first."""
+
+
+class FindingsMismatch(ValueError):
+    """The stored findings given with a state do not complete it: they hold more or fewer of the results that left
+    it than it counts (read at another moment than the state, or not this stream's)."""
 
 
 class ReadingKey(msgspec.Struct, frozen=True, kw_only=True):
@@ -101,7 +107,8 @@ class MachineMemory(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
 
 
 class Checkpoint(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
-    """The engine before the first reading of a new checkpoint period, and how long each result list was."""
+    """The engine before the first reading of a new checkpoint period, and how long each result list was
+    (counted from the stream's first result: the excursions and alarms that left the state count too)."""
 
     machine: MachineMemory
     excursions: int
@@ -118,6 +125,14 @@ class EvaluationState(msgspec.Struct, frozen=True, kw_only=True):
     oldest retained checkpoint), and the checkpoints. ``lot_spent_before_min`` maps each lifetime rule to the
     minutes the lot spent beyond its threshold before this shipment (an input: the stability budget spent
     elsewhere).
+
+    Closed excursions and alarms settled before the oldest retained checkpoint leave the state (``advance``
+    drops them): no rewind to a checkpoint can take them back, and a rewind past every checkpoint replays the
+    whole stream, which reports each of them again. ``excursions_offset`` and ``alarms_offset`` count those
+    gone, so the checkpoints' counts keep meaning; the service has every one of them among its stored findings
+    (each was an event of the ``advance`` that settled it), and hands them back to :func:`stream_evaluation`
+    and :func:`summarise` (``stored``). What a stream stores then grows with the MKT window and the checkpoints
+    kept, not with the shipment. Gaps and fault runs, few and stored nowhere else, stay.
     """
 
     profile_id: str
@@ -128,6 +143,8 @@ class EvaluationState(msgspec.Struct, frozen=True, kw_only=True):
     machine: MachineMemory
     excursions: list[Excursion] = []
     alarms: list[Alarm] = []
+    excursions_offset: int = 0
+    alarms_offset: int = 0
     gaps: list[DataGap] = []
     faults: list[SensorFault] = []
     mkt_end_s: list[float] = []
@@ -157,12 +174,15 @@ class Rewound(msgspec.Struct, frozen=True, kw_only=True):
 
     ``state`` is the evaluation as of ``replay_after``: feed it every stored reading after that key (all of
     them when ``None``), in order. ``superseded`` are the keys of results the replay will judge again; those
-    the replay does not report again were withdrawn by the late data.
+    the replay does not report again were withdrawn by the late data. When ``supersedes_stored``, so are the
+    excursions and alarms that had left the state (the replay starts from the first reading): their keys are
+    the stream's stored ones.
     """
 
     state: EvaluationState
     replay_after: ReadingKey | None
     superseded: list[str]
+    supersedes_stored: bool = False
 
 
 def _channel_metrics(profile: Profile) -> list[Metric]:
