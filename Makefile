@@ -11,6 +11,8 @@ STAMP := $(VENV)/.installed
 ASSETS := coldchain/http/assets
 ASSETS_STAMP := $(ASSETS)/node_modules/.package-lock.json
 PORT ?=
+# Test worker processes (pytest-xdist); each has its own template database, its own browser and its own ports.
+TEST_WORKERS ?= 2
 DEMO_ARGS := $(if $(PORT),--port $(PORT))
 
 .PHONY: demo serve migrate assets test lint bench mutation clean
@@ -52,7 +54,7 @@ migrate: $(STAMP)
 test: $(STAMP) $(ASSETS_STAMP)
 	@if [ -z "$$COLDCHAIN_TEST_POSTGRES_URL" ]; then ops/require-packages postgresql; fi
 	@ops/require-packages chromium pdf
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check coldchain tracker_sim tests
