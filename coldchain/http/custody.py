@@ -18,7 +18,7 @@ from msgspec import Meta
 
 from coldchain.domain.custody import ChainVerdict, CustodyEvent, CustodyKind, Handover, Location, Signer, SignerKind
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
-from coldchain.http.openapi import BEARER, errors
+from coldchain.http.openapi import BEARER, BUSY, errors
 from coldchain.http.wire import AwareDatetime, BodyIn, Id, Latitude, Longitude, PathId
 from coldchain.services import custody as use_cases
 
@@ -179,7 +179,7 @@ class CustodyApi(Controller):
         "/",
         status_code=201,
         summary="Record a custody event (packed, picked_up, arrived, delivered, received)",
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 503, why={503: BUSY}),
     )
     async def record(
         self,
@@ -250,7 +250,7 @@ class CustodyApi(Controller):
         summary="Accept a hand-over (the receiving organisation); it joins the chain signed by both sides",
         description="Each side signs with its API token or as the person signed in to the portal; the event's"
         " `signers` are the proposer, then the caller.",
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 503, why={503: BUSY}),
     )
     async def accept(
         self,

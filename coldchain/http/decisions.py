@@ -47,7 +47,7 @@ from coldchain.domain.users import LoginLimits
 from coldchain.http.deps import NowDep, PrincipalDep, SettingsDep, StoreDep
 from coldchain.http.evaluation import ExcursionOut, ShipmentStatusOut, excursion_out, status_parts_out
 from coldchain.http.limits import client_address
-from coldchain.http.openapi import BEARER, SESSION, errors
+from coldchain.http.openapi import BEARER, BUSY, SESSION, errors
 from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import decisions as use_cases
 from coldchain.services import trackers
@@ -350,7 +350,7 @@ class DecisionApi(Controller):
         summary="Decide release, quarantine or reject, with the signer's electronic signature",
         status_code=201,
         security=SESSION,
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 503, why={503: BUSY}),
     )
     async def decide(
         self,
@@ -386,7 +386,7 @@ class DecisionApi(Controller):
         summary="Give a release its second signature (QA approval by another pharmacist)",
         status_code=200,
         security=SESSION,
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 503, why={503: BUSY}),
     )
     async def approve(
         self,

@@ -23,7 +23,7 @@ from litestar.status_codes import (
 )
 from litestar.types import Empty
 
-from coldchain.services.errors import Conflict, Forbidden, Invalid, Malformed, NotFound, ServiceError
+from coldchain.services.errors import Busy, Conflict, Forbidden, Invalid, Malformed, NotFound, ServiceError
 from coldchain.storage import AlreadyExists
 
 __all__ = ["ApiError", "ErrorOut", "ServiceRequest", "exception_handlers"]
@@ -135,12 +135,17 @@ _SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (Forbidden, 403),
     (Conflict, 409),
     (Invalid, 422),
+    (Busy, 503),
 )
+
+#: Seconds a caller told :class:`Busy` waits before asking again.
+BUSY_RETRY_AFTER_S = 1
 
 
 def _on_service_error(_: Request[Any, Any, Any], exc: ServiceError) -> Response[Any]:
     status = next((code for kind, code in _SERVICE_STATUS if isinstance(exc, kind)), 400)
-    return _error(status, _CODES[status], str(exc))
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER_S)} if isinstance(exc, Busy) else None
+    return _error(status, _CODES[status], str(exc), headers)
 
 
 def _on_already_exists(_: Request[Any, Any, Any], exc: AlreadyExists) -> Response[Any]:

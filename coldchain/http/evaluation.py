@@ -31,7 +31,7 @@ from coldchain.domain.rules import RuleStatus
 from coldchain.domain.shipments import ShipmentStatus
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
 from coldchain.http.errors import ApiError
-from coldchain.http.openapi import BEARER, errors
+from coldchain.http.openapi import BEARER, BUSY, errors
 from coldchain.http.wire import BodyIn, PathId
 from coldchain.services import alarms as alarm_cases
 from coldchain.services import evaluation as use_cases
@@ -619,7 +619,7 @@ class EvaluationApi(Controller):
         status_code=201,
         responses={
             200: ResponseSpec(LoggerImportOut, description="The shipment already held these exact bytes."),
-            **errors(401, 403, 404, 409, 413, 422),
+            **errors(401, 403, 404, 409, 413, 422, 503, why={503: BUSY}),
         },
     )
     async def import_logger_file(

@@ -66,6 +66,13 @@ _WHY = {
 }
 
 
+BUSY = (
+    "Another of the shipment's trackers is delivering readings without pause, so the shipment's judgement could"
+    " not be read at one moment: send the request again after the delay in Retry-After; nothing of it was kept."
+)
+"""What 503 means for a change that judges a shipment while its trackers' batches commit (see ``Busy``)."""
+
+
 def errors(*statuses: int, why: dict[int, str] | None = None) -> dict[int, ResponseSpec]:
     """The error answers an operation can give, each in the one error shape; 400 (an unreadable request) always,
     and 429 wherever a 401 can be answered (failed authentications are limited per client address). ``why`` says

@@ -20,7 +20,7 @@ from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_r
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
 from coldchain.http.limits import AuthFailures, client_address
-from coldchain.http.openapi import errors
+from coldchain.http.openapi import BUSY, errors
 from coldchain.services.sync import record_batch
 from coldchain.services.trackers import find_osmand_tracker
 
@@ -36,7 +36,7 @@ UNKNOWN_DEVICE = "unknown device id: configure the device id an OsmAnd tracker g
     summary="OsmAnd protocol position (query, form or JSON)",
     tags=["sync"],
     opt={"raw_query": True},
-    responses=errors(401, 413, 422),
+    responses=errors(401, 413, 422, 503, why={503: BUSY}),
 )
 async def osmand(
     request: Request[Any, Any, Any], store: StoreDep, settings: SettingsDep, policy: PolicyDep, now: NowDep

@@ -15,7 +15,7 @@ from msgspec import Meta
 
 from coldchain.domain.shipments import Assignment, Leg, Mode, Place, Priority, Shipment, ShipmentStatus
 from coldchain.http.deps import NowDep, PrincipalDep, StoreDep
-from coldchain.http.openapi import BEARER, errors
+from coldchain.http.openapi import BEARER, BUSY, errors
 from coldchain.http.wire import AwareDatetime, BodyIn, Id, Latitude, Longitude, PathId
 from coldchain.services import shipments as use_cases
 from coldchain.services.eta import ShipmentEta, shipment_eta
@@ -209,7 +209,7 @@ class ShipmentApi(Controller):
         "/{shipment_id:int}/status",
         status_code=200,
         summary="Move the shipment through its lifecycle",
-        responses=errors(401, 403, 404, 409, 422),
+        responses=errors(401, 403, 404, 409, 422, 503, why={503: BUSY}),
     )
     async def change_status(
         self,

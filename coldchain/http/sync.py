@@ -26,7 +26,7 @@ from coldchain.http.deps import Ingest, IngestDep
 from coldchain.http.errors import ApiError
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures, client_address
-from coldchain.http.openapi import SIGNED, errors
+from coldchain.http.openapi import BUSY, SIGNED, errors
 from coldchain.http.wire import BatchIn, SyncAckOut, sent_at_of, to_readings
 from coldchain.metrics import (
     SYNC_BATCH_SECONDS,
@@ -137,7 +137,7 @@ def _decode(body: bytes, content_type: str) -> BatchIn:
         503,
         why={
             503: "The service is stopping: send the batch again after the delay in Retry-After (to this address or"
-            " another); nothing of it was stored.",
+            " another); nothing of it was stored. Or: " + BUSY,
         },
     ),
 )

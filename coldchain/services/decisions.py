@@ -179,7 +179,7 @@ async def worklist(store: Store, principal: Principal) -> list[WorkItem]:
     (:func:`coldchain.domain.decisions.work_order`)."""
     require(principal, "read")
     items: list[WorkItem] = []
-    async with store.transaction() as tx:
+    async with store.transaction(snapshot=True) as tx:
         for shipment_id, changed_at in await tx.decidable_shipments(principal.organisation_id):
             decisions = await tx.decisions_of_shipment(shipment_id)
             latest = decisions[-1] if decisions else None
@@ -284,7 +284,7 @@ def _limits(judgement: ShipmentJudgement) -> list[ChartLimit]:
 
 async def investigation(store: Store, principal: Principal, shipment_id: int, *, now: datetime) -> Investigation:
     """Everything a pharmacist investigates before deciding on a shipment, and every decision made."""
-    async with store.transaction() as tx:
+    async with store.transaction(snapshot=True) as tx:
         shipment = await _visible(tx, principal, shipment_id)
         judgement = await judgement_in(tx, shipment)
         snapshot = await _snapshot(tx, judgement)

@@ -7,12 +7,13 @@ Exceptions::
     ├── NotFound        no such record, or none the caller may see (never say which)
     ├── Forbidden       the caller's role does not allow the action
     ├── Conflict        the record's current state does not allow the change
-    └── Invalid         the request is well-formed but its content is wrong
+    ├── Invalid         the request is well-formed but its content is wrong
+    └── Busy            the answer cannot be given consistently right now; the same request may succeed soon
 """
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "Forbidden", "Invalid", "Malformed", "NotFound", "ServiceError"]
+__all__ = ["Busy", "Conflict", "Forbidden", "Invalid", "Malformed", "NotFound", "ServiceError"]
 
 
 class ServiceError(Exception):
@@ -36,4 +37,8 @@ class Conflict(ServiceError):
 
 
 class Invalid(ServiceError):
+    pass
+
+
+class Busy(ServiceError):
     pass

@@ -40,7 +40,6 @@ from coldchain.domain.evaluation import (
     Evaluation,
     EvaluationState,
     Event,
-    FindingsMismatch,
     ReadingKey,
     advance,
     decode_state,
@@ -62,7 +61,7 @@ from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Assignment, Shipment
 from coldchain.services import alarms, custody
 from coldchain.services.access import require, visible_shipment
-from coldchain.services.errors import Invalid
+from coldchain.services.errors import Busy, Invalid
 from coldchain.storage import Store, Transaction
 
 __all__ = [
@@ -399,7 +398,7 @@ async def budgets_left(tx: Transaction, shipment: Shipment) -> list[tuple[AlarmR
 async def shipment_judgement(store: Store, principal: Principal, shipment_id: int) -> ShipmentJudgement:
     """The shipment's current judgement: each rule's state, budgets, MKT, faults, excursions, alarms,
     recommendation."""
-    async with store.transaction() as tx:
+    async with store.transaction(snapshot=True) as tx:
         shipment = await visible_shipment(tx, principal, shipment_id)
         require(principal, "read")
         return await judgement_in(tx, shipment)
@@ -433,7 +432,8 @@ async def judgement_in(tx: Transaction, shipment: Shipment) -> ShipmentJudgement
 
 
 #: How often the streams and their findings are read again when another transaction committed a batch between
-#: the two reads (on PostgreSQL each statement sees the latest commits), before the mismatch is reported.
+#: the reads (READ COMMITTED on PostgreSQL: each statement sees the latest commits), before the caller is told to
+#: try again (:class:`~coldchain.services.errors.Busy`).
 _CONSISTENT_READ_ATTEMPTS = 3
 
 
@@ -443,37 +443,34 @@ async def _streams_judged(
     """The shipment's streams, its stored excursions and alarms, and each stream's evaluation.
 
     A stream's closed excursions and alarms older than its checkpoints left its state: its stored findings have
-    them (:class:`~coldchain.domain.evaluation.EvaluationState`). Then state and findings must be of one moment: a
-    batch of another transaction committed between the reads (each statement sees the latest commits on
-    PostgreSQL) shows in the streams' reading counts read after the findings, or as findings that do not complete
-    the states, and all are read again."""
-    for attempt in range(1, _CONSISTENT_READ_ATTEMPTS + 1):
-        last = attempt == _CONSISTENT_READ_ATTEMPTS
+    them (:class:`~coldchain.domain.evaluation.EvaluationState`). Then state and findings must be of one moment.
+    A transaction that sees one (:attr:`~coldchain.storage.base.Transaction.one_moment`: SQLite's, a snapshot
+    on PostgreSQL) reads them once. Otherwise a batch of another transaction committed between the reads shows in
+    the streams' reading counts read after the findings, and all are read again; a tracker syncing without pause
+    can keep that up, and after a few rounds the caller is told to try again rather than shown a mix. Findings that
+    do not complete states of one moment are a defect, and raise."""
+    for _ in range(_CONSISTENT_READ_ATTEMPTS):
         streams = await tx.evaluation_streams(shipment_id)
         states = [decode_state(stream.state) for stream in streams]
         excursions = await tx.excursions_of_shipment(shipment_id)
         stored_alarms = await tx.alarms_of_shipment(shipment_id)
         trimmed = any(state.excursions_offset or state.alarms_offset for state in states)
-        if trimmed and not last:
-            moved_on = await tx.stream_readings(shipment_id) != {s.assignment_id: s.readings for s in streams}
-            if moved_on:
-                continue
+        read = {stream.assignment_id: stream.readings for stream in streams}
+        if trimmed and not tx.one_moment and await tx.stream_readings(shipment_id) != read:
+            continue  # another batch committed between the reads
         stored: dict[int, list[Excursion | Alarm]] = {}
         for found in excursions:
             stored.setdefault(found.assignment_id, []).append(found.excursion)
         for raised in stored_alarms:
             stored.setdefault(raised.assignment_id, []).append(raised.alarm)
-        try:
-            parts = [
-                stream_evaluation(stream.profile, state, stored=stored.get(stream.assignment_id, []))
-                for stream, state in zip(streams, states, strict=True)
-            ]
-        except FindingsMismatch:
-            if last:
-                raise
-            continue
+        parts = [
+            stream_evaluation(stream.profile, state, stored=stored.get(stream.assignment_id, []))
+            for stream, state in zip(streams, states, strict=True)
+        ]
         return streams, excursions, stored_alarms, parts
-    raise AssertionError("unreachable")
+    raise Busy(
+        f"the readings of shipment {shipment_id} are being judged without pause right now; ask again in a moment"
+    )
 
 
 async def quarantined_of_shipment(tx: Transaction, shipment_id: int) -> list[QuarantinedReading]:

@@ -20,11 +20,17 @@ class SqlBase(abc.ABC):
     transaction holds it).
     """
 
-    def __init__(self, conn: Any, queries: Any) -> None:
+    def __init__(self, conn: Any, queries: Any, *, one_moment: bool = False) -> None:
         self._conn = conn
         self._q = queries
+        self._one_moment = one_moment
         self._audit_pending: list[tuple[datetime, str, str, str, str]] = []
         """Audit entries appended in this transaction, chained and inserted just before it commits."""
+
+    @property
+    def one_moment(self) -> bool:
+        """See :attr:`coldchain.storage.base.Transaction.one_moment`."""
+        return self._one_moment
 
     @abc.abstractmethod
     def _time_in(self, value: datetime) -> Any: ...

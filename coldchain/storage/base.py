@@ -77,6 +77,12 @@ class Transaction(
     Each area with records of its own (evaluation, custody, notifications) states them in its own module.
     """
 
+    @property
+    def one_moment(self) -> bool:
+        """Whether every statement of this transaction sees the database at one moment (a snapshot, or no other
+        writer while it runs), so two reads can never straddle another transaction's commit."""
+        ...
+
     async def create_organisation(self, *, name: str, kind: OrganisationKind, now: datetime) -> Organisation: ...
 
     async def get_organisation(self, organisation_id: int) -> Organisation | None: ...
@@ -308,7 +314,12 @@ class Store(Protocol):
     @property
     def engine(self) -> Engine: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Transaction]: ...
+    def transaction(self, *, snapshot: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """A unit of work. ``snapshot``: a read-only one whose statements all see the database as it was when the
+        first of them ran (PostgreSQL: REPEATABLE READ READ ONLY; a write is refused). Without it, each statement
+        on PostgreSQL sees what committed before it began (READ COMMITTED); SQLite's transactions hold the write
+        lock from their start, so every one of them sees one moment."""
+        ...
 
     async def migrate(self) -> list[str]:
         """Apply pending migrations (safe to repeat, safe from two processes); names those it applied."""

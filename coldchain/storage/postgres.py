@@ -450,9 +450,12 @@ class PostgresStore:
             return [migration.label for migration in pending]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
-        async with self._pool.acquire() as conn, conn.transaction():
-            tx = PostgresTransaction(conn, self._queries)
+    async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[Transaction]:
+        async with (
+            self._pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read" if snapshot else None, readonly=snapshot),
+        ):
+            tx = PostgresTransaction(conn, self._queries, one_moment=snapshot)
             yield tx
             await tx.chain_audit()
 

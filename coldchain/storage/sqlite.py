@@ -339,11 +339,12 @@ class SqliteStore:
             return [migration.label for migration in pending]
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Transaction]:
+    async def transaction(self, *, snapshot: bool = False) -> AsyncIterator[Transaction]:
+        # Every transaction holds the write lock from its start: it sees one moment, snapshot or not.
         async with self._lock:
             try:
                 await self._conn.execute("BEGIN IMMEDIATE")
-                tx = SqliteTransaction(self._conn, self._queries)
+                tx = SqliteTransaction(self._conn, self._queries, one_moment=True)
                 yield tx
                 await tx.chain_audit()
             except BaseException:

@@ -16,6 +16,8 @@ from litestar.testing import AsyncTestClient
 from coldchain.documents.signing import make_pilot_signer
 from coldchain.http.app import create_app
 from coldchain.keys import generate_keys
+from coldchain.services import decisions
+from coldchain.services.errors import Busy
 from coldchain.settings import load_settings
 from tests.factories import FRIDGE_PROFILE, OPERATOR_HEADERS, OPERATOR_TOKEN, PROFILES_JSON, bearer
 from tests.http.test_sync_api import assert_error
@@ -189,6 +191,30 @@ async def test_the_lifecycle_allows_only_its_transitions(world: World) -> None:
     assert steps == ["in_transit", "delivered", "closed"]
     assert_error(after_close, 409, "conflict", "final state")
     assert_error(unknown, 422, "invalid", "status")
+
+
+async def test_a_change_that_cannot_judge_the_shipment_at_one_moment_is_told_to_come_again_and_keeps_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Delivering a shipment judges it (is a pharmacist's decision needed?). When its trackers' batches keep
+    committing between the judgement's reads, the change is refused 503 with Retry-After, and not made."""
+    sid = (await create(world))["id"]
+    path = f"/v1/shipments/{sid}/status"
+    assert (await world.client.post(path, json={"status": "in_transit"}, headers=world.logistics)).status_code == 200
+
+    async def busy(*_: Any, **__: Any) -> None:
+        raise Busy(f"the readings of shipment {sid} are being judged without pause right now; ask again in a moment")
+
+    monkeypatch.setattr(decisions, "judgement_in", busy)
+    refused = await world.client.post(path, json={"status": "delivered"}, headers=world.logistics)
+
+    assert_error(refused, 503, "unavailable", "ask again in a moment")
+    assert refused.headers["Retry-After"] == "1"
+    shipment = await world.client.get(f"/v1/shipments/{sid}", headers=world.logistics)
+    assert shipment.json()["status"] == "in_transit"
+    monkeypatch.undo()
+    delivered = await world.client.post(path, json={"status": "delivered"}, headers=world.logistics)
+    assert delivered.json()["status"] == "delivered"
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@ shipment they belong to, incrementally, and what is found is stored once per con
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,9 +21,10 @@ from coldchain.domain.readings import Reading
 from coldchain.domain.rules import Alarm
 from coldchain.domain.shipments import Leg, Place, Shipment
 from coldchain.services import custody
-from coldchain.services.evaluation import shipment_judgement
+from coldchain.services.errors import Busy
+from coldchain.services.evaluation import ShipmentJudgement, judgement_in, shipment_judgement
 from coldchain.services.sync import SyncPolicy, record_batch
-from coldchain.storage import Store
+from coldchain.storage import Store, open_store
 from coldchain.storage._sql import SqlTransaction
 from tests.factories import assign, make_org, make_tracker
 
@@ -455,9 +456,64 @@ async def test_findings_older_than_every_checkpoint_leave_the_state_and_a_readin
     assert [(a.id, a.withdrawn_at) for a in withdrawn] == [(first_heat.id, at(4700))], "replayed from the start"
 
 
+def moving_on(monkeypatch: pytest.MonkeyPatch, *, rounds: int | None, phantom: Excursion) -> dict[str, int]:
+    """Another transaction's batch as the judgement's reads see it in each of its first ``rounds`` rounds
+    (``None``: in every round): an excursion the states read do not hold appeared among the findings, and the
+    stream moved on after the states were read (its reading count). Counts the reads."""
+    original_readings, original_excursions = SqlTransaction.stream_readings, SqlTransaction.excursions_of_shipment
+    calls = {"readings": 0, "excursions": 0}
+
+    def moving() -> bool:
+        return rounds is None or calls["excursions"] <= rounds
+
+    async def excursions_of_shipment(self: SqlTransaction, shipment_id: int, **kwargs: Any) -> list[StoredExcursion]:
+        calls["excursions"] += 1
+        found = await original_excursions(self, shipment_id, **kwargs)
+        if moving():
+            found.append(msgspec.structs.replace(found[-1], id=10_000 + calls["excursions"], excursion=phantom))
+        return found
+
+    async def stream_readings(self: SqlTransaction, shipment_id: int) -> dict[int, int]:
+        calls["readings"] += 1
+        counts = await original_readings(self, shipment_id)
+        return {key: count + 1 for key, count in counts.items()} if moving() else counts
+
+    monkeypatch.setattr(SqlTransaction, "stream_readings", stream_readings)
+    monkeypatch.setattr(SqlTransaction, "excursions_of_shipment", excursions_of_shipment)
+    return calls
+
+
+@pytest.fixture
+async def postgres_store(postgres_database: str) -> AsyncIterator[Store]:
+    """A store on PostgreSQL, whose plain transactions are READ COMMITTED: the only engine on which another
+    transaction can commit between two reads of one transaction (SQLite's hold the write lock throughout)."""
+    store = await open_store(postgres_database, pool_size=3)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def judged_in_a_plain_transaction(store: Store, shipment_id: int) -> ShipmentJudgement:
+    async with store.transaction() as tx:
+        assert not tx.one_moment
+        shipment = await tx.get_shipment(shipment_id)
+        assert shipment is not None
+        return await judgement_in(tx, shipment)
+
+
+async def test_sqlite_transactions_see_one_moment_and_postgresql_ones_do_as_snapshots(store: Store) -> None:
+    async with store.transaction() as tx:
+        plain = tx.one_moment
+    async with store.transaction(snapshot=True) as tx:
+        snapshot = tx.one_moment
+    assert (plain, snapshot) == (store.engine == "sqlite", True)
+
+
 async def test_a_batch_committed_between_the_judgements_reads_is_seen_and_the_reads_repeated(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    postgres_store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    store = postgres_store
     world = await make_world(store)
     readings = log(TRIP * 12)  # 60 h: the first day's findings have left the state
     await sync(store, world, readings, now=at(3700), batch=50)
@@ -465,28 +521,61 @@ async def test_a_batch_committed_between_the_judgements_reads_is_seen_and_the_re
     assert expected.evaluation == msgspec.structs.replace(
         evaluate(world.profile, readings), budgets=expected.evaluation.budgets
     )
-    # Another transaction's batch, as the first reads see it: its stream moved on after the states were read (a
-    # reading count), then an excursion appeared that the states read do not hold.
-    original_readings, original_excursions = SqlTransaction.stream_readings, SqlTransaction.excursions_of_shipment
-    calls = {"readings": 0, "excursions": 0}
     phantom = msgspec.structs.replace(expected.excursions[-1].excursion, start=at(3650), start_seq=999)
+    calls = moving_on(monkeypatch, rounds=2, phantom=phantom)
 
-    async def stream_readings(self: SqlTransaction, shipment_id: int) -> dict[int, int]:
-        calls["readings"] += 1
-        counts = await original_readings(self, shipment_id)
-        return {key: count + 1 for key, count in counts.items()} if calls["readings"] == 1 else counts
+    judged = await judged_in_a_plain_transaction(store, world.shipment.id)
+
+    assert calls == {"excursions": 3, "readings": 3}, "read again after each of the two"
+    assert judged == expected
+
+
+async def test_a_judgement_that_never_reads_one_moment_tells_the_caller_to_try_again(
+    postgres_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = postgres_store
+    world = await make_world(store)
+    await sync(store, world, log(TRIP * 12), now=at(3700), batch=50)
+    expected = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    phantom = msgspec.structs.replace(expected.excursions[-1].excursion, start=at(3650), start_seq=999)
+    calls = moving_on(monkeypatch, rounds=None, phantom=phantom)
+
+    with pytest.raises(Busy, match="ask again in a moment"):
+        await judged_in_a_plain_transaction(store, world.shipment.id)
+    assert calls == {"excursions": 3, "readings": 3}, "three rounds of reads, then the caller is told"
+
+
+async def test_the_judgement_reads_one_snapshot_while_another_tracker_commits_between_its_reads(
+    postgres_store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, for real: a batch of the shipment's tracker commits, through another connection, after the
+    judgement read the streams and before it reads their findings. The judgement is the one from before the
+    batch, read once, and the next judgement sees the batch."""
+    store = postgres_store
+    world = await make_world(store)
+    readings = log(TRIP * 12)  # 60 h, trimmed: the judgement needs the stored findings
+    later = log(TRIP * 2, first_seq=len(readings) + 1)
+    later = [msgspec.structs.replace(r, device_time=r.device_time + timedelta(hours=60)) for r in later]
+    await sync(store, world, readings, now=at(3700), batch=50)
+    before = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    original = SqlTransaction.excursions_of_shipment
+    committed: list[int] = []
 
     async def excursions_of_shipment(self: SqlTransaction, shipment_id: int, **kwargs: Any) -> list[StoredExcursion]:
-        calls["excursions"] += 1
-        found = await original_excursions(self, shipment_id, **kwargs)
-        if calls["excursions"] == 2:
-            found.append(msgspec.structs.replace(found[-1], id=10_000, excursion=phantom))
-        return found
+        if not committed:
+            await sync(store, world, later, now=at(4500), batch=1000)  # another connection of the pool
+            committed.append(len(later))
+        return await original(self, shipment_id, **kwargs)
 
-    monkeypatch.setattr(SqlTransaction, "stream_readings", stream_readings)
     monkeypatch.setattr(SqlTransaction, "excursions_of_shipment", excursions_of_shipment)
+    monkeypatch.setattr(SqlTransaction, "stream_readings", None)  # a snapshot never needs to look again
 
     judged = await shipment_judgement(store, OPERATOR, world.shipment.id)
-
-    assert calls["excursions"] == 3, "read again after each of the two"
-    assert judged == expected
+    assert committed == [len(later)]
+    assert judged == before
+    monkeypatch.setattr(SqlTransaction, "excursions_of_shipment", original)
+    after = await shipment_judgement(store, OPERATOR, world.shipment.id)
+    assert after.evaluation.readings == before.evaluation.readings + len(later)
+    assert after.evaluation == msgspec.structs.replace(
+        evaluate(world.profile, readings + later), budgets=after.evaluation.budgets
+    )
