@@ -3,7 +3,7 @@
     python tests/benchmarks/bench_sync.py [--engines sqlite,postgresql] [--workers 1[,2,4]] [--load fleet|lean]
         [--trackers 50] [--readings-per-tracker 5000] [--batch-size 1000] [--format json] [--gzip]
         [--catch-up-readings 43200] [--bulk-readings 100000] [--rounds 1] [--copy-connections 8]
-        [--postgres-url URL]
+        [--evaluation off[,on]] [--postgres-url URL]
 
 ``--workers`` takes a list: each count is measured on a database of its own, one after the other in the same run,
 and the summary gives each count's rate as a ratio of the first's.
@@ -13,9 +13,31 @@ built and signed beforehand and sent as raw HTTP/1.1 on one keep-alive connectio
 PostgreSQL, it first measures the durable COPY reference (the same readings COPYed in batches of 1,000, each
 committed, over ``--copy-connections`` connections, into a plain keyed table), then each worker count, and prints
 the sustained ingest as a share of that reference, and the CPU seconds per 1,000 readings spent by the load
-generator, the service's processes and the PostgreSQL backends of its database. The trackers have no shipment, so
-nothing is judged (evaluation off). Best of ``--rounds`` per configuration. ``--load fleet`` (the default) is
-what follows:
+generator, the service's processes and the PostgreSQL backends of its database. Best of ``--rounds`` per
+configuration.
+
+``--evaluation`` (lean load only) takes a list of ``off`` and ``on``: each worker count is measured in each mode
+listed, one after the other, each on a fresh scratch database and a freshly started service; set-up is not timed.
+
+- ``off`` (the default): the trackers are registered through the admin API and assigned to no shipment, so the
+  service judges nothing;
+- ``on``: the trackers are created in the scratch database before the push (``trackers_on_shipments`` of
+  ``bench_ingest_evaluation.py``), each assigned, from before its first reading and open-ended, to a shipment of
+  its own; all shipments are of one product and lot whose profile is ``bench_engine.PROFILE``, with a carrier
+  leg. Every batch is judged in its ingest transaction.
+
+The readings depend on the list, not on the mode, so both modes of a run push the same readings (see
+:mod:`tests.benchmarks.load`): with ``off`` alone (or no ``--evaluation``), the lean load's quiet log as before,
+so earlier figures stay comparable; as soon as ``on`` is listed, the eventful log of ``bench_engine.py`` (about
+four excursions and one alarm per 1,000 readings) for every mode. With a mode given, each run's line also tells
+what the service judged, read from the scratch database after the push: readings judged over every stream,
+excursions and alarms stored. A run counts as ``on`` only when it judged every reading acknowledged and stored a
+finding, as ``off`` only when it judged nothing; the other runs are reported and left out of the summary. With
+both modes, the ratio on/off is printed per round and, in the summary, per worker count (best of the rounds of
+each mode), against the target of the scale issue: evaluation on >= 0.75 of off. The summary's "vs first" compares
+each worker count with the first in the same mode.
+
+``--load fleet`` (the default) is what follows:
 
 For each engine, ``python -m coldchain serve`` runs as a subprocess (``--workers`` processes) on a scratch
 database: a temporary SQLite file, or a PostgreSQL database created on the server ``--postgres-url`` names
@@ -41,10 +63,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import sqlite3
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,21 +82,27 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from coldchain.storage import open_store
+from coldchain.storage.sqlite import sqlite_path
 from tests.benchmarks.bench_bulk_insert import bench_store, make_readings
+from tests.benchmarks.bench_ingest_evaluation import SECRET, trackers_on_shipments
+from tests.benchmarks.bench_ingest_evaluation import TARGET_RATIO as TARGET_EVALUATION_RATIO
 from tests.benchmarks.load import (
     CopyReference,
     LeanResult,
+    Log,
     copy_reference,
     cpu_seconds,
     postgres_backends_cpu_s,
     prepare_trackers,
     push,
+    register_trackers,
 )
 from tests.served import ServedColdchain, served, session_pids
 from tracker_sim import BUILTIN_SCENARIOS, FleetResult, run_fleet
 
 ADMIN_TOKEN = "bench-sync-admin-token"
 ENGINES = ("sqlite", "postgresql")
+EVALUATION_MODES = ("off", "on")
 STARTUP_S = 60.0
 
 # The sync feature's targets; the script reports against them, it does not enforce them.
@@ -294,16 +323,85 @@ async def bench_engine(engine: str, args: argparse.Namespace, workers: int) -> E
 # --- the lean load: the service's own rate, workers side by side, the COPY reference --------------------------
 
 
+class Judged(msgspec.Struct, frozen=True, kw_only=True):
+    """What the service judged on a scratch database: readings over every stream, findings stored."""
+
+    readings: int
+    excursions: int
+    alarms: int
+
+    def bears_out(self, evaluation: str, readings_acked: int) -> bool:
+        """Whether a run in mode ``evaluation`` judged what the mode says: with ``on``, every reading acknowledged
+        and at least one finding stored; with ``off``, nothing."""
+        if evaluation == "on":
+            return self.readings == readings_acked > 0 and self.excursions + self.alarms > 0
+        return self.readings == self.excursions == self.alarms == 0
+
+
+_JUDGED_SQL = (
+    "SELECT (SELECT coalesce(sum(readings), 0) FROM evaluation_streams),"
+    " (SELECT count(*) FROM excursions), (SELECT count(*) FROM alarms)"
+)
+
+
+async def judged(database_url: str) -> Judged:
+    """Read what the service judged from the scratch database (after the push: it is not timed)."""
+    if database_url.startswith("sqlite:"):
+        with closing(sqlite3.connect(sqlite_path(database_url))) as db:
+            row = db.execute(_JUDGED_SQL).fetchone()
+    else:
+        conn = await asyncpg.connect(database_url)
+        try:
+            row = await conn.fetchrow(_JUDGED_SQL)
+        finally:
+            await conn.close()
+    readings, excursions, alarms = row
+    return Judged(readings=int(readings), excursions=int(excursions), alarms=int(alarms))
+
+
+async def trackers_for(
+    evaluation: str, service: ServedColdchain, database_url: str, count: int
+) -> list[tuple[str, bytes]]:
+    """The trackers of a run, (serial, secret) each: registered through the admin API and on no shipment (``off``),
+    or created in the database, each on a shipment of its own with the benchmark profile (``on``)."""
+    if evaluation == "off":
+        return await register_trackers(service.url, admin_token=ADMIN_TOKEN, count=count)
+    store = await open_store(database_url, pool_size=1)
+    try:
+        created = await trackers_on_shipments(store, "lean", count)
+    finally:
+        await store.close()
+    return [(serial, SECRET.encode()) for _, serial in created]
+
+
+def _log(args: argparse.Namespace) -> Log:
+    """The eventful log as soon as evaluation ``on`` is listed, for every mode of the run; else the quiet one."""
+    return "eventful" if "on" in args.evaluation else "quiet"
+
+
+def _by_mode(args: argparse.Namespace) -> bool:
+    """Whether the run measures evaluation modes (an ``--evaluation`` other than ``off`` alone): only then does
+    the output name the mode and what was judged, so the default output stays as it was."""
+    return bool(args.evaluation != ["off"])
+
+
 class LeanFigures(msgspec.Struct, kw_only=True):
     engine: str
     workers: int
+    evaluation: str
     result: LeanResult
     service_cpu_s: float
     backends_cpu_s: float
     peak_rss_kib: int
+    judged: Judged
+
+    @property
+    def counts(self) -> bool:
+        """Whether the run judged what its mode says, so it may stand for the mode."""
+        return self.judged.bears_out(self.evaluation, self.result.readings_acked)
 
 
-async def lean_once(engine: str, args: argparse.Namespace, workers: int, workdir: Path) -> LeanFigures:
+async def lean_once(engine: str, args: argparse.Namespace, workers: int, evaluation: str, workdir: Path) -> LeanFigures:
     workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (before the service starts: nothing waits)
     async with (
         scratch_database(engine, args, workdir, "coldchain_bench_lean") as url,
@@ -319,14 +417,14 @@ async def lean_once(engine: str, args: argparse.Namespace, workers: int, workdir
         ) as service,
     ):
         assert service.process is not None
-        trackers = await prepare_trackers(
+        trackers = prepare_trackers(
             service.url,
-            admin_token=ADMIN_TOKEN,
-            count=args.trackers,
+            await trackers_for(evaluation, service, url, args.trackers),
             readings_per_tracker=args.readings_per_tracker,
             batch_size=args.batch_size,
             wire_format=args.format,
             compress=args.gzip,
+            log=_log(args),
         )
         database = url.rpartition("/")[2]
         sampler = MemorySampler(session=service.process.pid)
@@ -343,17 +441,20 @@ async def lean_once(engine: str, args: argparse.Namespace, workers: int, workdir
         service_cpu_s = cpu_seconds(pids) - service_cpu
         backends_after = postgres_backends_cpu_s(database) if engine == "postgresql" else {}
         backends_cpu_s = sum(cpu - backends.get(pid, 0.0) for pid, cpu in backends_after.items())
+        found = await judged(url)
         if "Traceback" in (output := service.output()):
             print(f"   the service logged errors:\n{output[-4000:]}")
     figures = LeanFigures(
         engine=engine,
         workers=workers,
+        evaluation=evaluation,
         result=result,
         service_cpu_s=service_cpu_s,
         backends_cpu_s=backends_cpu_s,
         peak_rss_kib=sampler.peak_rss_kib,
+        judged=found,
     )
-    _print_lean(figures)
+    _print_lean(figures, by_mode=_by_mode(args))
     return figures
 
 
@@ -361,25 +462,52 @@ def _per_thousand_ms(seconds: float, readings: int) -> float:
     return seconds / readings * 1_000_000 if readings else 0.0
 
 
-def _print_lean(f: LeanFigures) -> None:
+def _print_lean(f: LeanFigures, *, by_mode: bool) -> None:
     r = f.result
+    mode = f", evaluation {f.evaluation}" if by_mode else ""
     print(
-        f"   {f.engine}, {f.workers} worker(s): {r.readings_acked:,} of {r.readings_sent:,} readings in "
+        f"   {f.engine}, {f.workers} worker(s){mode}: {r.readings_acked:,} of {r.readings_sent:,} readings in "
         f"{r.push_s:.2f} s: {r.readings_per_s:,.0f}/s; batch p50 {r.latency_ms(0.5):.0f} ms, "
         f"p95 {r.latency_ms(0.95):.0f} ms, p99 {r.latency_ms(0.99):.0f} ms; waited {r.waited}, "
         f"reconnects {r.reconnects}, errors {len(r.errors)}; CPU ms per 1,000 readings: generator "
         f"{_per_thousand_ms(r.generator_cpu_s, r.readings_acked):.1f}, service "
         f"{_per_thousand_ms(f.service_cpu_s, r.readings_acked):.1f}, database backends "
-        f"{_per_thousand_ms(f.backends_cpu_s, r.readings_acked):.1f}; peak RSS {f.peak_rss_kib / 1024:.0f} MiB",
+        f"{_per_thousand_ms(f.backends_cpu_s, r.readings_acked):.1f}; peak RSS {f.peak_rss_kib / 1024:.0f} MiB"
+        + (_judged_text(f) if by_mode else ""),
         flush=True,
     )
     for error in r.errors[:5]:
         print(f"   error: {error}")
 
 
+def _judged_text(f: LeanFigures) -> str:
+    j = f.judged
+    text = f"; judged {j.readings:,} readings, stored {j.excursions:,} excursions and {j.alarms:,} alarms"
+    return text if f.counts else f"{text}: NOT evaluation {f.evaluation}, left out of the summary"
+
+
+def _ratio_text(on: float, off: float) -> str:
+    ratio = on / off
+    verdict = "meets the target" if ratio >= TARGET_EVALUATION_RATIO else "below the target"
+    return f"{ratio:.2f}, {verdict} (>= {TARGET_EVALUATION_RATIO:.2f})"
+
+
+def _print_round_ratio(this_round: dict[str, LeanFigures]) -> None:
+    off, on = this_round.get("off"), this_round.get("on")
+    if off is None or on is None:
+        return
+    if off.counts and on.counts:
+        ratio = _ratio_text(on.result.readings_per_s, off.result.readings_per_s)
+    else:
+        ratio = "none: a run did not judge what its mode says"
+    print(f"   {on.engine}, {on.workers} worker(s), ratio on/off this round: {ratio}", flush=True)
+
+
 async def bench_lean(engine: str, args: argparse.Namespace) -> None:
     references: list[CopyReference] = []
-    runs: dict[int, list[LeanFigures]] = {workers: [] for workers in args.workers}
+    runs: dict[tuple[int, str], list[LeanFigures]] = {
+        (workers, evaluation): [] for workers in args.workers for evaluation in args.evaluation
+    }
     for round_number in range(1, args.rounds + 1):
         print(f"\n== {engine}, lean load, round {round_number} of {args.rounds} ==", flush=True)
         with tempfile.TemporaryDirectory(prefix="bench_sync-") as folder:
@@ -401,31 +529,64 @@ async def bench_lean(engine: str, args: argparse.Namespace) -> None:
                     flush=True,
                 )
             for workers in args.workers:
-                runs[workers].append(await lean_once(engine, args, workers, workdir / f"w{workers}"))
-    _print_lean_summary(engine, references, runs)
+                this_round = {}
+                for evaluation in args.evaluation:
+                    figures = await lean_once(engine, args, workers, evaluation, workdir / f"w{workers}-{evaluation}")
+                    runs[workers, evaluation].append(figures)
+                    this_round[evaluation] = figures
+                _print_round_ratio(this_round)
+    _print_lean_summary(engine, args, references, runs)
 
 
-def _print_lean_summary(engine: str, references: list[CopyReference], runs: dict[int, list[LeanFigures]]) -> None:
-    best = {workers: max(figures, key=lambda f: f.result.readings_per_s) for workers, figures in runs.items()}
+def _print_lean_summary(
+    engine: str,
+    args: argparse.Namespace,
+    references: list[CopyReference],
+    runs: dict[tuple[int, str], list[LeanFigures]],
+) -> None:
+    by_mode = _by_mode(args)
+    best = {
+        key: max(counted, key=lambda f: f.result.readings_per_s)
+        for key, figures in runs.items()
+        if (counted := [f for f in figures if f.counts])
+    }
     reference = max((r.readings_per_s for r in references), default=0.0)
-    first = best[next(iter(best))].result.readings_per_s
-    print(f"\n== summary, {engine}, lean load (best of {len(next(iter(runs.values())))}) ==")
+    first = {evaluation: best.get((args.workers[0], evaluation)) for evaluation in args.evaluation}
+    print(f"\n== summary, {engine}, lean load (best of {args.rounds}) ==")
     if reference:
         print(f"COPY reference: {reference:,.0f} readings/s")
+    mode_heading = f" {'evaluation':>10}" if by_mode else ""
     print(
-        f"{'workers':>7} {'ingest/s':>10} {'vs first':>8} {'vs COPY':>8} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'workers':>7}{mode_heading} {'ingest/s':>10} {'vs first':>8} {'vs COPY':>8} {'p50 ms':>7} {'p95 ms':>7} "
         f"{'p99 ms':>7} {'gen ms/1k':>9} {'svc ms/1k':>9} {'db ms/1k':>9}"
     )
-    for workers, f in best.items():
+    for workers, evaluation in runs:
+        mode = f" {evaluation:>10}" if by_mode else ""
+        f = best.get((workers, evaluation))
+        if f is None:
+            print(f"{workers:>7}{mode} no run judged what evaluation {evaluation} says (see the runs above)")
+            continue
         r = f.result
+        base = first[evaluation]
+        versus_first = f"{r.readings_per_s / base.result.readings_per_s:>8.2f}" if base else f"{'-':>8}"
         versus_copy = f"{r.readings_per_s / reference:>8.2f}" if reference else f"{'-':>8}"
         print(
-            f"{workers:>7} {r.readings_per_s:>10,.0f} {r.readings_per_s / first:>8.2f} {versus_copy} "
+            f"{workers:>7}{mode} {r.readings_per_s:>10,.0f} {versus_first} {versus_copy} "
             f"{r.latency_ms(0.5):>7.0f} {r.latency_ms(0.95):>7.0f} {r.latency_ms(0.99):>7.0f} "
             f"{_per_thousand_ms(r.generator_cpu_s, r.readings_acked):>9.1f} "
             f"{_per_thousand_ms(f.service_cpu_s, r.readings_acked):>9.1f} "
             f"{_per_thousand_ms(f.backends_cpu_s, r.readings_acked):>9.1f}"
         )
+    if {"off", "on"} <= set(args.evaluation):
+        print(f"evaluation on/off, {_log(args)} log, best of {args.rounds} each:")
+        for workers in args.workers:
+            off, on = best.get((workers, "off")), best.get((workers, "on"))
+            ratio = (
+                _ratio_text(on.result.readings_per_s, off.result.readings_per_s)
+                if off and on
+                else "none: a mode has no run that judged what it says"
+            )
+            print(f"{workers:>7} worker(s): {ratio}")
 
 
 def _print_sustained(figures: EngineFigures, args: argparse.Namespace) -> None:
@@ -497,6 +658,13 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
+def _evaluation_modes(text: str) -> list[str]:
+    modes = [name.strip() for name in text.split(",") if name.strip()]
+    if not modes or set(modes) - set(EVALUATION_MODES) or len(set(modes)) != len(modes):
+        raise argparse.ArgumentTypeError("evaluation is off, on, or both, comma-separated: off,on")
+    return modes
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", type=_engines, default=list(ENGINES), help="default: sqlite,postgresql")
@@ -509,6 +677,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=1, help="lean load: rounds, the best of each is reported")
     parser.add_argument(
         "--copy-connections", type=int, default=8, help="lean load on PostgreSQL: COPY reference connections (0: none)"
+    )
+    parser.add_argument(
+        "--evaluation",
+        type=_evaluation_modes,
+        default=["off"],
+        help="lean load: off (trackers on no shipment), on (each on a shipment), or both: off,on (default: off)",
     )
     parser.add_argument("--db-pool-size", type=int, help="PostgreSQL connections per service process")
     parser.add_argument("--trackers", type=int, default=50, help="trackers pushing at once")
@@ -531,7 +705,10 @@ def _load_average() -> str:
 
 
 def main() -> None:
-    args = _parser().parse_args()
+    parser = _parser()
+    args = parser.parse_args()
+    if args.load != "lean" and args.evaluation != ["off"]:
+        parser.error("--evaluation on is measured by the lean load only: add --load lean")
     print(
         f"bench_sync: {os.cpu_count()} CPUs; service, database and load generator share them. "
         f"{args.trackers} trackers × {args.readings_per_tracker:,} readings, batches of {args.batch_size:,}, "

@@ -4,7 +4,21 @@ The lean generator measures the service rather than a simulator: every tracker's
 signed before the clock starts (no logbooks, no sensor models), and each tracker sends its batches in order on a
 keep-alive connection of its own, as raw HTTP/1.1 bytes; only the answers' status and counts are read. A tracker
 never has two batches in flight, as a real tracker does not. 429 and 503 answers are waited out (``Retry-After``)
-and the batch sent again.
+and the batch sent again. Trackers are registered through the admin API (:func:`register_trackers`), or by the
+caller in any other way (the evaluation-on mode of ``bench_sync.py`` creates them on shipments in the database):
+:func:`prepare_trackers` builds the requests from a serial and a secret either way.
+
+Every reading carries what a reefer's logger sends: its sequence number, its device time in the device's own
+offset (UTC+1), temperature, humidity, pressure, position and battery. Two logs, one reading a minute, ending an
+hour before now:
+
+- quiet (the lean load's own, and its default): 4.0–6.9 °C, inside a 2–8 °C label range throughout;
+- eventful: the temperatures and device times of ``bench_engine.make_readings`` (a warm excursion every 10 h, a
+  longer one every three days, a freeze dip a day, a spike above 25 °C a week, a few gaps in the minutes): about
+  four excursions and one alarm per 1,000 readings against ``bench_engine.PROFILE``. Every tracker sends the
+  same temperatures.
+
+Humidity, pressure, position and battery are the same in both logs.
 
 The COPY reference is what PostgreSQL itself takes durably on the same machine, through the same number of
 readings: binary COPY of the readings in batches of ``batch_size`` into a plain table keyed like readings
@@ -27,21 +41,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Literal
 
 import asyncpg
 import httpx
 import msgspec
 
+from coldchain.domain.readings import Reading
+from tests.benchmarks.bench_engine import make_readings as eventful_log
+
 __all__ = [
     "CopyReference",
     "LeanResult",
+    "Log",
     "PreparedTracker",
     "copy_reference",
     "cpu_seconds",
     "postgres_backends_cpu_s",
     "prepare_trackers",
     "push",
+    "register_trackers",
 ]
+
+Log = Literal["quiet", "eventful"]
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _ZONE = timezone(timedelta(hours=1))
@@ -63,7 +85,7 @@ _READING_COLUMNS = (
 class _ReadingOut(msgspec.Struct, kw_only=True):
     seq: int
     device_time: str
-    temperature_c: float
+    temperature_c: float | None
     humidity_pct: float
     pressure_kpa: float
     latitude: float
@@ -88,21 +110,32 @@ class _CreatedIn(msgspec.Struct):
 _ack = msgspec.json.Decoder(_AckIn)
 
 
-def _readings(tracker: int, count: int, start: datetime) -> list[_ReadingOut]:
-    """One reading a minute from ``start``, in the device's own offset; values vary a little, like a reefer's."""
+def _reading(tracker: int, seq: int, device_time: datetime, temperature_c: float | None) -> _ReadingOut:
+    """A reading in the device's own offset; the values besides temperature vary a little, like a reefer's."""
+    return _ReadingOut(
+        seq=seq,
+        device_time=device_time.astimezone(_ZONE).isoformat(),
+        temperature_c=temperature_c,
+        humidity_pct=50.0 + seq % 9,
+        pressure_kpa=101.3,
+        latitude=52.5 + seq / 100_000,
+        longitude=13.4 + tracker / 1_000,
+        battery_pct=100.0 - seq / 1_000,
+    )
+
+
+def _quiet_readings(tracker: int, count: int, start: datetime) -> list[_ReadingOut]:
+    """One reading a minute from ``start``, 4.0–6.9 °C."""
     return [
-        _ReadingOut(
-            seq=seq,
-            device_time=(start + timedelta(minutes=seq)).astimezone(_ZONE).isoformat(),
-            temperature_c=4.0 + (seq * 7 + tracker) % 30 / 10,
-            humidity_pct=50.0 + seq % 9,
-            pressure_kpa=101.3,
-            latitude=52.5 + seq / 100_000,
-            longitude=13.4 + tracker / 1_000,
-            battery_pct=100.0 - seq / 1_000,
-        )
+        _reading(tracker, seq, start + timedelta(minutes=seq), 4.0 + (seq * 7 + tracker) % 30 / 10)
         for seq in range(1, count + 1)
     ]
+
+
+def _eventful_readings(tracker: int, log: Sequence[Reading], end: datetime) -> list[_ReadingOut]:
+    """The eventful log's temperatures and device times, moved so its last reading is at ``end``."""
+    shift = end - log[-1].device_time
+    return [_reading(tracker, r.seq, r.device_time + shift, r.temperature_c) for r in log]
 
 
 @dataclass(frozen=True)
@@ -113,23 +146,9 @@ class PreparedTracker:
     readings: int
 
 
-async def prepare_trackers(
-    url: str,
-    *,
-    admin_token: str,
-    count: int,
-    readings_per_tracker: int,
-    batch_size: int,
-    wire_format: str = "json",
-    compress: bool = False,
-    prefix: str = "lean",
-) -> list[PreparedTracker]:
-    """Register ``count`` trackers through the admin API and build every batch of each as request bytes."""
-    start = datetime.now(UTC) - timedelta(minutes=readings_per_tracker + 60)
-    host = httpx.URL(url).netloc.decode()
-    content_type = "application/json" if wire_format == "json" else "application/msgpack"
-    encode = msgspec.json.encode if wire_format == "json" else msgspec.msgpack.encode
-    prepared = []
+async def register_trackers(url: str, *, admin_token: str, count: int, prefix: str = "lean") -> list[tuple[str, bytes]]:
+    """Register ``count`` trackers through the admin API: each one's serial and secret."""
+    registered = []
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         for n in range(count):
             serial = f"{prefix}-{n:04d}"
@@ -140,24 +159,48 @@ async def prepare_trackers(
             )
             if response.status_code != 201:
                 raise RuntimeError(f"registering {serial}: {response.status_code} {response.text}")
-            secret = msgspec.json.decode(response.content, type=_CreatedIn).secret.encode()
-            readings = _readings(n, readings_per_tracker, start)
-            requests = []
-            for first in range(0, len(readings), batch_size):
-                chunk = readings[first : first + batch_size]
-                body = encode(_BatchOut(sent_at=datetime.now(UTC).isoformat(), readings=chunk))
-                headers = [
-                    f"POST /v1/trackers/{serial}/sync HTTP/1.1",
-                    f"Host: {host}",
-                    f"Content-Type: {content_type}",
-                ]
-                if compress:
-                    body = gzip.compress(body, compresslevel=6)
-                    headers.append("Content-Encoding: gzip")
-                signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
-                headers += [f"X-Signature: sha256={signature}", f"Content-Length: {len(body)}", "", ""]
-                requests.append("\r\n".join(headers).encode() + body)
-            prepared.append(PreparedTracker(serial=serial, requests=tuple(requests), readings=len(readings)))
+            registered.append((serial, msgspec.json.decode(response.content, type=_CreatedIn).secret.encode()))
+    return registered
+
+
+def prepare_trackers(
+    url: str,
+    trackers: Sequence[tuple[str, bytes]],
+    *,
+    readings_per_tracker: int,
+    batch_size: int,
+    wire_format: str = "json",
+    compress: bool = False,
+    log: Log = "quiet",
+) -> list[PreparedTracker]:
+    """Build every batch of each tracker (serial, secret) as signed request bytes for the service at ``url``."""
+    start = datetime.now(UTC) - timedelta(minutes=readings_per_tracker + 60)
+    eventful = eventful_log(readings_per_tracker) if log == "eventful" else []
+    host = httpx.URL(url).netloc.decode()
+    content_type = "application/json" if wire_format == "json" else "application/msgpack"
+    encode = msgspec.json.encode if wire_format == "json" else msgspec.msgpack.encode
+    prepared = []
+    for n, (serial, secret) in enumerate(trackers):
+        if eventful:
+            readings = _eventful_readings(n, eventful, end=start + timedelta(minutes=readings_per_tracker))
+        else:
+            readings = _quiet_readings(n, readings_per_tracker, start)
+        requests = []
+        for first in range(0, len(readings), batch_size):
+            chunk = readings[first : first + batch_size]
+            body = encode(_BatchOut(sent_at=datetime.now(UTC).isoformat(), readings=chunk))
+            headers = [
+                f"POST /v1/trackers/{serial}/sync HTTP/1.1",
+                f"Host: {host}",
+                f"Content-Type: {content_type}",
+            ]
+            if compress:
+                body = gzip.compress(body, compresslevel=6)
+                headers.append("Content-Encoding: gzip")
+            signature = hmac.new(secret, body, hashlib.sha256).hexdigest()
+            headers += [f"X-Signature: sha256={signature}", f"Content-Length: {len(body)}", "", ""]
+            requests.append("\r\n".join(headers).encode() + body)
+        prepared.append(PreparedTracker(serial=serial, requests=tuple(requests), readings=len(readings)))
     return prepared
 
 
