@@ -13,7 +13,12 @@ coldchain_sync_batch_seconds               histogram  time from the start of a s
 coldchain_sync_batches_refused_total       counter    sync batches refused, by the status answered (400, 401, 413,
   {status}                                            415, 422, 429, 503)
 coldchain_sync_inflight_batches            gauge      sync batches being handled now (summed over processes)
-coldchain_evaluation_seconds               histogram  judging a batch's new readings in the ingest transaction
+coldchain_evaluation_seconds               histogram  judging new readings: a batch's in its ingest transaction, or a
+                                                      tracker's waiting ones after commit (one pass each)
+coldchain_judged_after_commit_readings     counter    readings judged after commit, by where the judge took them:
+  _total{source}                                      handed (in memory), read_back (from the database)
+coldchain_judgements_after_commit_total    counter    passes of the judge after commit (readings per pass: the
+                                                      readings counted above over these)
 coldchain_job_runs_total{job,outcome}      counter    ticks of a background job run in this service: ok, failed
 coldchain_job_seconds{job}                 histogram  duration of a job's run
 coldchain_webhook_deliveries_total         counter    webhook attempts: delivered, retrying (failed, will retry),
@@ -42,6 +47,8 @@ __all__ = [
     "EVALUATION_SECONDS",
     "JOB_RUNS",
     "JOB_SECONDS",
+    "JUDGED_AFTER_COMMIT",
+    "JUDGEMENTS_AFTER_COMMIT",
     "MULTIPROCESS_DIR_VARIABLE",
     "REGISTRY",
     "SYNC_BATCHES",
@@ -95,8 +102,19 @@ SYNC_INFLIGHT_BATCHES = Gauge(
 )
 EVALUATION_SECONDS = Histogram(
     "coldchain_evaluation_seconds",
-    "Time spent judging a batch's new readings in its ingest transaction.",
+    "Time spent judging new readings: a batch's in its ingest transaction, or a tracker's waiting ones after commit.",
     buckets=_SECONDS_BUCKETS,
+    registry=REGISTRY,
+)
+JUDGED_AFTER_COMMIT = Counter(
+    "coldchain_judged_after_commit_readings",
+    "Readings judged after commit, by where the judge took them from: handed (in memory), read_back (database).",
+    ["source"],
+    registry=REGISTRY,
+)
+JUDGEMENTS_AFTER_COMMIT = Counter(
+    "coldchain_judgements_after_commit",
+    "Passes of the judge after commit over a tracker's waiting readings (one transaction each).",
     registry=REGISTRY,
 )
 JOB_RUNS = Counter(

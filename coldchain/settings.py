@@ -163,6 +163,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     drain_s: Annotated[float, Meta(ge=0)] = 0.0
     """After SIGTERM, keep listening this long (part of ``stop_timeout_s``) while ``/health/ready`` answers 503 and
     new sync batches get 503 with Retry-After, so a load balancer takes the process out of rotation first."""
+    judge_after_commit: bool = False
+    """Judge a batch's readings right after it commits, by the process's judge, instead of inside its transaction
+    (:mod:`coldchain.services.judging`): cheaper per reading when batches come faster than they are judged;
+    alarms are then raised when the judge reaches the tracker, not with the batch's answer."""
+    judge_linger_s: Annotated[float, Meta(ge=0, le=60)] = 0.2
+    """Judging after commit: how long the judge lets a tracker's first waiting batch wait for more of the same
+    tracker, so a tracker catching up (batches one after the other) is judged in one pass over several batches.
+    Added to the time until its alarms are raised."""
+    judge_concurrency: Annotated[int, Meta(ge=1, le=64)] = 2
+    """Judging after commit: how many trackers a process judges at once (each in a transaction of its own, so
+    one's database work overlaps another's computing)."""
+    judge_max_held_readings: Positive = 400_000
+    """Judging after commit: how many waiting readings a process may hold in memory for its judge (about 330 bytes
+    each: 400,000 is about 130 MB); while it holds that many, new sync batches get 429 with Retry-After."""
+    judge_sweep_s: PositiveSeconds = 5.0
+    """Judging after commit: how often the judge looks in the database for trackers left waiting (by another
+    process, or one that stopped)."""
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):

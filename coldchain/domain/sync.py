@@ -79,6 +79,19 @@ class SyncState(msgspec.Struct, kw_only=True):
     clock_flagged: bool = False
     max_refused_seq: int = 0
     """The highest number quarantined for being too far past ``max_seq``: numbers up to it may be held."""
+    judge_from: datetime | None = None
+    """Judging after commit: the earliest device time of the tracker's readings stored, or quarantined, and not
+    judged yet (``None``: nothing waits to be judged)."""
+    judge_until: datetime | None = None
+    """Judging after commit: the latest device time of the readings waiting (with ``judge_from``, the span whose
+    signed decisions are re-checked)."""
+    judge_since: datetime | None = None
+    """Judging after commit: when the first of the readings waiting was received."""
+    judge_count: int = 0
+    """Judging after commit: how many stored readings wait to be judged."""
+    judge_round: int = 0
+    """Judging after commit: how many times the tracker's waiting readings were judged. A batch handed to the
+    judge in memory carries the round it waits for, so a stale one is told from a current one."""
 
 
 class Watched(msgspec.Struct, frozen=True, kw_only=True):

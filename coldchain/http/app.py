@@ -38,6 +38,7 @@ from coldchain.http.events import events
 from coldchain.http.exports import ExportApi
 from coldchain.http.headers import add_security_headers
 from coldchain.http.health import health, live, ready
+from coldchain.http.judging import before_request
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures
 from coldchain.http.logs import configure_logging
@@ -49,13 +50,13 @@ from coldchain.http.osmand import osmand
 from coldchain.http.portal import TEMPLATES, portal_routes, template_filters
 from coldchain.http.portal_api import alarm_inbox, board, shipment_readings
 from coldchain.http.products import ProductAdmin, ProfileAdmin
-from coldchain.http.query import refuse_unknown_query
 from coldchain.http.shipments import ShipmentApi
 from coldchain.http.sync import IngestGate, sync_batch
 from coldchain.http.users import SessionApi, UserApi
 from coldchain.http.webhooks import WebhookApi
 from coldchain.keys import KeyFileError, KeyRing, load_keyring
 from coldchain.metrics import forget_process
+from coldchain.services.judging import Judge
 from coldchain.services.retention import prepare_reading_months
 from coldchain.services.sync import SyncPolicy
 from coldchain.services.trackers import TrackerCache
@@ -99,6 +100,16 @@ def create_app(
                 for start in background:
                     await running.enter_async_context(start(store))
                 await running.enter_async_context(sampling_connections(store))
+                if settings.judge_after_commit:
+                    judge = Judge(
+                        store,
+                        clock=clock,
+                        linger_s=settings.judge_linger_s,
+                        sweep_s=settings.judge_sweep_s,
+                        concurrency=settings.judge_concurrency,
+                        max_held=settings.judge_max_held_readings,
+                    )
+                    app.state.judge = await running.enter_async_context(judge.running(stop_s=settings.stop_timeout_s))
                 if drain_on_signals:
                     await running.enter_async_context(lifecycle.draining_on_signals(settings.drain_s))
                 yield
@@ -156,7 +167,7 @@ def create_app(
         ),
         request_class=ServiceRequest,
         before_send=[add_security_headers],
-        before_request=refuse_unknown_query,
+        before_request=before_request,
         openapi_config=openapi_config(__version__),
         request_max_body_size=settings.max_body_bytes,
         state=State(
@@ -173,7 +184,9 @@ def create_app(
                     max_future=timedelta(seconds=settings.max_future_s),
                     clock_drift_limit_s=settings.clock_drift_limit_s,
                     max_seq_jump=settings.sync_max_seq_jump,
+                    judge_after_commit=settings.judge_after_commit,
                 ),
+                "judge": None,
             }
         ),
         logging_config=None,  # configured above, once per process; the 500 handler logs what it catches, once

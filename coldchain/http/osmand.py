@@ -19,6 +19,7 @@ from litestar.enums import HttpMethod
 from coldchain.domain.osmand import OsmandError, decode_json, decode_query, to_reading
 from coldchain.http.deps import NowDep, PolicyDep, SettingsDep, StoreDep
 from coldchain.http.errors import ApiError
+from coldchain.http.judging import hand_over
 from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.openapi import BUSY, errors
 from coldchain.services.sync import record_batch
@@ -68,5 +69,6 @@ async def osmand(
         now=now,
         policy=policy,
         sequenced=False,
+        hand_over=hand_over(request),
     )
     return Response("", status_code=200, media_type="text/plain")

@@ -24,6 +24,7 @@ from litestar.params import FromPath
 from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signature
 from coldchain.http.deps import Ingest, IngestDep
 from coldchain.http.errors import ApiError
+from coldchain.http.judging import hand_over, judge_behind
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.openapi import BUSY, SIGNED, errors
@@ -176,6 +177,13 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
             headers={"Retry-After": str(settings.retry_after_s), "Connection": "close"},
         )
     gate: IngestGate = request.app.state.ingest_gate
+    if judge_behind(request):
+        raise ApiError(
+            429,
+            "too_many_requests",
+            "the service is behind judging the readings it received; retry after the delay in Retry-After",
+            headers={"Retry-After": str(settings.retry_after_s)},
+        )
     if gate.full:
         raise ApiError(
             429,
@@ -213,4 +221,5 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
             now=now,
             sent_at=sent_at_of(batch),
             policy=policy,
+            hand_over=hand_over(request),
         )

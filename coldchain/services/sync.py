@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 import msgspec
@@ -26,6 +26,7 @@ from coldchain.metrics import EVALUATION_SECONDS
 from coldchain.services.custody import notice_arrival
 from coldchain.services.decisions import recheck_decisions, touched_span
 from coldchain.services.evaluation import judge_readings
+from coldchain.services.judging import Waiting, wait_for_judgement
 from coldchain.storage import Store
 
 __all__ = ["BatchOutcome", "SyncPolicy", "record_batch"]
@@ -37,7 +38,11 @@ class SyncPolicy(msgspec.Struct, frozen=True, kw_only=True):
     max_seq_jump: int = 1_000_000
     """How far past the highest sequence number held one batch may reach; further readings go to quarantine."""
     evaluate: bool = True
-    """Judge new readings against their shipments in the ingest transaction (off only to measure its cost)."""
+    """Judge new readings against their shipments (off only to measure its cost)."""
+    judge_after_commit: bool = False
+    """Judge them after the batch commits, not inside its transaction: the batch notes in the tracker's sync state
+    what waits to be judged and hands its readings to ``record_batch``'s ``hand_over``
+    (:mod:`coldchain.services.judging`)."""
 
 
 DEFAULT_POLICY = SyncPolicy()
@@ -98,6 +103,7 @@ async def record_batch(
     sent_at: datetime | None = None,
     policy: SyncPolicy = DEFAULT_POLICY,
     sequenced: bool = True,
+    hand_over: Callable[[Waiting], object] | None = None,
 ) -> BatchOutcome:
     """Store ``readings`` (valid ones as readings, invalid ones in quarantine) and advance the tracker's state.
 
@@ -120,6 +126,10 @@ async def record_batch(
     A number at or below ``acked_through`` that is no longer held was removed by retention
     (:mod:`coldchain.domain.retention`): the tracker forgot it long ago, and a copy of it is counted a duplicate
     rather than stored again.
+
+    Judging after commit (:attr:`SyncPolicy.judge_after_commit`), what waits to be judged is given to
+    ``hand_over`` before the transaction commits: a judge cannot take the tracker before the commit (it waits for
+    the tracker's lock), and one that finds the batch rolled back reads what waits from the database instead.
     """
     async with store.transaction() as tx:
         state, watched = await tx.sync_state_watched(tracker_id)
@@ -177,14 +187,23 @@ async def record_batch(
             await tx.append_readings(tracker_id, accepted, received_at=now)
         new = len(accepted)
         judged = policy.evaluate and _watched(watched, accepted, refused)
-        if new and judged:
+        later = judged and policy.judge_after_commit
+        if new and judged and not later:
             with EVALUATION_SECONDS.time():
                 await judge_readings(tx, tracker_id, accepted, now=now)
             await notice_arrival(tx, tracker_id, accepted, now=now)
         quarantined = len(await tx.quarantine_readings(tracker_id, refused, received_at=now)) if refused else 0
-        if (new or quarantined) and judged and watched is not None and watched.decided:
-            span = touched_span([r.device_time for r in accepted] + [r.device_time for r, _ in refused])
-            if span is not None:
+        decided = watched is not None and watched.decided
+        if (new or quarantined) and judged and (decided or later):
+            # Signed decisions are re-checked over the span of every reading of the batch, quarantined ones too.
+            span = touched_span(
+                [r.device_time for r in accepted] + ([r.device_time for r, _ in refused] if decided else [])
+            )
+            if span is not None and later:
+                waiting = wait_for_judgement(state, tracker_id, accepted, span, now=now)
+                if hand_over is not None:
+                    hand_over(waiting)
+            elif span is not None:
                 await recheck_decisions(tx, tracker_id, earliest=span[0], latest=span[1], now=now)
         recorded = 0
         for conflict in conflicts:

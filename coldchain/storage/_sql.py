@@ -36,6 +36,8 @@ from coldchain.storage.users import UsersSql
 __all__ = ["SqlTransaction", "load_queries", "sql_dir"]
 
 _reading_json = msgspec.json.Encoder()
+_ANY_TIME_BEFORE = datetime(9999, 12, 31, tzinfo=UTC)
+"""A bound every stored time is before."""
 # Sorted keys: the same profile always encodes to the same text, so "unchanged" is a string comparison.
 
 
@@ -478,6 +480,11 @@ class SqlTransaction(
             clock_offset_s=row["clock_offset_s"],
             clock_flagged=bool(row["clock_flagged"]),
             max_refused_seq=row["max_refused_seq"],
+            judge_from=None if row["judge_from"] is None else self._time_out(row["judge_from"]),
+            judge_until=None if row["judge_until"] is None else self._time_out(row["judge_until"]),
+            judge_since=None if row["judge_since"] is None else self._time_out(row["judge_since"]),
+            judge_count=row["judge_count"],
+            judge_round=row["judge_round"],
         )
 
     async def sync_state(self, tracker_id: int) -> SyncState:
@@ -511,7 +518,23 @@ class SqlTransaction(
             clock_offset_s=state.clock_offset_s,
             clock_flagged=state.clock_flagged,
             max_refused_seq=state.max_refused_seq,
+            judge_from=None if state.judge_from is None else self._time_in(state.judge_from),
+            judge_until=None if state.judge_until is None else self._time_in(state.judge_until),
+            judge_since=None if state.judge_since is None else self._time_in(state.judge_since),
+            judge_count=state.judge_count,
+            judge_round=state.judge_round,
         )
+
+    async def trackers_waiting_for_judgement(
+        self, *, shipment_id: int | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[int]:
+        rows = self._q.trackers_waiting_for_judgement(
+            self._conn,
+            shipment_id=shipment_id,
+            since=self._time_in(_ANY_TIME_BEFORE if since is None else since),
+            limit=limit,
+        )
+        return [row["tracker_id"] async for row in rows]
 
     async def sync_states(self, organisation_id: int | None = None) -> list[tuple[str, SyncState]]:
         rows = self._q.sync_states(self._conn, organisation_id=organisation_id)

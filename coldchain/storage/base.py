@@ -248,6 +248,14 @@ class Transaction(
 
     async def save_sync_state(self, state: SyncState) -> None: ...
 
+    async def trackers_waiting_for_judgement(
+        self, *, shipment_id: int | None = None, since: datetime | None = None, limit: int = 100
+    ) -> list[int]:
+        """Trackers with stored readings not judged yet (judging after commit), of the assignments of
+        ``shipment_id`` (``None``: of any shipment), waiting since before ``since`` (``None``: however short),
+        lowest id first, at most ``limit``."""
+        ...
+
     async def sync_states(self, organisation_id: int | None = None) -> list[tuple[str, SyncState]]:
         """Every tracker's serial and sync state (of one organisation's trackers, when given), by serial."""
         ...

@@ -73,7 +73,8 @@ _READING_COLUMNS = (
 _LOCKED_SYNC_STATE = """
 SELECT s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate, s.readings_quarantined,
        s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s, s.clock_flagged,
-       s.max_refused_seq, w.watched_from, w.watched_to,
+       s.max_refused_seq, s.judge_from, s.judge_until, s.judge_since, s.judge_count, s.judge_round,
+       w.watched_from, w.watched_to,
        EXISTS (SELECT 1 FROM tracker_assignments a JOIN decisions d ON d.shipment_id = a.shipment_id
                WHERE a.tracker_id = s.tracker_id AND d.evaluation_changed_at IS NULL) AS decided
 FROM tracker_sync_state s,

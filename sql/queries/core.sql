@@ -58,7 +58,7 @@ INSERT INTO tracker_sync_state (tracker_id) VALUES (:tracker_id);
 -- shipment of them has a signed decision not yet marked changed (decided).
 SELECT s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate, s.readings_quarantined,
        s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s, s.clock_flagged,
-       s.max_refused_seq,
+       s.max_refused_seq, s.judge_from, s.judge_until, s.judge_since, s.judge_count, s.judge_round,
        (SELECT min(a.starts_at) FROM tracker_assignments a WHERE a.tracker_id = s.tracker_id) AS watched_from,
        (SELECT CASE WHEN max(a.ends_at IS NULL) = 1 THEN NULL ELSE max(a.ends_at) END
         FROM tracker_assignments a WHERE a.tracker_id = s.tracker_id) AS watched_to,
@@ -69,19 +69,30 @@ FROM tracker_sync_state s WHERE s.tracker_id = :tracker_id;
 -- name: sync_states(organisation_id)
 SELECT t.serial, s.tracker_id, s.acked_through, s.max_seq, s.readings_new, s.readings_duplicate,
        s.readings_quarantined, s.readings_conflicting, s.batches, s.last_sync_at, s.last_sent_at, s.clock_offset_s,
-       s.clock_flagged, s.max_refused_seq
+       s.clock_flagged, s.max_refused_seq, s.judge_from, s.judge_until, s.judge_since, s.judge_count, s.judge_round
 FROM tracker_sync_state s JOIN trackers t ON t.id = s.tracker_id
 WHERE CAST(:organisation_id AS BIGINT) IS NULL OR t.organisation_id = :organisation_id
 ORDER BY t.serial;
 
--- name: save_sync_state(tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, readings_conflicting, batches, last_sync_at, last_sent_at, clock_offset_s, clock_flagged, max_refused_seq)!
+-- name: save_sync_state(tracker_id, acked_through, max_seq, readings_new, readings_duplicate, readings_quarantined, readings_conflicting, batches, last_sync_at, last_sent_at, clock_offset_s, clock_flagged, max_refused_seq, judge_from, judge_until, judge_since, judge_count, judge_round)!
 UPDATE tracker_sync_state
 SET acked_through = :acked_through, max_seq = :max_seq, readings_new = :readings_new,
     readings_duplicate = :readings_duplicate, readings_quarantined = :readings_quarantined,
     readings_conflicting = :readings_conflicting, batches = :batches, last_sync_at = :last_sync_at,
     last_sent_at = :last_sent_at, clock_offset_s = :clock_offset_s, clock_flagged = :clock_flagged,
-    max_refused_seq = :max_refused_seq
+    max_refused_seq = :max_refused_seq, judge_from = :judge_from, judge_until = :judge_until,
+    judge_since = :judge_since, judge_count = :judge_count, judge_round = :judge_round
 WHERE tracker_id = :tracker_id;
+
+-- name: trackers_waiting_for_judgement(shipment_id, since, limit)
+-- With judging after commit: the trackers whose stored readings are not judged yet, of one shipment's
+-- assignments (shipment_id NULL: of any), waiting since before :since, lowest id first.
+SELECT s.tracker_id FROM tracker_sync_state s
+WHERE s.judge_from IS NOT NULL AND s.judge_since < :since
+  AND (CAST(:shipment_id AS BIGINT) IS NULL
+       OR s.tracker_id IN (SELECT a.tracker_id FROM tracker_assignments a WHERE a.shipment_id = :shipment_id))
+ORDER BY s.tracker_id
+LIMIT :limit;
 
 -- name: held_seqs(tracker_id, after_seq, up_to_seq)
 SELECT seq FROM readings WHERE tracker_id = :tracker_id AND seq > :after_seq AND seq <= :up_to_seq

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from coldchain.domain.readings import Reading
 from coldchain.domain.shipments import Leg, Place
 from coldchain.http.app import create_app
+from coldchain.services.judging import Judge
 from coldchain.services.sync import SyncPolicy, record_batch
 from coldchain.settings import load_settings
 from coldchain.storage import Store, open_store
@@ -64,6 +65,7 @@ TARGET_RATIO = 0.75
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 SECRET = "bench-secret"
 ON = SyncPolicy(max_future=timedelta(days=3650))
+ON_AFTER_COMMIT = SyncPolicy(max_future=timedelta(days=3650), judge_after_commit=True)
 OFF = SyncPolicy(max_future=timedelta(days=3650), evaluate=False)
 
 
@@ -89,6 +91,8 @@ class Figure:
     log: str
     off: float = 0.0
     on: float = 0.0
+    found: tuple[int, int, int] = (0, 0, 0)
+    """Of the last round with evaluation on: readings judged, excursions and alarms stored."""
 
     @property
     def ratio(self) -> float:
@@ -197,21 +201,31 @@ async def measure_transactions(url: str, args: argparse.Namespace, log: str, rea
     batches = [readings[start : start + args.batch_size] for start in range(0, len(readings), args.batch_size)]
     figure = Figure(path="transaction", log=log)
     store = await open_store(url, pool_size=max(args.concurrency, 2))
+    after_commit = args.judging == "after_commit"
     try:
         for round_no in range(args.rounds):
             for evaluate in (False, True):
-                trackers = await trackers_on_shipments(
-                    store, _label("transaction", log, round_no, evaluate), args.trackers
-                )
-                policy = ON if evaluate else OFF
+                label = _label("transaction", log, round_no, evaluate)
+                trackers = await trackers_on_shipments(store, label, args.trackers)
+                policy = OFF if not evaluate else ON_AFTER_COMMIT if after_commit else ON
+                judge = Judge(store, clock=lambda: NOW) if evaluate and after_commit else None
 
-                async def push(tracker_id: int, serial: str, policy: SyncPolicy = policy) -> None:
+                async def push(
+                    tracker_id: int, serial: str, policy: SyncPolicy = policy, judge: Judge | None = judge
+                ) -> None:
+                    hand_over = None if judge is None else judge.hand_over
                     for batch in batches:
-                        await record_batch(store, tracker_id, batch, now=NOW, policy=policy)
+                        await record_batch(store, tracker_id, batch, now=NOW, policy=policy, hand_over=hand_over)
 
-                figure.record(
-                    evaluate, args.trackers * len(readings), await each_tracker(trackers, args.concurrency, push)
-                )
+                async with judge.running() if judge is not None else nullcontext():
+                    started = time.perf_counter()
+                    await each_tracker(trackers, args.concurrency, push)
+                    if judge is not None:
+                        await judge.settle()  # the clock stops when every reading is judged
+                    elapsed = time.perf_counter() - started
+                figure.record(evaluate, args.trackers * len(readings), elapsed)
+                if evaluate:
+                    figure.found = await findings_of(store, label)
     finally:
         await store.close()
     return figure
@@ -220,7 +234,11 @@ async def measure_transactions(url: str, args: argparse.Namespace, log: str, rea
 async def measure_requests(url: str, args: argparse.Namespace, log: str, readings: list[Reading]) -> Figure:
     bodies = [_body(readings[start : start + args.batch_size]) for start in range(0, len(readings), args.batch_size)]
     figure = Figure(path="request", log=log)
-    app = create_app(load_settings({}, database_url=url, db_pool_size=max(args.concurrency, 2)))
+    after_commit = args.judging == "after_commit"
+    settings = load_settings(
+        {}, database_url=url, db_pool_size=max(args.concurrency, 2), judge_after_commit=after_commit
+    )
+    app = create_app(settings, clock=lambda: NOW)
     async with AsyncTestClient(app) as client:
         for round_no in range(args.rounds):
             for evaluate in (False, True):
@@ -228,7 +246,7 @@ async def measure_requests(url: str, args: argparse.Namespace, log: str, reading
                 trackers: list[tuple[int, str]] = client.blocking_portal.call(
                     trackers_on_shipments, app.state.store, label, args.trackers
                 )
-                app.state.sync_policy = ON if evaluate else OFF
+                app.state.sync_policy = OFF if not evaluate else ON_AFTER_COMMIT if after_commit else ON
 
                 async def push(tracker_id: int, serial: str) -> None:
                     for body, signature in bodies:
@@ -239,10 +257,28 @@ async def measure_requests(url: str, args: argparse.Namespace, log: str, reading
                         )
                         assert response.status_code == 200, response.text
 
-                figure.record(
-                    evaluate, args.trackers * len(readings), await each_tracker(trackers, args.concurrency, push)
-                )
+                started = time.perf_counter()
+                await each_tracker(trackers, args.concurrency, push)
+                if app.state.judge is not None:  # the clock stops when every reading is judged
+                    client.blocking_portal.call(app.state.judge.settle)
+                figure.record(evaluate, args.trackers * len(readings), time.perf_counter() - started)
+                if evaluate:
+                    figure.found = client.blocking_portal.call(findings_of, app.state.store, label)
     return figure
+
+
+async def findings_of(store: Store, label: str) -> tuple[int, int, int]:
+    """Readings judged, excursions and alarms stored, of the shipments of one measurement (``label``)."""
+    judged = excursions = alarms = 0
+    async with store.transaction() as tx:
+        for shipment_id in await tx.shipment_ids(party=None):
+            shipment = await tx.get_shipment(shipment_id)
+            if shipment is None or not shipment.reference.startswith(f"{label}-"):
+                continue
+            judged += sum(stream.readings for stream in await tx.evaluation_streams(shipment_id))
+            excursions += len(await tx.excursions_of_shipment(shipment_id))
+            alarms += len(await tx.alarms_of_shipment(shipment_id))
+    return judged, excursions, alarms
 
 
 def _label(path: str, log: str, round_no: int, evaluate: bool) -> str:
@@ -252,7 +288,7 @@ def _label(path: str, log: str, round_no: int, evaluate: bool) -> str:
 async def main(args: argparse.Namespace) -> None:
     print(
         f"{args.trackers} trackers x {args.readings_per_tracker:,} readings, batches of {args.batch_size},"
-        f" {args.concurrency} at a time, best of {args.rounds} rounds"
+        f" {args.concurrency} at a time, best of {args.rounds} rounds; judging {args.judging.replace('_', ' ')}"
     )
     for engine in args.engines:
         print(f"{engine}:")
@@ -263,9 +299,11 @@ async def main(args: argparse.Namespace) -> None:
                     for log, make in LOGS.items():
                         figure = await measure(url, args, log, make(args.readings_per_tracker))
                         verdict = "meets the target" if figure.ratio >= TARGET_RATIO else "below the target"
+                        judged, excursions, alarms = figure.found
                         print(
                             f"  {figure.path:<12} {log:<9} {figure.off:>11,.0f}/s {figure.on:>11,.0f}/s"
-                            f" {figure.ratio:>6.2f}  {verdict} ({TARGET_RATIO:.2f})",
+                            f" {figure.ratio:>6.2f}  {verdict} ({TARGET_RATIO:.2f}); judged {judged:,} readings,"
+                            f" {excursions:,} excursions, {alarms:,} alarms",
                             flush=True,
                         )
 
@@ -278,6 +316,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--judging",
+        choices=("in_transaction", "after_commit"),
+        default="in_transaction",
+        help="how evaluation on judges: inside each batch's transaction, or by a judge after commit",
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("COLDCHAIN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

@@ -24,7 +24,9 @@ listed, one after the other, each on a fresh scratch database and a freshly star
 - ``on``: the trackers are created in the scratch database before the push (``trackers_on_shipments`` of
   ``bench_ingest_evaluation.py``), each assigned, from before its first reading and open-ended, to a shipment of
   its own; all shipments are of one product and lot whose profile is ``bench_engine.PROFILE``, with a carrier
-  leg. Every batch is judged in its ingest transaction.
+  leg. Every batch is judged in its ingest transaction, or, with ``--judging after_commit``, by the service's
+  judge after it commits (``COLDCHAIN_JUDGE_AFTER_COMMIT``): then the push's clock stops only when the database
+  says no tracker waits to be judged, so the rate counts the judging.
 
 The readings depend on the list, not on the mode, so both modes of a run push the same readings (see
 :mod:`tests.benchmarks.load`): with ``off`` alone (or no ``--evaluation``), the lean load's quiet log as before,
@@ -66,6 +68,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing, contextmanager, suppress
 from dataclasses import dataclass, field
@@ -401,6 +404,39 @@ class LeanFigures(msgspec.Struct, kw_only=True):
         return self.judged.bears_out(self.evaluation, self.result.readings_acked)
 
 
+async def until_judged(database_url: str) -> float:
+    """Judging after commit: seconds until no tracker of the scratch database waits to be judged."""
+    started = time.perf_counter()
+    store = await open_store(database_url, pool_size=1, migrate=False)
+    try:
+        while True:
+            async with store.transaction() as tx:
+                if not await tx.trackers_waiting_for_judgement(limit=1):
+                    return time.perf_counter() - started
+            await asyncio.sleep(0.01)
+    finally:
+        await store.close()
+
+
+METRICS_TOKEN = "bench-metrics-token-0123456789"
+
+
+async def judge_passes(http: httpx.AsyncClient, url: str) -> str:
+    """What the service's judges did after commit, from its metrics: passes, readings per pass, and how many
+    readings were read back from the database rather than taken as handed over."""
+    response = await http.get(f"{url}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    figures: dict[str, float] = {}
+    for line in response.text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name.startswith(("coldchain_judgements_after_commit_total", "coldchain_judged_after_commit_readings")):
+            figures[name] = float(value)
+    passes = figures.get("coldchain_judgements_after_commit_total", 0.0)
+    handed = figures.get('coldchain_judged_after_commit_readings_total{source="handed"}', 0.0)
+    read_back = figures.get('coldchain_judged_after_commit_readings_total{source="read_back"}', 0.0)
+    per_pass = (handed + read_back) / passes if passes else 0.0
+    return f"judged after commit in {passes:,.0f} passes, {per_pass:,.0f} readings a pass, {read_back:,.0f} read back"
+
+
 async def lean_once(engine: str, args: argparse.Namespace, workers: int, evaluation: str, workdir: Path) -> LeanFigures:
     workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (before the service starts: nothing waits)
     async with (
@@ -414,6 +450,9 @@ async def lean_once(engine: str, args: argparse.Namespace, workers: int, evaluat
             pool_size=args.db_pool_size,
             admin_token=ADMIN_TOKEN,
             startup_s=STARTUP_S,
+            settings={"JUDGE_AFTER_COMMIT": "true", "METRICS_TOKEN": METRICS_TOKEN}
+            if args.judging == "after_commit"
+            else None,
         ) as service,
     ):
         assert service.process is not None
@@ -434,6 +473,9 @@ async def lean_once(engine: str, args: argparse.Namespace, workers: int, evaluat
         sampling = asyncio.create_task(sampler.run())
         try:
             result = await push(service.url, trackers)
+            if args.judging == "after_commit":  # the clock stops when every reading is judged
+                result.push_s += await until_judged(url)
+                print(f"   {await judge_passes(http, service.url)}", flush=True)
         finally:
             sampling.cancel()
             with suppress(asyncio.CancelledError):
@@ -675,6 +717,13 @@ def _parser() -> argparse.ArgumentParser:
         "--load", choices=("fleet", "lean"), default="fleet", help="tracker_sim's fleet, or prepared batches"
     )
     parser.add_argument("--rounds", type=int, default=1, help="lean load: rounds, the best of each is reported")
+    parser.add_argument(
+        "--judging",
+        choices=("in_transaction", "after_commit"),
+        default="in_transaction",
+        help="lean load: the service judges inside each batch's transaction, or after commit"
+        " (COLDCHAIN_JUDGE_AFTER_COMMIT; the clock then stops when every reading is judged)",
+    )
     parser.add_argument(
         "--copy-connections", type=int, default=8, help="lean load on PostgreSQL: COPY reference connections (0: none)"
     )

@@ -1,5 +1,6 @@
 """The status, excursions and alarms API through the real app, on each storage engine: readings synced through
-the signed sync API are judged at ingest, and every party of the shipment (and nobody else) reads the result."""
+the signed sync API are judged at ingest (inside each batch's transaction, or after it commits, when every read of
+the shipment first settles what waits), and every party of the shipment (and nobody else) reads the result."""
 
 from __future__ import annotations
 
@@ -48,9 +49,15 @@ async def _serial(store: Store, tracker_id: int) -> str:
     return tracker.serial
 
 
-@pytest.fixture
-async def api(database_url: str) -> AsyncIterator[Api]:
-    app = create_app(load_settings({}, database_url=database_url, admin_token=OPERATOR_TOKEN))
+@pytest.fixture(params=["in_transaction", "after_commit"])
+async def api(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[Api]:
+    """The app on the test's database, judging inside each batch's transaction or after commit (the judge then
+    lingers a minute, so it is the reads that settle what waits)."""
+    after_commit = request.param == "after_commit"
+    settings = load_settings(
+        {}, database_url=database_url, admin_token=OPERATOR_TOKEN, judge_after_commit=after_commit, judge_linger_s=60
+    )
+    app = create_app(settings)
     async with AsyncTestClient(app) as client:
         world: World = client.blocking_portal.call(make_world, app.state.store)
         serial: str = client.blocking_portal.call(_serial, app.state.store, world.tracker_id)
@@ -134,9 +141,11 @@ async def test_a_shipment_without_readings_is_judged_on_no_data(api: Api) -> Non
 
 
 async def test_the_lists_show_standing_findings_and_on_request_the_withdrawn_ones_too(api: Api) -> None:
-    await synced(api, log([5.0, 26.0, 5.0]))  # above 25 °C from minute 10
-    await synced(api, [Reading(seq=100, device_time=at(5), temperature_c=30.0)])  # it began at minute 5
     base = f"/v1/shipments/{api.world.shipment.id}"
+    await synced(api, log([5.0, 26.0, 5.0]))  # above 25 °C from minute 10
+    raised = (await api.client.get(f"{base}/alarms", headers=OPERATOR_HEADERS)).json()  # judged after commit: now
+    assert [(a["rule"], a["began_at"][11:16]) for a in raised] == [("above 25", "06:10")]
+    await synced(api, [Reading(seq=100, device_time=at(5), temperature_c=30.0)])  # it began at minute 5
 
     standing = (await api.client.get(f"{base}/alarms", headers=OPERATOR_HEADERS)).json()
     every = (await api.client.get(f"{base}/alarms?withdrawn=true", headers=OPERATOR_HEADERS)).json()
@@ -226,3 +235,40 @@ async def test_a_malformed_cursor_or_page_size_is_refused_with_a_4xx(api: Api) -
     assert_error(await api.client.get(f"{base}?after=yesterday", headers=OPERATOR_HEADERS), 422, "invalid")
     assert_error(await api.client.get(f"{base}?limit=0", headers=OPERATOR_HEADERS), 422, "invalid")
     assert_error(await api.client.get(f"{base}?limit=many", headers=OPERATOR_HEADERS), 422, "invalid")
+
+
+async def test_judging_after_commit_a_sync_is_answered_before_judging_and_refused_while_the_judge_is_behind(
+    database_url: str,
+) -> None:
+    settings = load_settings(
+        {},
+        database_url=database_url,
+        admin_token=OPERATOR_TOKEN,
+        judge_after_commit=True,
+        judge_linger_s=60,
+        judge_max_held_readings=len(TRIP),
+    )
+    app = create_app(settings)
+    async with AsyncTestClient(app) as client:
+        world: World = client.blocking_portal.call(make_world, app.state.store)
+        api = Api(
+            client=client, world=world, serial=client.blocking_portal.call(_serial, app.state.store, world.tracker_id)
+        )
+        await synced(api, log(TRIP))
+        assert client.blocking_portal.call(excursions_stored, app.state.store, world.shipment.id) == 0
+
+        refused = await post_batch(
+            client, "secret", as_json(batch({"seq": 999, "device_time": "2026-02-02T00:00:00Z"})), serial=api.serial
+        )
+        assert_error(refused, 429, "too_many_requests", "behind judging")
+        assert refused.headers["Retry-After"] == str(settings.retry_after_s)
+
+        status = await client.get(api.status_path, headers=api.token(world.shipper, "logistics"))
+        assert status.json()["disposition"]["recommendation"] == "reject", "the read settled what waited"
+        assert client.blocking_portal.call(excursions_stored, app.state.store, world.shipment.id) > 0
+        await synced(api, log([5.0], first_seq=len(TRIP) + 1))
+
+
+async def excursions_stored(store: Store, shipment_id: int) -> int:
+    async with store.transaction() as tx:
+        return len(await tx.excursions_of_shipment(shipment_id))
