@@ -174,9 +174,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     judge_concurrency: Annotated[int, Meta(ge=1, le=64)] = 2
     """Judging after commit: how many trackers a process judges at once (each in a transaction of its own, so
     one's database work overlaps another's computing)."""
-    judge_max_held_readings: Positive = 400_000
+    judge_max_held_readings: Positive = 300_000
     """Judging after commit: how many waiting readings a process may hold in memory for its judge (about 330 bytes
-    each: 400,000 is about 130 MB); while it holds that many, new sync batches get 429 with Retry-After."""
+    each: 300,000 is about 100 MB); while it holds that many, a new sync batch waits for room (see
+    ``judge_room_wait_s``)."""
+    judge_room_wait_s: Annotated[float, Meta(ge=0, le=60)] = 5.0
+    """Judging after commit: how long a sync batch waits for the judge to make room before it gets 429 with
+    Retry-After (it waits before its transaction, holding no lock)."""
     judge_sweep_s: PositiveSeconds = 5.0
     """Judging after commit: how often the judge looks in the database for trackers left waiting (by another
     process, or one that stopped)."""

@@ -11,7 +11,7 @@ from litestar import Request
 from coldchain.http.query import refuse_unknown_query
 from coldchain.services.judging import Judge, Waiting
 
-__all__ = ["before_request", "hand_over", "judge_behind"]
+__all__ = ["before_request", "hand_over", "room_to_judge"]
 
 #: Routes about every shipment of the caller that show judgements: every waiting tracker is judged first.
 _ALL_SHIPMENTS = frozenset({"/v1/worklist", "/portal/worklist"})
@@ -39,8 +39,8 @@ def hand_over(request: Request[Any, Any, Any]) -> Callable[[Waiting], object] | 
     return None if judge is None else judge.hand_over
 
 
-def judge_behind(request: Request[Any, Any, Any]) -> bool:
-    """Whether the process's judge holds as many waiting readings as it may (judging after commit): a new batch
-    should come back later."""
+async def room_to_judge(request: Request[Any, Any, Any], *, timeout_s: float) -> bool:
+    """Judging after commit, wait (at most ``timeout_s``) while the process's judge holds as many waiting readings
+    as it may; whether a new batch may go on."""
     judge: Judge | None = request.app.state.judge
-    return judge is not None and judge.behind
+    return judge is None or await judge.room(timeout_s=timeout_s)

@@ -24,7 +24,7 @@ from litestar.params import FromPath
 from coldchain.http.auth import SIGNATURE_HEADER, signature_digest, verify_signature
 from coldchain.http.deps import Ingest, IngestDep
 from coldchain.http.errors import ApiError
-from coldchain.http.judging import hand_over, judge_behind
+from coldchain.http.judging import hand_over, room_to_judge
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.openapi import BUSY, SIGNED, errors
@@ -177,13 +177,6 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
             headers={"Retry-After": str(settings.retry_after_s), "Connection": "close"},
         )
     gate: IngestGate = request.app.state.ingest_gate
-    if judge_behind(request):
-        raise ApiError(
-            429,
-            "too_many_requests",
-            "the service is behind judging the readings it received; retry after the delay in Retry-After",
-            headers={"Retry-After": str(settings.retry_after_s)},
-        )
     if gate.full:
         raise ApiError(
             429,
@@ -192,6 +185,13 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
             headers={"Retry-After": str(settings.retry_after_s)},
         )
     with gate:
+        if not await room_to_judge(request, timeout_s=settings.judge_room_wait_s):
+            raise ApiError(
+                429,
+                "too_many_requests",
+                "the service is behind judging the readings it received; retry after the delay in Retry-After",
+                headers={"Retry-After": str(settings.retry_after_s)},
+            )
         failures: AuthFailures = request.app.state.auth_failures
         address = client_address(request)
         failures.check(address)

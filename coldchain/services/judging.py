@@ -109,8 +109,8 @@ class Judge:
     ``concurrency`` trackers at a time, each ``linger_s`` seconds after its first waiting batch was handed over
     (so the batches of a tracker catching up, sent one after the other, are judged in one pass); and every
     ``sweep_s`` seconds (and at start) the trackers the database says wait. Holding ``max_held`` readings
-    handed over or more, it is :attr:`behind`: the service then refuses new batches for a while (429), which
-    bounds both its memory and how late alarms come. Run it with :meth:`running`."""
+    handed over or more, it is :attr:`behind`: new batches then wait for room (:meth:`room`), which bounds both
+    its memory and how late alarms come. Run it with :meth:`running`."""
 
     def __init__(
         self,
@@ -120,7 +120,7 @@ class Judge:
         linger_s: float = 0.2,
         sweep_s: float = 5.0,
         concurrency: int = 2,
-        max_held: int = 400_000,
+        max_held: int = 300_000,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -129,6 +129,8 @@ class Judge:
         self._concurrency = concurrency
         self._max_held = max_held
         self._held = 0  # readings handed over and kept
+        self._room = asyncio.Event()  # set while the judge holds fewer than max_held readings
+        self._room.set()
         self._handed: dict[int, list[Waiting]] = {}  # insertion order: the tracker waiting longest first
         self._since: dict[int, float] = {}  # when each tracker's first waiting batch was handed over
         self._judging: set[int] = set()  # trackers this process is judging now
@@ -150,10 +152,23 @@ class Judge:
         """Whether the judge holds as many readings as it may: new batches should wait."""
         return self._held >= self._max_held
 
+    async def room(self, *, timeout_s: float) -> bool:
+        """Wait until the judge is no longer :attr:`behind`, for at most ``timeout_s``; whether it is not."""
+        deadline = time.monotonic() + timeout_s
+        while self.behind:  # another batch let in at the same moment may have filled it again
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), timeout=left)
+        return True
+
     def hand_over(self, waiting: Waiting) -> None:
         """Take a batch's readings that wait to be judged (before the batch commits: see ``record_batch``)."""
         self._handed.setdefault(waiting.tracker_id, []).append(waiting)
         self._held += len(waiting.readings)
+        if self.behind:
+            self._room.clear()
         self._since.setdefault(waiting.tracker_id, time.monotonic())
         self._wake.set()
 
@@ -165,6 +180,8 @@ class Judge:
             self._since.pop(tracker_id, None)
             handed = self._handed.pop(tracker_id, [])
             self._held -= sum(len(waiting.readings) for waiting in handed)
+            if not self.behind:
+                self._room.set()
             return handed
 
         self._judging.add(tracker_id)

@@ -237,7 +237,7 @@ async def test_a_malformed_cursor_or_page_size_is_refused_with_a_4xx(api: Api) -
     assert_error(await api.client.get(f"{base}?limit=many", headers=OPERATOR_HEADERS), 422, "invalid")
 
 
-async def test_judging_after_commit_a_sync_is_answered_before_judging_and_refused_while_the_judge_is_behind(
+async def test_judging_after_commit_a_sync_is_answered_before_judging_and_refused_while_the_judge_stays_behind(
     database_url: str,
 ) -> None:
     settings = load_settings(
@@ -247,6 +247,7 @@ async def test_judging_after_commit_a_sync_is_answered_before_judging_and_refuse
         judge_after_commit=True,
         judge_linger_s=60,
         judge_max_held_readings=len(TRIP),
+        judge_room_wait_s=0.05,
     )
     app = create_app(settings)
     async with AsyncTestClient(app) as client:

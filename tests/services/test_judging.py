@@ -236,3 +236,22 @@ async def test_settling_a_shipment_judges_its_trackers_at_once_and_no_other(stor
     assert (await sync_state(store, other)).judge_count == len(readings)
     assert judge.held == len(readings), "the other tracker's readings are still held for it"
     await assert_judged_as_one_pass(store, ours, readings)
+
+
+async def test_a_batch_waits_for_room_while_the_judge_holds_all_it_may_and_goes_on_once_it_judged(
+    store: Store,
+) -> None:
+    world = await make_world(store)
+    readings = log(TRIP)
+    judge = Judge(store, clock=lambda: at(5001), linger_s=3600, sweep_s=3600, max_held=len(readings))
+    await sync_after_commit(store, world, readings, batch=len(readings), hand_over=judge.hand_over)
+    assert judge.behind
+
+    assert not await judge.room(timeout_s=0.05), "nothing judged: no room"
+    waiting = asyncio.create_task(judge.room(timeout_s=10))
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await judge.settle(world.shipment.id)
+
+    assert await waiting
+    assert (judge.held, judge.behind) == (0, False)
