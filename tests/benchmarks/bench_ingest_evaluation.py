@@ -1,7 +1,8 @@
 """What judging readings at ingest costs: ingest throughput with evaluation on and off, measured in one run.
 
     python tests/benchmarks/bench_ingest_evaluation.py [--engines sqlite,postgresql] [--trackers 20]
-        [--readings-per-tracker 5000] [--batch-size 1000] [--concurrency 4] [--rounds 2] [--postgres-url URL]
+        [--readings-per-tracker 5000] [--batch-size 1000] [--concurrency 4] [--rounds 2]
+        [--judging in_transaction|after_commit] [--postgres-url URL]
 
 For each engine, on a scratch database (a temporary SQLite file; a PostgreSQL database created on the server
 ``--postgres-url`` names, default ``COLDCHAIN_TEST_POSTGRES_URL``, else the local server, and dropped
@@ -22,9 +23,12 @@ Two paths:
   ASGI in this process: everything the service does for a batch, without a network or a load generator.
 
 Each combination runs with ``SyncPolicy(evaluate=False)`` (off) and with evaluation (on), each on fresh
-trackers, alternating for ``--rounds`` rounds; bodies and readings are built before the clock starts. Printed
-per engine: readings/s off and on (best round of each) and their ratio, against the target that evaluation
-costs at most 25 % of ingest throughput (ratio >= 0.75). Not collected by pytest (no ``test_`` prefix).
+trackers, alternating for ``--rounds`` rounds. ``--judging after_commit`` judges "on" after each batch commits,
+by a judge (:mod:`coldchain.services.judging`; in the request path the app's own), and the clock stops when every
+reading is judged. Bodies and readings are built before the clock starts. Printed per engine: readings/s off
+and on (best round of each) and their ratio, against the target that evaluation costs at most 25 % of ingest
+throughput (ratio >= 0.75), and what the last "on" round judged and stored, to compare the two ways of judging.
+Not collected by pytest (no ``test_`` prefix).
 """
 
 from __future__ import annotations
