@@ -15,7 +15,7 @@ PORT ?=
 TEST_WORKERS ?= 2
 DEMO_ARGS := $(if $(PORT),--port $(PORT))
 
-.PHONY: demo serve migrate assets test lint bench mutation clean
+.PHONY: demo serve migrate assets engine test lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -31,6 +31,14 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
 
+# The evaluation engine compiled by mypyc (ops/compile-engine), used while it matches engine.py; where no C compiler
+# is found it is not made and the engine runs as plain Python.
+ENGINE_BUILD := .build/engine/engine.sha256
+$(ENGINE_BUILD): coldchain/domain/evaluation/engine.py $(STAMP)
+	@ops/compile-engine $(BIN)/python
+
+engine: $(ENGINE_BUILD)
+
 $(ASSETS_STAMP): $(ASSETS)/package-lock.json
 	@command -v npm >/dev/null 2>&1 || ops/require-packages npm
 	@echo "==> installing the portal's browser libraries from npm into $(ASSETS)/node_modules"
@@ -40,18 +48,18 @@ $(ASSETS_STAMP): $(ASSETS)/package-lock.json
 assets: $(ASSETS_STAMP)
 
 # The PDF reports need Pango, HarfBuzz's subsetter and the DejaVu fonts (ops/require-packages pdf).
-demo: $(STAMP) $(ASSETS_STAMP)
+demo: $(STAMP) $(ENGINE_BUILD) $(ASSETS_STAMP)
 	@ops/require-packages pdf
 	@$(BIN)/coldchain demo $(DEMO_ARGS)
 
-serve: $(STAMP) $(ASSETS_STAMP)
+serve: $(STAMP) $(ENGINE_BUILD) $(ASSETS_STAMP)
 	@ops/require-packages pdf
 	$(BIN)/coldchain serve
 
 migrate: $(STAMP)
 	$(BIN)/coldchain migrate
 
-test: $(STAMP) $(ASSETS_STAMP)
+test: $(STAMP) $(ENGINE_BUILD) $(ASSETS_STAMP)
 	@if [ -z "$$COLDCHAIN_TEST_POSTGRES_URL" ]; then ops/require-packages postgresql; fi
 	@ops/require-packages chromium pdf
 	$(BIN)/pytest -n $(TEST_WORKERS)
@@ -62,7 +70,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: $(STAMP)
+bench: $(STAMP) $(ENGINE_BUILD)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python tests/benchmarks/bench_bulk_insert.py
 	$(BIN)/python tests/benchmarks/bench_engine.py
@@ -81,4 +89,4 @@ mutation: $(STAMP)
 	$(BIN)/mutmut results
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis $(ASSETS)/node_modules tests/artifacts
+	rm -rf $(VENV) .build .mypy_cache .ruff_cache .pytest_cache .hypothesis $(ASSETS)/node_modules tests/artifacts

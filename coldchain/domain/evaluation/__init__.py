@@ -53,8 +53,14 @@ Modules: :mod:`~coldchain.domain.evaluation.state` (what is stored between batch
 restores), :mod:`~coldchain.domain.evaluation.engine` (the loop that judges readings, one sliding MKT window
 routine included), :mod:`~coldchain.domain.evaluation.results` (the :class:`Evaluation`, the MKT verdict, the
 lifetime rules on the lot's timeline) and :mod:`~coldchain.domain.evaluation.operations` (``advance``,
-``rewind``, ``summarise``, ``evaluate``). It imports only the domain.
+``rewind``, ``summarise``, ``evaluate``). It imports only the domain. The engine module runs compiled by mypyc
+when a build of its current source exists (:mod:`~coldchain.domain.evaluation._compiled`).
 """
+
+from coldchain.domain.evaluation._compiled import compiled_engine
+
+if (_build := compiled_engine()) is not None:
+    __path__.insert(0, str(_build))  # the package's modules are looked for there first: the compiled engine
 
 from coldchain.domain.evaluation.operations import (
     advance,
