@@ -196,34 +196,35 @@ class Judge:
     async def settle(self, shipment_id: int | None = None) -> None:
         """Judge every tracker that waits, of ``shipment_id``'s assignments (``None``: of every shipment), before a
         read that must see all stored readings judged."""
-        while True:
-            async with self._store.transaction() as tx:
-                waiting = await tx.trackers_waiting_for_judgement(shipment_id=shipment_id, limit=_SWEEP_TRACKERS)
-            if not waiting:
-                return
-            for tracker_id in waiting:
-                await self.judge(tracker_id)
-            if len(waiting) < _SWEEP_TRACKERS:
-                return
+        await self._judge_waiting(shipment_id=shipment_id)
 
     async def drain(self) -> None:
         """Judge every tracker handed over."""
         while (tracker_id := self._next()) is not None:
             await self.judge(tracker_id)
 
+    async def _judge_waiting(self, *, shipment_id: int | None = None, since: datetime | None = None) -> None:
+        """Judge the trackers the database says wait (of ``shipment_id``, since before ``since``), a page at a
+        time, each once: one whose judging failed waits for the next sweep."""
+        tried: set[int] = set()
+        while True:
+            async with self._store.transaction() as tx:
+                page = await tx.trackers_waiting_for_judgement(
+                    shipment_id=shipment_id, since=since, limit=_SWEEP_TRACKERS
+                )
+            waiting = [tracker_id for tracker_id in page if tracker_id not in tried]
+            for tracker_id in waiting:
+                tried.add(tracker_id)
+                await self.judge(tracker_id)
+            if len(page) < _SWEEP_TRACKERS or not waiting:
+                return
+
     async def _sweep(self) -> None:
         """Judge the trackers left waiting longer than a sweep: by another process, or by one that stopped (the
         ones a process hands over are its own to judge meanwhile)."""
         self._swept_at = time.monotonic()
-        since = self._clock() - timedelta(seconds=self._sweep_s)
         try:
-            while True:
-                async with self._store.transaction() as tx:
-                    waiting = await tx.trackers_waiting_for_judgement(since=since, limit=_SWEEP_TRACKERS)
-                for tracker_id in waiting:
-                    await self.judge(tracker_id)
-                if len(waiting) < _SWEEP_TRACKERS:
-                    return
+            await self._judge_waiting(since=self._clock() - timedelta(seconds=self._sweep_s))
         except Exception:
             log.exception("looking for trackers waiting to be judged failed; trying again in %s s", self._sweep_s)
 
