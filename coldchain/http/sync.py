@@ -185,13 +185,6 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
             headers={"Retry-After": str(settings.retry_after_s)},
         )
     with gate:
-        if not await room_to_judge(request, timeout_s=settings.judge_room_wait_s):
-            raise ApiError(
-                429,
-                "too_many_requests",
-                "the service is behind judging the readings it received; retry after the delay in Retry-After",
-                headers={"Retry-After": str(settings.retry_after_s)},
-            )
         failures: AuthFailures = request.app.state.auth_failures
         address = client_address(request)
         failures.check(address)
@@ -213,6 +206,13 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
                 413,
                 "payload_too_large",
                 f"{len(batch.readings)} readings in one batch; the limit is {settings.max_batch_readings}",
+            )
+        if not await room_to_judge(request, timeout_s=settings.judge_room_wait_s):
+            raise ApiError(
+                429,
+                "too_many_requests",
+                "the service is behind judging the readings it received; retry after the delay in Retry-After",
+                headers={"Retry-After": str(settings.retry_after_s)},
             )
         return await record_batch(
             store,

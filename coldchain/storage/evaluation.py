@@ -44,6 +44,16 @@ __all__ = [
 #: Stands for "no end" of an open assignment in range queries (both engines hold it exactly).
 _END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
+EXCURSION_UPSERT = """
+ON CONFLICT (assignment_id, event_key) DO UPDATE
+SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
+    peak = excluded.peak, degree_min = excluded.degree_min,
+    custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
+    updated_at = excluded.updated_at, withdrawn_at = NULL
+"""
+"""How both engines' batch upsert of excursions brings a stored one up to date: its figures and end, a custodian
+it already has kept, and no longer withdrawn."""
+
 _intervals = msgspec.msgpack.Encoder()
 _intervals_of = msgspec.msgpack.Decoder(tuple[tuple[float, float, int], ...])
 

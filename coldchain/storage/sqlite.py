@@ -23,6 +23,7 @@ from coldchain.domain.readings import Reading
 from coldchain.domain.retention import month_end, month_start
 from coldchain.storage._sql import SqlTransaction, load_queries
 from coldchain.storage.base import ConnectionUse, Engine, Transaction
+from coldchain.storage.evaluation import EXCURSION_UPSERT
 from coldchain.storage.migrations import MIGRATIONS_TABLE, discover_migrations, pending_migrations
 from coldchain.storage.portal import BUCKET_SELECT
 
@@ -89,7 +90,8 @@ RETURNING id
 
 # A batch's excursions of one stream, as one JSON array of rows, in one statement: new ones inserted, known ones
 # (by key) brought up to date.
-_UPSERT_EXCURSIONS = """
+_UPSERT_EXCURSIONS = (
+    """
 INSERT INTO excursions (assignment_id, shipment_id, event_key, rule, metric, direction, threshold, started_at,
                         start_seq, ended_at, duration_min, uncredited_min, peak, degree_min, custodian_id,
                         detected_at, updated_at)
@@ -99,12 +101,9 @@ SELECT ?1, ?2, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_ex
        json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'),
        json_extract(value, '$[12]'), ?3, ?3
 FROM json_each(?4) WHERE true ORDER BY key
-ON CONFLICT (assignment_id, event_key) DO UPDATE
-SET ended_at = excluded.ended_at, duration_min = excluded.duration_min, uncredited_min = excluded.uncredited_min,
-    peak = excluded.peak, degree_min = excluded.degree_min,
-    custodian_id = COALESCE(excluded.custodian_id, excursions.custodian_id),
-    updated_at = excluded.updated_at, withdrawn_at = NULL
 """
+    + EXCURSION_UPSERT
+)
 
 # A batch's newly raised alarms of one shipment, as one JSON array of rows, in one statement; a key its stream
 # holds is left alone (the same condition is never raised twice).
