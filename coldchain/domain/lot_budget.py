@@ -39,6 +39,7 @@ from coldchain.domain.rules import Alarm
 __all__ = [
     "Crossing",
     "Spending",
+    "crossing_stands",
     "find_crossing",
     "lot_alarm",
     "shipment_budget",
@@ -48,6 +49,10 @@ __all__ = [
 
 #: Rounding between a stream's running total and the sum of its intervals (minutes): below this, none unplaced.
 _ROUNDING_MIN = 1e-6
+
+#: How far after a placed crossing a changed spending must lie to leave it standing (seconds; the crossing's
+#: moment is stored to the microsecond, and the sum a second past it exceeds the allowance far beyond rounding).
+_PAST_CROSSING_S = 1.0
 
 #: How far short of its allowance a lot's summed running totals must be for the sweep of :func:`find_crossing`,
 #: which adds the same minutes in another order, to find no crossing for certain (minutes; far above rounding).
@@ -117,6 +122,28 @@ def surely_not_crossed(rule: AlarmRule, spent_min: float) -> bool:
     certainly not reached the allowance, so :func:`find_crossing` finds nothing: told without the intervals.
     The sum by a moment never exceeds the total; within a minute of the allowance, ask the timeline."""
     return spent_min + _SURELY_SHORT_MIN < rule.delay_min
+
+
+def crossing_stands(rule: AlarmRule, at: datetime, changes: Iterable[tuple[Spending, Spending]]) -> bool:
+    """Whether the lot's crossing of ``rule`` placed at ``at`` (by :func:`find_crossing`) stays where it is after
+    ``changes``, each one stream's spending before and after a batch, so that the lot need not be swept again.
+
+    It stays when every change lies after it: each changed stream had the same unplaced minutes and the same
+    intervals up to a second past ``at`` (spending a batch adds later, or an open interval that was already past
+    it growing). The sweep then meets the same edges, the same sums and the same streams up to the crossing; a
+    change at or before it (late readings re-judged, an interval reaching past it only now) is swept again.
+    """
+    limit_s = at.timestamp() + _PAST_CROSSING_S
+
+    def up_to_limit(spending: Spending) -> tuple[float, tuple[Interval, ...]]:
+        kept = tuple((start, min(end, limit_s), seq) for start, end, seq in spending.intervals if start < limit_s)
+        return spending.unplaced_min, kept
+
+    return all(
+        up_to_limit(before) == up_to_limit(after)
+        for before, after in changes
+        if before.rule == rule.name or after.rule == rule.name
+    )
 
 
 def find_crossing(rule: AlarmRule, spendings: Sequence[Spending]) -> Crossing | None:

@@ -53,7 +53,7 @@ from coldchain.domain.evaluation import (
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.findings import EvaluationStream, StoredAlarm, StoredExcursion
 from coldchain.domain.judgement import judge_shipment
-from coldchain.domain.lot_budget import Spending, find_crossing, lot_alarm, surely_not_crossed
+from coldchain.domain.lot_budget import Spending, crossing_stands, find_crossing, lot_alarm, surely_not_crossed
 from coldchain.domain.profiles import AlarmRule, Profile
 from coldchain.domain.quarantine import QuarantinedReading, QuarantineFault, quarantine_faults
 from coldchain.domain.readings import Reading
@@ -136,29 +136,30 @@ async def judge_readings(tx: Transaction, tracker_id: int, readings: Sequence[Re
     earliest, latest = ordered[0].device_time, ordered[-1].device_time
     candidates = await tx.assignments_with_streams(tracker_id, earliest=earliest, latest=latest)
     shipments = _Shipments(tx)
-    spent: dict[int, Profile] = {}
+    spent: dict[int, tuple[Profile, list[_Change]]] = {}
     for (assignment, stream), own in _by_assignment(candidates, ordered, earliest=earliest, latest=latest):
-        profile = await _judge_stream(tx, shipments, assignment, stream, own, now=now)
-        if profile is not None:
-            spent.setdefault(assignment.shipment_id, profile)
+        changed = await _judge_stream(tx, shipments, assignment, stream, own, now=now)
+        if changed is not None:
+            profile, changes = changed
+            spent.setdefault(assignment.shipment_id, (profile, []))[1].extend(changes)
     if not spent:
         return
     # Each lot whose spending changed is judged once; a shipment of no lot is a lot of its own, locked by its id.
     # The lots are locked together, lots and then lone shipments in id order, before any is read (two batches
     # touching the same budgets lock them in the same order, so they cannot deadlock; nothing this batch wrote
     # before is written by another batch's lot judgement, and the audit chain's lock is taken only at commit).
-    lots: dict[tuple[int, int], tuple[Shipment, Profile]] = {}
-    for shipment_id, profile in sorted(spent.items()):
+    lots: dict[tuple[int, int], tuple[Shipment, Profile, list[_Change]]] = {}
+    for shipment_id, (profile, changes) in sorted(spent.items()):
         shipment = await shipments.get(shipment_id)
         key = (0, shipment.lot_id) if shipment.lot_id is not None else (1, shipment.id)
-        lots.setdefault(key, (shipment, profile))
+        lots.setdefault(key, (shipment, profile, []))[2].extend(changes)
     for kind, budget_id in sorted(lots):
         if kind == 0:
             await tx.lock_lot(budget_id)
         else:
             await tx.lock_shipment_budget(budget_id)
-    for _, (shipment, profile) in sorted(lots.items(), key=lambda item: item[0]):
-        await _judge_lot_budget(tx, shipments, shipment, profile, now=now)
+    for _, (shipment, profile, changes) in sorted(lots.items(), key=lambda item: item[0]):
+        await _judge_lot_budget(tx, shipments, shipment, profile, changes, now=now)
 
 
 class _Shipments:
@@ -190,6 +191,9 @@ def _in_order(readings: Sequence[Reading]) -> list[Reading]:
 
 _Candidate = tuple[Assignment, EvaluationStream | None]
 
+_Change = tuple[Spending, Spending]
+"""A stream's spending of one lifetime rule before and after a batch."""
+
 
 def _by_assignment(
     candidates: Sequence[_Candidate], readings: Sequence[Reading], *, earliest: datetime, latest: datetime
@@ -216,10 +220,11 @@ async def _judge_stream(
     new: list[Reading],
     *,
     now: datetime,
-) -> Profile | None:
+) -> tuple[Profile, list[_Change]] | None:
     """Advance the assignment's stream by its ``new`` readings (in order), or re-judge from the last checkpoint
     before the first of them when it is late; store the state, the lot budget spent and the findings. Returns the
-    profile when the stream's spending of a lifetime rule changed (the lot's budget must be judged again).
+    profile and the spending before and after when the stream's spending of a lifetime rule changed (the lot's
+    budget must be judged again).
 
     A stream's first batch takes every reading held in the assignment's range, not only the new ones: an
     assignment may be made after its tracker had already delivered readings of that time. They are read back
@@ -275,7 +280,7 @@ async def _judge_stream(
         await _store_findings(
             tx, shipments, assignment, events, withdrawn, custodians_known_before=known_before, now=now
         )
-    return profile if changed else None
+    return (profile, list(zip(spent_before, spent, strict=True))) if changed else None
 
 
 def _spendings(profile: Profile, state: EvaluationState, assignment: Assignment) -> list[Spending]:
@@ -290,18 +295,32 @@ async def _lot_spendings(tx: Transaction, shipment: Shipment) -> list[Spending]:
 
 
 async def _judge_lot_budget(
-    tx: Transaction, shipments: _Shipments, shipment: Shipment, profile: Profile, *, now: datetime
+    tx: Transaction,
+    shipments: _Shipments,
+    shipment: Shipment,
+    profile: Profile,
+    changes: Sequence[_Change],
+    *,
+    now: datetime,
 ) -> None:
     """Put each lifetime rule's alarm where the lot's summed spending crosses the allowance in device time:
     raised (or brought up to date) on the stream that crossed it, withdrawn from every other stream of the lot.
 
     :func:`judge_readings` locked the lot before judging, so of two transactions spending from one lot at once,
     the later reads the earlier's spending once it has committed. The rule is the judged shipment's profile's (a
-    lot's shipments share their product's profile)."""
+    lot's shipments share their product's profile).
+
+    The lot's intervals are read and swept only when the batch's ``changes`` can move a crossing: not while the
+    summed totals are clearly short of every allowance with no alarm standing (most batches), nor once each
+    rule's crossing is placed (one alarm standing) and every change lies after it (:func:`crossing_stands`). A
+    lot of many shipments so costs a batch no more after its budget ran out than before."""
     rules = [rule for rule in profile.rules if rule.scope == "lifetime"]
     totals, alarmed = await tx.lot_spent_totals(lot_id=shipment.lot_id, shipment_id=shipment.id)
     if not alarmed and all(surely_not_crossed(rule, totals.get(rule.name, 0.0)) for rule in rules):
         return  # no crossing to place and no alarm to withdraw (most batches): the intervals are not read
+    standing = await tx.lifetime_alarms(lot_id=shipment.lot_id, shipment_id=shipment.id)
+    if all(_stands(rule, totals, standing, changes) for rule in rules):
+        return  # every crossing placed before what changed: nothing moves
     spendings = await _lot_spendings(tx, shipment)
     wanted: dict[tuple[int, str], tuple[int, Alarm]] = {}
     for rule in rules:
@@ -310,7 +329,6 @@ async def _judge_lot_budget(
             alarm = lot_alarm(rule, crossing)
             wanted[(crossing.stream_id, alarm.key)] = (crossing.shipment_id, alarm)
     names = {rule.name for rule in rules}
-    standing = await tx.lifetime_alarms(lot_id=shipment.lot_id, shipment_id=shipment.id)
     for stored in standing:
         place = (stored.assignment_id, stored.key)
         if stored.alarm.rule not in names:
@@ -323,6 +341,17 @@ async def _judge_lot_budget(
     for (assignment_id, _), (shipment_id, alarm) in sorted(wanted.items()):
         owner = await shipments.get(shipment_id)
         await alarms.record_alarm(tx, owner, assignment_id, alarm, now=now)
+
+
+def _stands(
+    rule: AlarmRule, totals: dict[str, float], standing: Sequence[StoredAlarm], changes: Sequence[_Change]
+) -> bool:
+    """Whether the lot's alarms of ``rule`` stay as they are after ``changes``: none placed and none possible,
+    or the one placed with every change after it."""
+    placed = [stored.alarm for stored in standing if stored.alarm.rule == rule.name]
+    if not placed:
+        return surely_not_crossed(rule, totals.get(rule.name, 0.0))
+    return len(placed) == 1 and crossing_stands(rule, placed[0].met_at, changes)
 
 
 async def _store_findings(

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from coldchain.domain.lot_budget import (
     Spending,
+    crossing_stands,
     find_crossing,
     lot_alarm,
     shipment_budget,
@@ -185,3 +186,59 @@ def test_within_a_minute_of_the_allowance_the_totals_do_not_tell() -> None:
     assert surely_not_crossed(BUDGET, 118.9)
     assert not surely_not_crossed(BUDGET, 119.0)
     assert not surely_not_crossed(BUDGET, 120.0)
+
+
+@st.composite
+def later_spending(draw: st.DrawFn, before: Spending) -> Spending:
+    """What a batch may make of one stream's spending: its last run grown, runs added after it, or (late readings
+    re-judged) any runs from some point on replaced, in seconds or minutes, the unplaced minutes kept or not."""
+    runs = [((start - START_S) / 60, (end - START_S) / 60) for start, end, _ in before.intervals]
+    if runs and draw(st.booleans()):
+        start, end = runs.pop()
+        runs.append((start, end + draw(st.floats(min_value=0.0, max_value=60.0))))
+    if draw(st.booleans()):  # from some point on, the runs are judged again
+        cut = draw(st.floats(min_value=0.0, max_value=600.0))
+        runs = [(start, min(end, cut)) for start, end in runs if start < cut]
+    start = max((end for _, end in runs), default=0.0) + draw(st.sampled_from([0.0, 1 / 120, 1 / 60, 1.0, 30.0]))
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        length = draw(st.floats(min_value=0.0, max_value=80.0))
+        runs.append((start, start + length))
+        start += length + draw(st.floats(min_value=0.0, max_value=60.0))
+    unplaced = before.unplaced_min if draw(st.booleans()) else draw(st.sampled_from([0.0, 5.0]))
+    return spending(before.shipment_id, *runs, stream_id=before.stream_id, unplaced=unplaced)
+
+
+@given(data=st.data(), spendings=lot_spendings())
+def test_a_crossing_said_to_stand_is_where_sweeping_the_changed_lot_again_puts_it(
+    data: st.DataObject, spendings: list[Spending]
+) -> None:
+    """The oracle is the sweep itself: whenever :func:`crossing_stands` spares it, sweeping the changed lot again
+    finds the very same crossing (moment, stream, shipment and beginning, so the very same alarm)."""
+    crossing = find_crossing(BUDGET, spendings)
+    hypothesis.assume(crossing is not None)
+    assert crossing is not None
+    index = data.draw(st.integers(min_value=0, max_value=len(spendings) - 1))
+    before = spendings[index]
+    after = data.draw(later_spending(before))
+    stands = crossing_stands(BUDGET, crossing.at, [(before, after)])
+    hypothesis.event(f"stands: {stands}")
+    if stands:
+        changed = [*spendings[:index], after, *spendings[index + 1 :]]
+        assert find_crossing(BUDGET, changed) == crossing
+
+
+def test_spending_added_after_the_crossing_leaves_it_standing_and_spending_before_it_does_not() -> None:
+    lot = [spending(1, (0, 60)), spending(2, (30, 100))]  # 120 min reached at minute 90, on stream 2
+    crossing = find_crossing(BUDGET, lot)
+    assert crossing is not None and (crossing.at, crossing.stream_id) == (at(90), 2)
+    grown_later = spending(2, (30, 100), (200, 230))
+    still_open = spending(2, (30, 110))  # the run spending at the crossing grew further past it
+    grown_earlier = spending(1, (0, 60), (61, 62))
+    regrown = spending(1, (0, 50))  # late readings shortened a run before the crossing
+    assert crossing_stands(BUDGET, crossing.at, [(lot[1], grown_later)])
+    assert crossing_stands(BUDGET, crossing.at, [(lot[1], still_open)])
+    assert not crossing_stands(BUDGET, crossing.at, [(lot[0], grown_earlier)])
+    assert not crossing_stands(BUDGET, crossing.at, [(lot[0], regrown)])
+    assert not crossing_stands(BUDGET, crossing.at, [(lot[1], spending(2, (30, 100), unplaced=1.0))])
+    other_rule = Spending(stream_id=1, shipment_id=1, rule="other", intervals=((START_S, START_S + 60, 1),))
+    assert crossing_stands(BUDGET, crossing.at, [(other_rule, Spending(stream_id=1, shipment_id=1, rule="other"))])
