@@ -425,11 +425,10 @@ async def notice_arrival(tx: Transaction, tracker_id: int, readings: Sequence[Re
     its party. An arrival the chain refuses (a broken chain, a reading older than the last event) is skipped,
     never an ingest error.
     """
-    positioned = [r for r in readings if r.latitude is not None and r.longitude is not None]
-    if not positioned:
-        return
+    if not any(r.latitude is not None and r.longitude is not None for r in readings):
+        return  # no position (first_arrival passes over the readings without one)
     for watch in await tx.arrival_watch(tracker_id):
-        if first_arrival(watch, positioned) is None:
+        if first_arrival(watch, readings) is None:
             continue
         await tx.lock_custody(watch.shipment_id)
         shipment = await tx.get_shipment(watch.shipment_id)
@@ -441,7 +440,7 @@ async def notice_arrival(tx: Transaction, tracker_id: int, readings: Sequence[Re
             continue
         if any(event.kind == "arrived" for event in events):
             continue  # recorded meanwhile by a concurrent batch
-        reading = first_arrival(watch, positioned, not_before=events[-1].occurred_at if events else None)
+        reading = first_arrival(watch, readings, not_before=events[-1].occurred_at if events else None)
         if reading is None:
             continue
         signers = [Signer(by="geofence", tracker_id=tracker_id)]

@@ -193,7 +193,7 @@ def later_spending(draw: st.DrawFn, before: Spending) -> Spending:
     """What a batch may make of one stream's spending: its last run grown, runs added after it, or (late readings
     re-judged) any runs from some point on replaced, in seconds or minutes, the unplaced minutes kept or not."""
     runs = [((start - START_S) / 60, (end - START_S) / 60) for start, end, _ in before.intervals]
-    if runs and draw(st.booleans()):
+    if draw(st.booleans()) and runs:
         start, end = runs.pop()
         runs.append((start, end + draw(st.floats(min_value=0.0, max_value=60.0))))
     if draw(st.booleans()):  # from some point on, the runs are judged again
