@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta, timezone
 
 import hypothesis
 import msgspec
@@ -248,3 +248,43 @@ def test_a_late_reading_older_than_every_checkpoint_replays_what_left_the_state_
         key: result.end for key, result in stored.items() if key in whole_spell and isinstance(result, Excursion)
     } == dict.fromkeys(whole_spell, early.device_time), "re-judged from the first reading: they end at the late one"
     assert spell_alarms and spell_alarms.isdisjoint(stored), "40 and 50 min, no longer 60 min on end: withdrawn"
+
+
+ZONES = [UTC, UTC, UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30)),
+         timezone(timedelta(microseconds=1))]  # fmt: skip
+STEPS_S = [0.0, 60.0, 60.0, 60.0, 60.0, 1.0, 59.999999, 60.000001, 600.0, 5400.0]
+
+
+@st.composite
+def clock_logs(draw: st.DrawFn) -> list[Reading]:
+    """Logs read mostly at a fixed interval (where the engine adds the interval instead of converting each
+    time), broken by other steps, odd microseconds and device times in other zones."""
+    count = draw(st.integers(min_value=1, max_value=80))
+    moment = T0 + timedelta(microseconds=draw(st.sampled_from([0, 0, 1, 500_000])))
+    log = []
+    for seq in range(1, count + 1):
+        moment += timedelta(seconds=draw(st.sampled_from(STEPS_S)))
+        log.append(
+            Reading(
+                seq=seq,
+                device_time=moment.astimezone(draw(st.sampled_from(ZONES))),
+                temperature_c=draw(st.sampled_from(TEMPERATURES)),
+            )
+        )
+    return log
+
+
+@settings(max_examples=300, deadline=None)
+@given(log=clock_logs())
+def test_one_pass_reads_each_device_time_as_the_readings_fed_one_at_a_time_do(log: list[Reading]) -> None:
+    state, events = advance(PROFILE, new_state(PROFILE), log)
+    alone = new_state(PROFILE)
+    found: dict[str, Event] = {}
+    for reading in log:  # a feed of one reading converts its time itself
+        alone, step_events = advance(PROFILE, alone, [reading])
+        found.update((event.key, event) for event in step_events)
+    assert (state.machine.first_s, state.machine.last_s) == (log[0].device_time.timestamp(), alone.machine.last_s)
+    assert alone.machine.last_s == log[-1].device_time.timestamp()
+    assert {event.key: event for event in events} == found
+    assert state.machine == alone.machine
+    assert (state.mkt_end_s, state.mkt_credit, state.gaps) == (alone.mkt_end_s, alone.mkt_credit, alone.gaps)
