@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 # The evaluation engine compiled by mypyc (ops/compile-engine), used while it matches engine.py; where no C compiler
 # is found it is not made and the engine runs as plain Python.
 ENGINE_BUILD := .build/engine/engine.sha256
-$(ENGINE_BUILD): coldchain/domain/evaluation/engine.py $(STAMP)
+$(ENGINE_BUILD): coldchain/domain/evaluation/engine.py coldchain/domain/evaluation/rule_tracker.py $(STAMP)
 	@ops/compile-engine $(BIN)/python
 
 engine: $(ENGINE_BUILD)

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 import pytest
 
 from coldchain.domain._epoch import to_epoch_s
+from coldchain.domain.evaluation.rule_tracker import RuleTracker
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.profiles import AlarmRule
-from coldchain.domain.rules import Alarm, RuleMemory, RuleTracker
+from coldchain.domain.rules import Alarm, RuleMemory
 from tests.domain.engine_support import T0, at, rule
 
 T0_S = to_epoch_s(T0)

@@ -11,6 +11,7 @@ import msgspec
 
 from coldchain.domain._epoch import from_epoch_s, to_epoch_s
 from coldchain.domain.evaluation.results import CompleteWindow, Evaluation, Event, MktResult, judge_mkt
+from coldchain.domain.evaluation.rule_tracker import RuleTracker
 from coldchain.domain.evaluation.state import (
     ChannelMemory,
     Checkpoint,
@@ -24,7 +25,7 @@ from coldchain.domain.lot_budget import Spending
 from coldchain.domain.mkt import KELVIN_OFFSET, dh_over_r_k
 from coldchain.domain.profiles import DEFAULT_ACTIVATION_ENERGY_KJ_MOL, Metric, Profile
 from coldchain.domain.readings import Reading
-from coldchain.domain.rules import Alarm, RuleTracker
+from coldchain.domain.rules import Alarm
 
 __all__ = ["HOLD_SEQ", "Engine"]
 
