@@ -257,8 +257,8 @@ STEPS_S = [0.0, 60.0, 60.0, 60.0, 60.0, 1.0, 59.999999, 60.000001, 600.0, 5400.0
 
 @st.composite
 def clock_logs(draw: st.DrawFn) -> list[Reading]:
-    """Logs read mostly at a fixed interval (where the engine adds the interval instead of converting each
-    time), broken by other steps, odd microseconds and device times in other zones."""
+    """Logs read mostly at a fixed interval (where the engine adds the interval's microseconds instead of
+    converting each time), broken by other steps, with odd microseconds and device times in other zones."""
     count = draw(st.integers(min_value=1, max_value=80))
     moment = T0 + timedelta(microseconds=draw(st.sampled_from([0, 0, 1, 500_000])))
     log = []
