@@ -24,6 +24,7 @@ the tracker: milliseconds after the batch's answer on a quiet service, longer un
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -85,7 +86,7 @@ async def judge_waiting(
         current = [waiting for waiting in handed if waiting.round == state.judge_round]
         readings: Sequence[Reading]
         if sum(len(waiting.readings) for waiting in current) == state.judge_count:
-            readings, source = [reading for waiting in current for reading in waiting.readings], "handed"
+            readings, source = list(itertools.chain.from_iterable(waiting.readings for waiting in current)), "handed"
         else:  # some of it came through another process, or before this one started: read it back
             readings = await tx.readings_after(tracker_id, None, starts_at=state.judge_from, ends_at=None)
             source = "read_back"

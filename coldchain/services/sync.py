@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
@@ -61,6 +62,7 @@ class BatchOutcome(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _reading_json = msgspec.json.Encoder()
+_DEVICE_TIME = operator.attrgetter("device_time")
 
 
 def _continues_the_log(readings: Sequence[Reading], state: SyncState, policy: SyncPolicy) -> bool:
@@ -78,20 +80,19 @@ def _continues_the_log(readings: Sequence[Reading], state: SyncState, policy: Sy
     )
 
 
-def _watched(watched: Watched | None, accepted: Sequence[Reading], refused: Sequence[tuple[Reading, str]]) -> bool:
-    """Whether the batch may hold a reading of a shipment: judgement, arrival and the re-check of signed decisions
-    all start from the tracker's assignments, so a batch of a tracker never assigned, or whose readings all lie
-    outside the span its assignments cover, has nothing to judge and skips their three look-ups. A batch with a
-    refused reading is not asked (its device time may have no UTC form to compare). The re-check of signed
-    decisions is skipped besides when no shipment of the tracker's assignments has a decision a batch could change
-    (:attr:`Watched.decided`, read in the same statement)."""
+def _watched(watched: Watched | None, accepted: Sequence[datetime], refused: Sequence[tuple[Reading, str]]) -> bool:
+    """Whether the batch (``accepted``: the device times of the readings it accepted) may hold a reading of a
+    shipment: judgement, arrival and the re-check of signed decisions all start from the tracker's assignments, so
+    a batch of a tracker never assigned, or whose readings all lie outside the span its assignments cover, has
+    nothing to judge and skips their three look-ups. A batch with a refused reading is not asked (its device time
+    may have no UTC form to compare). The re-check of signed decisions is skipped besides when no shipment of the
+    tracker's assignments has a decision a batch could change (:attr:`Watched.decided`, read in the same
+    statement)."""
     if watched is None:
         return False
     if refused or not accepted:
         return True
-    earliest = min(reading.device_time for reading in accepted)
-    latest = max(reading.device_time for reading in accepted)
-    return watched.meets(earliest, latest)
+    return watched.meets(min(accepted), max(accepted))
 
 
 async def record_batch(
@@ -186,7 +187,8 @@ async def record_batch(
         if accepted:
             await tx.append_readings(tracker_id, accepted, received_at=now)
         new = len(accepted)
-        judged = policy.evaluate and _watched(watched, accepted, refused)
+        accepted_times = list(map(_DEVICE_TIME, accepted)) if watched is not None else []
+        judged = policy.evaluate and _watched(watched, accepted_times, refused)
         later = judged and policy.judge_after_commit
         if new and judged and not later:
             with EVALUATION_SECONDS.time():
@@ -196,9 +198,7 @@ async def record_batch(
         decided = watched is not None and watched.decided
         if (new or quarantined) and judged and (decided or later):
             # Signed decisions are re-checked over the span of every reading of the batch, quarantined ones too.
-            span = touched_span(
-                [r.device_time for r in accepted] + ([r.device_time for r, _ in refused] if decided else [])
-            )
+            span = touched_span(accepted_times + ([r.device_time for r, _ in refused] if decided else []))
             if span is not None and later:
                 waiting = wait_for_judgement(state, tracker_id, accepted, span, now=now)
                 if hand_over is not None:

@@ -44,4 +44,3 @@ def compiled_engine() -> Path | None:
     if not digest.is_file():
         return None
     return BUILD if digest.read_text().strip() == source_digest() else None
-
