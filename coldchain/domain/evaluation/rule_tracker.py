@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-import msgspec
-
 from coldchain.domain._epoch import from_epoch_s
 from coldchain.domain.excursions import Excursion
 from coldchain.domain.profiles import ROLLING_WINDOW_MIN, AlarmRule
@@ -18,6 +16,91 @@ from coldchain.domain.rules import Alarm, RuleMemory, RuleStatus, RuleSummary
 __all__ = ["RuleTracker"]
 
 _ROLLING_WINDOW_S = ROLLING_WINDOW_MIN * 60.0
+
+
+class _Working:
+    """A tracker's :class:`RuleMemory` while it works: the same fields, as attributes of a class of its own (where
+    the module is compiled, fields of a C struct, read and written without a look-up; a msgspec Struct's are
+    looked up by name each time)."""
+
+    open: bool
+    ex_start_s: float
+    ex_start_seq: int
+    ex_end_s: float
+    ex_credited_min: float
+    ex_uncredited_min: float
+    ex_peak: float
+    ex_degree_min: float
+    ex_alarmed: bool
+    total_min: float
+    total_degree_min: float
+    longest_min: float
+    excursions: int
+    alarms: int
+    first_start_s: float | None
+    first_start_seq: int
+    latched: bool
+    last_alarm_began_s: float | None
+    roll_head: int
+    roll_len: int
+    roll_last_end_s: float | None
+    roll_sum_min: float
+    roll_armed: bool
+    roll_x_s: float
+
+    def __init__(self, memory: RuleMemory) -> None:
+        self.open = memory.open
+        self.ex_start_s = memory.ex_start_s
+        self.ex_start_seq = memory.ex_start_seq
+        self.ex_end_s = memory.ex_end_s
+        self.ex_credited_min = memory.ex_credited_min
+        self.ex_uncredited_min = memory.ex_uncredited_min
+        self.ex_peak = memory.ex_peak
+        self.ex_degree_min = memory.ex_degree_min
+        self.ex_alarmed = memory.ex_alarmed
+        self.total_min = memory.total_min
+        self.total_degree_min = memory.total_degree_min
+        self.longest_min = memory.longest_min
+        self.excursions = memory.excursions
+        self.alarms = memory.alarms
+        self.first_start_s = memory.first_start_s
+        self.first_start_seq = memory.first_start_seq
+        self.latched = memory.latched
+        self.last_alarm_began_s = memory.last_alarm_began_s
+        self.roll_head = memory.roll_head
+        self.roll_len = memory.roll_len
+        self.roll_last_end_s = memory.roll_last_end_s
+        self.roll_sum_min = memory.roll_sum_min
+        self.roll_armed = memory.roll_armed
+        self.roll_x_s = memory.roll_x_s
+
+    def memory(self) -> RuleMemory:
+        return RuleMemory(
+            open=self.open,
+            ex_start_s=self.ex_start_s,
+            ex_start_seq=self.ex_start_seq,
+            ex_end_s=self.ex_end_s,
+            ex_credited_min=self.ex_credited_min,
+            ex_uncredited_min=self.ex_uncredited_min,
+            ex_peak=self.ex_peak,
+            ex_degree_min=self.ex_degree_min,
+            ex_alarmed=self.ex_alarmed,
+            total_min=self.total_min,
+            total_degree_min=self.total_degree_min,
+            longest_min=self.longest_min,
+            excursions=self.excursions,
+            alarms=self.alarms,
+            first_start_s=self.first_start_s,
+            first_start_seq=self.first_start_seq,
+            latched=self.latched,
+            last_alarm_began_s=self.last_alarm_began_s,
+            roll_head=self.roll_head,
+            roll_len=self.roll_len,
+            roll_last_end_s=self.roll_last_end_s,
+            roll_sum_min=self.roll_sum_min,
+            roll_armed=self.roll_armed,
+            roll_x_s=self.roll_x_s,
+        )
 
 
 class RuleTracker:
@@ -80,7 +163,7 @@ class RuleTracker:
         self.roll_start_seq = roll_start_seq
         self.roll_offset = roll_offset
         # The rule's memory, its own mutable copy (roll_head is kept relative to the buffers, below).
-        self.current = msgspec.structs.replace(memory)
+        self.current = _Working(memory)
         self.roll_head = memory.roll_head - roll_offset
         self._snapshot: RuleMemory | None = memory
 
@@ -235,7 +318,7 @@ class RuleTracker:
             current.roll_head = self.roll_head + self.roll_offset
             current.roll_len = len(self.roll_start_s) + self.roll_offset
             current.roll_last_end_s = self.roll_end_s[-1] if self.roll_end_s else None
-            self._snapshot = msgspec.structs.replace(current)
+            self._snapshot = current.memory()
         return self._snapshot
 
     # -- internals -------------------------------------------------------------------------------------------
