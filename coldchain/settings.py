@@ -182,8 +182,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Judging after commit: how long a sync batch waits for the judge to make room before it gets 429 with
     Retry-After (it waits before its transaction, holding no lock)."""
     judge_sweep_s: PositiveSeconds = 5.0
-    """Judging after commit: how often the judge looks in the database for trackers left waiting (by another
-    process, or one that stopped)."""
+    """Judging after commit: how often the judge looks in the database for trackers left waiting (by a process
+    that stopped, or one that cannot keep up)."""
+    judge_orphaned_after_s: PositiveSeconds = 30.0
+    """Judging after commit: how long a tracker may wait to be judged before any process's sweep takes it. The
+    process it was handed to judges it sooner while it runs, even behind a backlog; a sweep that took it earlier
+    would make both read its readings back. At start a process takes every tracker waiting."""
 
     def __post_init__(self) -> None:
         if not self.database_url.startswith(("sqlite://", "postgresql://", "postgres://")):

@@ -106,6 +106,7 @@ def create_app(
                         clock=clock,
                         linger_s=settings.judge_linger_s,
                         sweep_s=settings.judge_sweep_s,
+                        orphaned_s=settings.judge_orphaned_after_s,
                         concurrency=settings.judge_concurrency,
                         max_held=settings.judge_max_held_readings,
                     )

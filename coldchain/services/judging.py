@@ -15,7 +15,8 @@ split of a log into batches ends with what one pass finds.
 Nothing waits in memory only. What waits is in the database with the readings, committed with them, and the
 readings handed over are used only when they are exactly what the database says waits (the same round of the
 tracker's judgements, and as many readings); otherwise they are read back. The judge looks in the database for
-trackers left waiting (by another process, or by one that stopped) every ``sweep_s`` seconds and at start, and a
+trackers left waiting by a process that stopped, at start and every ``sweep_s`` seconds (then those waiting longer
+than ``orphaned_s``: a process busy with a backlog is not robbed of what it holds), and a
 read that must be exact (a shipment's judgement, its excursions and alarms, a decision, a certificate) first
 settles the shipment's waiting trackers (:meth:`Judge.settle`). Alarms are raised, and told, when the judge reaches
 the tracker: milliseconds after the batch's answer on a quiet service, longer under load.
@@ -109,7 +110,8 @@ class Judge:
     """The process's judge: judges the trackers whose batches were handed over, the one waiting longest first,
     ``concurrency`` trackers at a time, each ``linger_s`` seconds after its first waiting batch was handed over
     (so the batches of a tracker catching up, sent one after the other, are judged in one pass); and every
-    ``sweep_s`` seconds (and at start) the trackers the database says wait. Holding ``max_held`` readings
+    ``sweep_s`` seconds the trackers the database says wait longer than ``orphaned_s`` (at start, every one that
+    waits). Holding ``max_held`` readings
     handed over or more, it is :attr:`behind`: new batches then wait for room (:meth:`room`), which bounds both
     its memory and how late alarms come. Run it with :meth:`running`."""
 
@@ -120,6 +122,7 @@ class Judge:
         clock: Callable[[], datetime],
         linger_s: float = 0.2,
         sweep_s: float = 5.0,
+        orphaned_s: float = 30.0,
         concurrency: int = 2,
         max_held: int = 300_000,
     ) -> None:
@@ -127,6 +130,7 @@ class Judge:
         self._clock = clock
         self._linger_s = linger_s
         self._sweep_s = sweep_s
+        self._orphaned_s = orphaned_s
         self._concurrency = concurrency
         self._max_held = max_held
         self._held = 0  # readings handed over and kept
@@ -221,11 +225,13 @@ class Judge:
                 return
 
     async def _sweep(self) -> None:
-        """Judge the trackers left waiting longer than a sweep: by another process, or by one that stopped (the
-        ones a process hands over are its own to judge meanwhile)."""
+        """Judge the trackers left waiting: at start every one (what a stopped process left), then those waiting
+        longer than ``orphaned_s``. Another process that is alive judges what it was handed sooner than that, even
+        behind a backlog; taking its trackers earlier would make it drop what it holds and both read it back."""
+        first = self._swept_at == -float("inf")
         self._swept_at = time.monotonic()
         try:
-            await self._judge_waiting(since=self._clock() - timedelta(seconds=self._sweep_s))
+            await self._judge_waiting(since=None if first else self._clock() - timedelta(seconds=self._orphaned_s))
         except Exception:
             log.exception("looking for trackers waiting to be judged failed; trying again in %s s", self._sweep_s)
 

@@ -223,6 +223,40 @@ async def test_the_judge_takes_what_was_handed_over_after_lingering_and_what_ano
         await assert_judged_as_one_pass(store, world, readings)
 
 
+async def test_a_sweep_leaves_a_tracker_to_the_process_it_was_handed_to_until_it_has_waited_too_long(
+    store: Store,
+) -> None:
+    """Another process still judging its backlog keeps what it was handed: a sweep takes a waiting tracker only
+    once it has waited ``orphaned_s`` (its process stopped, or is far behind); at start, a judge takes every one."""
+    theirs = await make_world(store)
+    readings = log(TRIP)
+    now = [at(5000)]
+    judge = Judge(store, clock=lambda: now[0], linger_s=3600, sweep_s=0.02, orphaned_s=30)
+    async with judge.running():
+        await asyncio.sleep(0.05)  # the sweep at start found nothing waiting
+        await sync_after_commit(store, theirs, readings, batch=20)  # received at(5000), handed to no judge here
+        now[0] = at(5000) + timedelta(seconds=29)
+        await asyncio.sleep(0.2)  # ten sweeps
+        assert (await sync_state(store, theirs)).judge_count == len(readings)
+        now[0] = at(5000) + timedelta(seconds=31)
+
+        async def judged() -> bool:
+            return (await sync_state(store, theirs)).judge_count == 0
+
+        await until(judged)
+    await assert_judged_as_one_pass(store, theirs, readings)
+
+    other = await make_world(store)
+    await sync_after_commit(store, other, readings, batch=20)
+    async with Judge(store, clock=lambda: at(5000), linger_s=3600, sweep_s=3600, orphaned_s=3600).running():
+        await until(lambda: judged_world(store, other))
+    await assert_judged_as_one_pass(store, other, readings)
+
+
+async def judged_world(store: Store, world: World) -> bool:
+    return (await sync_state(store, world)).judge_count == 0
+
+
 async def test_settling_a_shipment_judges_its_trackers_at_once_and_no_other(store: Store) -> None:
     ours, other = await make_world(store), await make_world(store)
     readings = log(TRIP * 2)
