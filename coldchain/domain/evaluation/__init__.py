@@ -51,10 +51,11 @@ lot from its streams and the lot's spending.
 
 Modules: :mod:`~coldchain.domain.evaluation.state` (what is stored between batches and what a checkpoint
 restores), :mod:`~coldchain.domain.evaluation.engine` (the loop that judges readings, one sliding MKT window
-routine included), :mod:`~coldchain.domain.evaluation.results` (the :class:`Evaluation`, the MKT verdict, the
-lifetime rules on the lot's timeline) and :mod:`~coldchain.domain.evaluation.operations` (``advance``,
-``rewind``, ``summarise``, ``evaluate``). It imports only the domain. The engine module runs compiled by mypyc
-when a build of its current source exists (:mod:`~coldchain.domain.evaluation._compiled`).
+routine included), :mod:`~coldchain.domain.evaluation.rule_tracker` (each rule's state machine, which the loop
+feeds), :mod:`~coldchain.domain.evaluation.results` (the :class:`Evaluation`, the MKT verdict, the lifetime rules
+on the lot's timeline) and :mod:`~coldchain.domain.evaluation.operations` (``advance``, ``rewind``,
+``summarise``, ``evaluate``). It imports only the domain. The engine and the rules' state machine run compiled by
+mypyc when a build of their current sources exists (:mod:`~coldchain.domain.evaluation._compiled`).
 """
 
 from coldchain.domain.evaluation._compiled import compiled_engine
