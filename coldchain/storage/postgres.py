@@ -98,6 +98,7 @@ _ROW_START = struct.Struct("!hiq")  # field count, tracker_id
 _ROW_REST = struct.Struct("!iqiqihiq" + "id" * 6)  # seq, device_time, utc_offset_min, received_at, six quantities
 _ROW_KEYS = struct.Struct("!iqiqihiq")
 _DOUBLE = struct.Struct("!id")
+_ROW_TEMPERATURE_ONLY = struct.Struct("!iqiqihiqid" + "i" * 5)  # a logger's usual row: the other five NULL
 
 
 def _binary_copy(tracker_id: int, readings: Sequence[Reading], *, received_at: datetime) -> bytes:
@@ -105,8 +106,9 @@ def _binary_copy(tracker_id: int, readings: Sequence[Reading], *, received_at: d
 
     Built here rather than by the driver's record encoder, which converts each of the two datetimes of every row
     on its own (most of the client's cost of a COPY): the time received is the same for the whole batch, and a
-    device time (in UTC) is one subtraction. A row with every quantity measured takes one ``pack``; a quantity
-    not measured is a NULL field.
+    device time (in UTC) is one subtraction. A row with every quantity measured takes one ``pack``, and so does a
+    temperature logger's row (temperature alone: the others NULL), told first since a NULL makes the first
+    ``pack`` raise; any other quantity not measured is a NULL field of its own (a third of the speed).
     """
     start = _ROW_START.pack(len(_READING_COLUMNS), 8, tracker_id)
     received = (received_at - _PG_EPOCH) // _MICROSECOND
@@ -118,6 +120,14 @@ def _binary_copy(tracker_id: int, readings: Sequence[Reading], *, received_at: d
         except TypeError:
             raise ValueError("naive datetime: storage takes aware datetimes only") from None
         # fmt: off
+        if (
+            r.humidity_pct is None and r.pressure_kpa is None and r.latitude is None and r.longitude is None
+            and r.battery_pct is None and r.temperature_c is not None
+        ):  # a temperature logger's row, told before the exception a NULL would cost
+            append(_ROW_TEMPERATURE_ONLY.pack(
+                8, r.seq, 8, micros, 2, r.utc_offset_min, 8, received, 8, r.temperature_c, -1, -1, -1, -1, -1,
+            ))
+            continue
         try:  # each value after its length in bytes
             append(_ROW_REST.pack(
                 8, r.seq, 8, micros, 2, r.utc_offset_min, 8, received,

@@ -187,6 +187,29 @@ async def test_readings_known_new_come_back_exactly_as_appended(
     assert sorted(stored, key=lambda r: r.seq) == batch
 
 
+async def test_a_temperature_loggers_readings_come_back_as_appended_beside_others(store: Store) -> None:
+    """The usual logger row (temperature alone, on PostgreSQL a COPY row of its own shape) among rows of every
+    quantity, of none and of a position without temperature."""
+    tracker_id = await new_tracker(store)
+    shapes: list[dict[str, float | None]] = [
+        {"temperature_c": 4.25},
+        {"temperature_c": -0.0},
+        {},
+        {"temperature_c": 5.5, "humidity_pct": 61.0, "pressure_kpa": 101.3, "latitude": 52.5, "longitude": 13.4,
+         "battery_pct": 88.0},
+        {"latitude": 48.1, "longitude": 11.6},
+        {"temperature_c": 1e300},
+    ]  # fmt: skip
+    batch = [
+        Reading(seq=seq, device_time=NOW + timedelta(minutes=seq), **shape)  # type: ignore[arg-type]
+        for seq, shape in enumerate(shapes * 3, start=1)
+    ]
+    async with store.transaction() as tx:
+        await tx.append_readings(tracker_id, batch, received_at=NOW)
+        stored = await tx.readings_between(tracker_id, NOW, NOW + timedelta(days=1))
+    assert stored == batch
+
+
 async def test_device_time_keeps_the_instant_and_the_devices_utc_offset(store: Store) -> None:
     tracker_id = await new_tracker(store)
     local = datetime(2026, 3, 1, 10, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5, minutes=30)))
