@@ -97,9 +97,10 @@ class RuleSummary(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RuleMemory(msgspec.Struct, kw_only=True, array_like=True):
-    """Everything a :class:`RuleTracker` remembers, as plain values (stored in states and checkpoints).
+    """Everything a rule's state machine (:class:`~coldchain.domain.evaluation.rule_tracker.RuleTracker`)
+    remembers, as plain values (stored in states and checkpoints).
 
-    Mutable: a tracker works on its own copy and hands out copies at checkpoints.
+    The tracker works on a copy of its own and hands out copies at checkpoints.
 
     Times are epoch seconds. ``roll_*`` describe the rolling window: absolute indices of its buffer's head and
     end, the end of its last interval (the last interval may be extended after a checkpoint), the beyond
