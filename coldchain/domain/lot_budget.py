@@ -203,19 +203,7 @@ def _crossing(rule: AlarmRule, item: tuple[float, float, int, Spending], at_s: f
 
 def lot_alarm(rule: AlarmRule, crossing: Crossing) -> Alarm:
     """The alarm of a lot's budget running out, on the stream that crossed it."""
-    return Alarm(
-        rule=rule.name,
-        action=rule.action,
-        metric=rule.metric,
-        direction=rule.direction,
-        threshold=rule.threshold,
-        mode=rule.mode,
-        scope=rule.scope,
-        delay_min=rule.delay_min,
-        began_at=crossing.began_at,
-        began_seq=crossing.began_seq,
-        met_at=crossing.at,
-    )
+    return Alarm.of(rule, began_at=crossing.began_at, began_seq=crossing.began_seq, met_at=crossing.at)
 
 
 def shipment_budget(

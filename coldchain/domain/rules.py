@@ -37,6 +37,7 @@ import msgspec
 
 from coldchain.domain.profiles import (
     Action,
+    AlarmRule,
     Direction,
     Metric,
     Mode,
@@ -79,6 +80,23 @@ class Alarm(msgspec.Struct, frozen=True, kw_only=True, tag="alarm"):
     @property
     def key(self) -> str:
         return f"alarm|{self.rule}|{self.began_at.isoformat()}|{self.began_seq}"
+
+    @classmethod
+    def of(cls, rule: AlarmRule, *, began_at: datetime, began_seq: int, met_at: datetime) -> Alarm:
+        """``rule``'s alarm, its condition begun at ``began_at`` (reading ``began_seq``) and met at ``met_at``."""
+        return cls(
+            rule=rule.name,
+            action=rule.action,
+            metric=rule.metric,
+            direction=rule.direction,
+            threshold=rule.threshold,
+            mode=rule.mode,
+            scope=rule.scope,
+            delay_min=rule.delay_min,
+            began_at=began_at,
+            began_seq=began_seq,
+            met_at=met_at,
+        )
 
 
 class RuleSummary(msgspec.Struct, frozen=True, kw_only=True):

@@ -180,19 +180,12 @@ class _Shipments:
 
 
 def _in_order(readings: Sequence[Reading]) -> list[Reading]:
-    """The readings by (device time, seq): as they usually come already, which a look tells without sorting (one
-    pass in C over their device times when those rise strictly, the usual log)."""
+    """The readings by (device time, seq): as they usually come already, which one pass in C over their device
+    times tells without sorting when those rise strictly (the usual log)."""
     times = list(map(_DEVICE_TIME, readings))
     if all(map(operator.lt, times, itertools.islice(times, 1, None))):
         return list(readings)
-    previous = readings[0]
-    for reading in readings[1:]:
-        if reading.device_time < previous.device_time or (
-            reading.device_time == previous.device_time and reading.seq < previous.seq
-        ):
-            return sorted(readings, key=lambda reading: (reading.device_time, reading.seq))
-        previous = reading
-    return list(readings)
+    return sorted(readings, key=lambda reading: (reading.device_time, reading.seq))
 
 
 _DEVICE_TIME = operator.attrgetter("device_time")

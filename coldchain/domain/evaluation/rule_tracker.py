@@ -349,23 +349,10 @@ class RuleTracker:
 
     def _raise(self, began_s: float, began_seq: int, met_s: float) -> None:
         state = self.current
-        rule = self.rule
         state.alarms += 1
         state.last_alarm_began_s = began_s
         self._alarms.append(
-            Alarm(
-                rule=rule.name,
-                action=rule.action,
-                metric=rule.metric,
-                direction=rule.direction,
-                threshold=rule.threshold,
-                mode=rule.mode,
-                scope=rule.scope,
-                delay_min=rule.delay_min,
-                began_at=from_epoch_s(began_s),
-                began_seq=began_seq,
-                met_at=from_epoch_s(met_s),
-            )
+            Alarm.of(self.rule, began_at=from_epoch_s(began_s), began_seq=began_seq, met_at=from_epoch_s(met_s))
         )
 
     def _slide(self, start_s: float, end_s: float, *, beyond: bool, seq: int) -> None:
