@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request
 
 from coldchain.http.query import refuse_unknown_query
+from coldchain.http.wire import MAX_ID
 from coldchain.services.judging import Judge, Waiting
 
 __all__ = ["before_request", "hand_over", "room_to_judge"]
@@ -20,14 +21,16 @@ _ALL_SHIPMENTS = frozenset({"/v1/worklist", "/portal/worklist"})
 async def before_request(request: Request[Any, Any, Any]) -> None:
     """Refuse unknown query parameters (422); then, judging after commit, judge the waiting trackers of the
     shipment the path names (or of every shipment, for a worklist), so the answer sees every stored reading
-    judged. A tracker's sync itself never waits for a judgement."""
+    judged. A tracker's sync itself never waits for a judgement. A path id no row can have (out of ``1..MAX_ID``)
+    settles nothing: the route's own parameter check answers it."""
     await refuse_unknown_query(request)
     judge: Judge | None = request.app.state.judge
     if judge is None:
         return
     shipment_id = request.path_params.get("shipment_id")
     if isinstance(shipment_id, int):
-        await judge.settle(shipment_id)
+        if 1 <= shipment_id <= MAX_ID:
+            await judge.settle(shipment_id)
     elif request.url.path in _ALL_SHIPMENTS:
         await judge.settle()
 

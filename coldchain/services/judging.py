@@ -1,16 +1,16 @@
 """Judging after commit: readings judged right after their batch commits, by a judge of the process, instead of
-inside the batch's transaction (``COLDCHAIN_JUDGE_AFTER_COMMIT``; off by default).
+inside the batch's transaction (``COLDCHAIN_JUDGE_AFTER_COMMIT``; on by default).
 
-Inside the transaction (the default), an alarm is stored atomically with the readings that raised it, and a
-tracker's answer means its readings are judged. Its cost is paid per batch: the stream's state read and written,
-the findings, the lot's budget, a dozen statements, whatever the batch holds. After commit, the batch only notes in
-the tracker's sync state (the row it already locks and writes) the span and the count of what waits to be judged,
-and hands its readings to the judge in memory. The judge takes one tracker at a time in a transaction of its own,
-and judges every batch that waited for it in one pass: when batches come faster than they are judged (a fleet
-catching up after an outage), several batches of a tracker share one state read and write and one set of
-statements, so judging gets cheaper per reading as the load rises. Each tracker is judged with exactly the code
-and the results of judging inside the transaction (:func:`~coldchain.services.evaluation.judge_readings`): any
-split of a log into batches ends with what one pass finds.
+Inside the transaction (``COLDCHAIN_JUDGE_AFTER_COMMIT=false``), an alarm is stored atomically with the readings
+that raised it, and a tracker's answer means its readings are judged. Its cost is paid per batch: the stream's state
+read and written, the findings, the lot's budget, a dozen statements, whatever the batch holds. After commit, the
+batch only notes in the tracker's sync state (the row it already locks and writes) the span and the count of what
+waits to be judged, and hands its readings to the judge in memory. The judge takes one tracker at a time in a
+transaction of its own, and judges every batch that waited for it in one pass: when batches come faster than they
+are judged (a fleet catching up after an outage), several batches of a tracker share one state read and write and
+one set of statements, so judging gets cheaper per reading as the load rises. Each tracker is judged with exactly
+the code and the results of judging inside the transaction (:func:`~coldchain.services.evaluation.judge_readings`):
+any split of a log into batches ends with what one pass finds.
 
 Nothing waits in memory only. What waits is in the database with the readings, committed with them, and the
 readings handed over are used only when they are exactly what the database says waits (the same round of the

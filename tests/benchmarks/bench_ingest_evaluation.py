@@ -2,7 +2,7 @@
 
     python tests/benchmarks/bench_ingest_evaluation.py [--engines sqlite,postgresql] [--trackers 20]
         [--readings-per-tracker 5000] [--batch-size 1000] [--concurrency 4] [--rounds 2]
-        [--judging in_transaction|after_commit] [--postgres-url URL]
+        [--judging after_commit|in_transaction] [--postgres-url URL]
 
 For each engine, on a scratch database (a temporary SQLite file; a PostgreSQL database created on the server
 ``--postgres-url`` names, default ``COLDCHAIN_TEST_POSTGRES_URL``, else the local server, and dropped
@@ -22,12 +22,13 @@ Two paths:
 - request: ``POST /v1/trackers/{serial}/sync`` with signed JSON bodies into the real app (``create_app``) over
   ASGI in this process: everything the service does for a batch, without a network or a load generator.
 
-Each combination runs with ``SyncPolicy(evaluate=False)`` (off) and with evaluation (on), each on fresh
-trackers, alternating for ``--rounds`` rounds. ``--judging after_commit`` judges "on" after each batch commits,
-by a judge (:mod:`coldchain.services.judging`; in the request path the app's own), and the clock stops when every
-reading is judged. Bodies and readings are built before the clock starts. Printed per engine: readings/s off
-and on (best round of each) and their ratio, against the target that evaluation costs at most 25 % of ingest
-throughput (ratio >= 0.75), and what the last "on" round judged and stored, to compare the two ways of judging.
+Each combination runs with ``SyncPolicy(evaluate=False)`` (off) and with evaluation (on), each on fresh trackers,
+alternating for ``--rounds`` rounds. "On" is judged after each batch commits, by a judge
+(:mod:`coldchain.services.judging`; in the request path the app's own), as the service does by default, and the
+clock stops when every reading is judged; ``--judging in_transaction`` judges inside each batch's transaction.
+Bodies and readings are built before the clock starts. Printed per engine: readings/s off and on (best round of
+each) and their ratio, against the target that evaluation costs at most 25 % of ingest throughput (ratio >= 0.75),
+and what the last "on" round judged and stored, to compare the two ways of judging.
 Not collected by pytest (no ``test_`` prefix).
 """
 
@@ -322,9 +323,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
         "--judging",
-        choices=("in_transaction", "after_commit"),
-        default="in_transaction",
-        help="how evaluation on judges: inside each batch's transaction, or by a judge after commit",
+        choices=("after_commit", "in_transaction"),
+        default="after_commit",
+        help="how evaluation on judges: by a judge after each batch commits (the service's default), or inside"
+        " each batch's transaction",
     )
     parser.add_argument(
         "--postgres-url",

@@ -24,9 +24,9 @@ listed, one after the other, each on a fresh scratch database and a freshly star
 - ``on``: the trackers are created in the scratch database before the push (``trackers_on_shipments`` of
   ``bench_ingest_evaluation.py``), each assigned, from before its first reading and open-ended, to a shipment of
   its own; all shipments are of one product and lot whose profile is ``bench_engine.PROFILE``, with a carrier
-  leg. Every batch is judged in its ingest transaction, or, with ``--judging after_commit``, by the service's
-  judge after it commits (``COLDCHAIN_JUDGE_AFTER_COMMIT``): then the push's clock stops only when the database
-  says no tracker waits to be judged, so the rate counts the judging.
+  leg. Every batch is judged by the service's judge after it commits (the service's default; the push's clock
+  then stops only when the database says no tracker waits to be judged, so the rate counts the judging), or, with
+  ``--judging in_transaction``, inside its ingest transaction (``COLDCHAIN_JUDGE_AFTER_COMMIT=false``).
 
 The readings depend on the list, not on the mode, so both modes of a run push the same readings (see
 :mod:`tests.benchmarks.load`): with ``off`` alone (or no ``--evaluation``), the lean load's quiet log as before,
@@ -450,9 +450,10 @@ async def lean_once(engine: str, args: argparse.Namespace, workers: int, evaluat
             pool_size=args.db_pool_size,
             admin_token=ADMIN_TOKEN,
             startup_s=STARTUP_S,
-            settings={"JUDGE_AFTER_COMMIT": "true", "METRICS_TOKEN": METRICS_TOKEN}
-            if args.judging == "after_commit"
-            else None,
+            settings={
+                "JUDGE_AFTER_COMMIT": "true" if args.judging == "after_commit" else "false",
+                "METRICS_TOKEN": METRICS_TOKEN,
+            },
         ) as service,
     ):
         assert service.process is not None
@@ -719,10 +720,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=1, help="lean load: rounds, the best of each is reported")
     parser.add_argument(
         "--judging",
-        choices=("in_transaction", "after_commit"),
-        default="in_transaction",
-        help="lean load: the service judges inside each batch's transaction, or after commit"
-        " (COLDCHAIN_JUDGE_AFTER_COMMIT; the clock then stops when every reading is judged)",
+        choices=("after_commit", "in_transaction"),
+        default="after_commit",
+        help="lean load: the service judges after each batch commits (its default; the clock then stops when every"
+        " reading is judged), or inside each batch's transaction (COLDCHAIN_JUDGE_AFTER_COMMIT=false)",
     )
     parser.add_argument(
         "--copy-connections", type=int, default=8, help="lean load on PostgreSQL: COPY reference connections (0: none)"

@@ -80,10 +80,11 @@ async def watched_by_a_shipment(store: Store, serial: str) -> None:
     await assign(store, shipment.id, tracker.id, datetime(2026, 3, 1, tzinfo=UTC))
 
 
+@pytest.mark.parametrize("after_commit", [True, False], ids=["judged_after_commit", "judged_in_transaction"])
 async def test_the_metrics_count_the_readings_batches_and_refusals_that_were_sent(
-    make_client: ClientFactory, database_url: str
+    make_client: ClientFactory, database_url: str, after_commit: bool
 ) -> None:
-    client = await make_client(metrics_token=METRICS_TOKEN, max_batch_readings=10)
+    client = await make_client(metrics_token=METRICS_TOKEN, max_batch_readings=10, judge_after_commit=after_commit)
     secret = await register(client)
     client.blocking_portal.call(watched_by_a_shipment, client.app.state.store, SERIAL)
     before = await scrape(client)
@@ -103,6 +104,8 @@ async def test_the_metrics_count_the_readings_batches_and_refusals_that_were_sen
         client, secret, as_msgpack(batch(reading(10, temperature_c=math.nan))), content_type=MSGPACK
     )
 
+    if after_commit:  # what waits is judged in the background: judge it now, as a shipment's read would
+        client.blocking_portal.call(client.app.state.judge.settle)
     after = await scrape(client)
     answers = [r.json() for r in (first, second, third, faulty)]
     assert [(a["new"], a["duplicates"], a["quarantined"], a["conflicts"]) for a in answers] == [
@@ -129,8 +132,21 @@ async def test_the_metrics_count_the_readings_batches_and_refusals_that_were_sen
         "422": 1,
         "429": 0,
     }
-    # Three batches brought new readings, and each was judged (evaluation is on); the others had nothing to judge.
-    assert change(before, after, "coldchain_evaluation_seconds_count") == 3
+    judgements = change(before, after, "coldchain_evaluation_seconds_count")
+    if after_commit:
+        # The 8 new readings of three batches were judged, in as many passes as the judge took (batches of one
+        # tracker that wait together share one); the quarantined ones and the batches without new ones wait for
+        # nothing.
+        judged = sum(
+            change(before, after, "coldchain_judged_after_commit_readings_total", source=source)
+            for source in ("handed", "read_back")
+        )
+        assert judged == 8
+        assert 1 <= judgements == change(before, after, "coldchain_judgements_after_commit_total") <= 3
+    else:
+        # Three batches brought new readings, and each was judged in its transaction; the others had nothing to
+        # judge.
+        assert judgements == 3
     assert value(after, "coldchain_sync_inflight_batches") == 0
     expected_max = 1 if database_url.startswith("sqlite") else 10
     assert value(after, "coldchain_db_pool_max_connections") == expected_max
