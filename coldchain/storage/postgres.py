@@ -114,11 +114,24 @@ def _binary_copy(tracker_id: int, readings: Sequence[Reading], *, received_at: d
     received = (received_at - _PG_EPOCH) // _MICROSECOND
     rows: list[bytes] = []
     append = rows.append
+    # A logger's readings follow each other by one interval: a reading as far after the previous one as that one
+    # after its own is that many microseconds later, an addition instead of a division of timedeltas.
+    previous: datetime | None = None
+    step: timedelta | None = None
+    step_us = micros = 0
     for r in readings:
+        moment = r.device_time
         try:
-            micros = (r.device_time - _PG_EPOCH) // _MICROSECOND
+            if previous is not None and moment - previous == step:
+                micros += step_us
+            else:
+                at = (moment - _PG_EPOCH) // _MICROSECOND
+                step = None if previous is None else moment - previous
+                step_us = at - micros
+                micros = at
         except TypeError:
             raise ValueError("naive datetime: storage takes aware datetimes only") from None
+        previous = moment
         # fmt: off
         if (
             r.humidity_pct is None and r.pressure_kpa is None and r.latitude is None and r.longitude is None

@@ -187,6 +187,46 @@ async def test_readings_known_new_come_back_exactly_as_appended(
     assert sorted(stored, key=lambda r: r.seq) == batch
 
 
+_STEPS = [timedelta(minutes=1), timedelta(seconds=10, microseconds=7), timedelta(microseconds=1), timedelta(0)]
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    runs=st.lists(
+        st.tuples(
+            st.datetimes(
+                min_value=datetime(1, 12, 1),  # noqa: DTZ001 (made aware below; 4 runs of 12 steps back stay in range)
+                max_value=datetime(9999, 2, 1),  # noqa: DTZ001
+            ),
+            st.sampled_from(_STEPS) | st.timedeltas(min_value=timedelta(days=-3), max_value=timedelta(days=3)),
+            st.integers(min_value=1, max_value=12),
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+async def test_a_loggers_evenly_spaced_readings_come_back_at_their_instants(
+    store: Store, runs: list[tuple[datetime, timedelta, int]]
+) -> None:
+    """Readings a fixed interval apart (the usual log, whose times the PostgreSQL COPY steps through by adding
+    the interval), runs of several intervals one after the other, with odd microseconds, a repeated time and
+    steps back: each comes back at its own instant."""
+    tracker_id = await new_tracker(store, serial=f"T-{next(_examples)}")
+    moments: list[datetime] = []
+    for start, step, count in runs:  # a run goes on from the last one's end, or starts apart from it, as drawn
+        first = moments[-1] + step if moments and start.microsecond % 2 else start.replace(tzinfo=UTC)
+        moments.extend(first + step * index for index in range(count))
+    batch = [
+        Reading(seq=seq, device_time=moment, utc_offset_min=60, temperature_c=5.0)
+        for seq, moment in enumerate(moments, start=1)
+    ]
+    async with store.transaction() as tx:
+        await tx.append_readings(tracker_id, batch, received_at=NOW)
+    async with store.transaction() as tx:
+        stored = await tx.readings_between(tracker_id, datetime(1, 1, 1, tzinfo=UTC), datetime.max.replace(tzinfo=UTC))
+    assert sorted(stored, key=lambda r: r.seq) == batch
+
+
 async def test_a_temperature_loggers_readings_come_back_as_appended_beside_others(store: Store) -> None:
     """The usual logger row (temperature alone, on PostgreSQL a COPY row of its own shape) among rows of every
     quantity, of none and of a position without temperature."""
