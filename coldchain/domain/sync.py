@@ -189,7 +189,9 @@ def quarantine_reason(reading: Reading, *, now: datetime, max_future: timedelta)
     return None
 
 
-def all_acceptable(readings: Sequence[Reading], *, now: datetime, max_future: timedelta) -> bool:
+def all_acceptable(
+    readings: Sequence[Reading], *, now: datetime, max_future: timedelta, quantities_checked: bool = False
+) -> bool:
     """Whether :func:`quarantine_reason` finds nothing against any of ``readings``, told a column at a time.
 
     A batch of valid readings (nearly every batch) is checked by a few passes over each quantity in C (``sum``,
@@ -197,10 +199,33 @@ def all_acceptable(readings: Sequence[Reading], *, now: datetime, max_future: ti
     one may not, and the caller then asks :func:`quarantine_reason` reading by reading for the exact reasons. A NaN
     or an infinity makes its column's sum not finite; the earliest and the latest device time by instant bound
     every other one, so when those two have a UTC form and the latest is not too far ahead, all do and none is.
+    ``quantities_checked``: the caller found every quantity present finite and within its physical range; the
+    positions' pairs and the device times are still checked.
     """
     if not readings:
         return True
-    unset: set[str] = set()
+    unset: set[str] = set()  # the quantities some reading lacks
+    if quantities_checked:
+        unset = {name for name in ("latitude", "longitude") if None in map(attrgetter(name), readings)}
+    elif not _quantities_acceptable(readings, unset):
+        return False
+    if unset & {"latitude", "longitude"} and any(
+        (reading.latitude is None) != (reading.longitude is None) for reading in readings
+    ):
+        return False
+    times = list(map(attrgetter("device_time"), readings))
+    earliest, latest = min(times), max(times)
+    try:
+        earliest.astimezone(UTC)
+        latest.astimezone(UTC)
+    except OverflowError:
+        return False
+    return not latest > now + max_future
+
+
+def _quantities_acceptable(readings: Sequence[Reading], unset: set[str]) -> bool:
+    """Whether every quantity present in ``readings`` is finite and within its physical range, a column at a time;
+    adds to ``unset`` the quantities some reading lacks."""
     for name, (low, high) in PHYSICAL_RANGES.items():
         values = list(map(attrgetter(name), readings))
         try:
@@ -213,18 +238,7 @@ def all_acceptable(readings: Sequence[Reading], *, now: datetime, max_future: ti
             total = sum(values)
         if not (math.isfinite(total) and low <= min(values) and max(values) <= high):
             return False
-    if unset & {"latitude", "longitude"} and any(
-        (reading.latitude is None) != (reading.longitude is None) for reading in readings
-    ):
-        return False
-    times = [reading.device_time for reading in readings]
-    earliest, latest = min(times), max(times)
-    try:
-        earliest.astimezone(UTC)
-        latest.astimezone(UTC)
-    except OverflowError:
-        return False
-    return not latest > now + max_future
+    return True
 
 
 def sequence_refusal(seq: int, *, max_seq: int | None, max_jump: int) -> str | None:

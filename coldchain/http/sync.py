@@ -28,7 +28,7 @@ from coldchain.http.judging import hand_over, room_to_judge
 from coldchain.http.lifecycle import Lifecycle
 from coldchain.http.limits import AuthFailures, client_address
 from coldchain.http.openapi import BUSY, SIGNED, errors
-from coldchain.http.wire import BatchIn, SyncAckOut, sent_at_of, to_readings
+from coldchain.http.wire import BatchIn, CheckedBatchIn, SyncAckOut, sent_at_of, to_readings
 from coldchain.metrics import (
     SYNC_BATCH_SECONDS,
     SYNC_BATCHES,
@@ -44,6 +44,8 @@ _JSON_TYPES = {"application/json"}
 _MSGPACK_TYPES = {"application/msgpack", "application/x-msgpack", "application/vnd.msgpack"}
 _json_decoder = msgspec.json.Decoder(BatchIn)
 _msgpack_decoder = msgspec.msgpack.Decoder(BatchIn)
+_checked_json_decoder = msgspec.json.Decoder(CheckedBatchIn)
+_checked_msgpack_decoder = msgspec.msgpack.Decoder(CheckedBatchIn)
 
 
 class _TimeAsSent(msgspec.Struct):
@@ -95,32 +97,52 @@ def _inflate(body: bytes, limit: int) -> bytes:
     return data
 
 
-def _decode(body: bytes, content_type: str) -> BatchIn:
+def _decode(body: bytes, content_type: str) -> BatchIn | CheckedBatchIn:
+    """The batch in the body. Decoded first as a :class:`CheckedBatchIn`, whose quantities the decoder checks
+    against their physical ranges as it reads them (nearly every batch), which spares ingest those checks; a body
+    that decoding refuses is decoded as a plain :class:`BatchIn`, which quarantines impossible values or refuses
+    the body with its own reason."""
     media_type = content_type.split(";", 1)[0].strip().lower()
+    checked: msgspec.json.Decoder[CheckedBatchIn] | msgspec.msgpack.Decoder[CheckedBatchIn]
     if media_type in _JSON_TYPES:
         decoder: msgspec.json.Decoder[BatchIn] | msgspec.msgpack.Decoder[BatchIn] = _json_decoder
+        checked = _checked_json_decoder
     elif media_type in _MSGPACK_TYPES:
-        decoder = _msgpack_decoder
+        decoder, checked = _msgpack_decoder, _checked_msgpack_decoder
     else:
         raise ApiError(415, "unsupported_media_type", "send the batch as application/json or application/msgpack")
+    batch: BatchIn | CheckedBatchIn
     try:
-        batch = decoder.decode(body)
+        batch = checked.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        batch = _decode_plain(body, decoder, media_type)
+    if decoder is _msgpack_decoder:
+        _refuse_msgpack_timestamps(body)
+    return batch
+
+
+def _decode_plain(
+    body: bytes, decoder: msgspec.json.Decoder[BatchIn] | msgspec.msgpack.Decoder[BatchIn], media_type: str
+) -> BatchIn:
+    try:
+        return decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise ApiError(422, "invalid", f"the batch was refused whole: {exc}") from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ApiError(400, "bad_request", f"the body is not valid {media_type}: {exc}") from None
-    if decoder is _msgpack_decoder:
-        try:
-            _msgpack_times.decode(body)
-        except msgspec.ValidationError as exc:
-            _, _, where = str(exc).rpartition(" - at ")
-            raise ApiError(
-                422,
-                "invalid",
-                f"the batch was refused whole: {where.strip('`')} is a MessagePack timestamp, which carries no UTC"
-                " offset; send device_time as an RFC 3339 string with the device's offset",
-            ) from None
-    return batch
+
+
+def _refuse_msgpack_timestamps(body: bytes) -> None:
+    try:
+        _msgpack_times.decode(body)
+    except msgspec.ValidationError as exc:
+        _, _, where = str(exc).rpartition(" - at ")
+        raise ApiError(
+            422,
+            "invalid",
+            f"the batch was refused whole: {where.strip('`')} is a MessagePack timestamp, which carries no UTC"
+            " offset; send device_time as an RFC 3339 string with the device's offset",
+        ) from None
 
 
 @post(
@@ -218,6 +240,7 @@ async def _store_batch(request: Request[Any, Any, Any], serial: str, ingest: Ing
             store,
             tracker.id,
             to_readings(batch),
+            quantities_checked=isinstance(batch, CheckedBatchIn),
             now=now,
             sent_at=sent_at_of(batch),
             policy=policy,

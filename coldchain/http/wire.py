@@ -19,13 +19,14 @@ from msgspec import Meta
 
 from coldchain.domain.parties import TrackerProtocol
 from coldchain.domain.readings import Reading
-from coldchain.domain.sync import HeldAs
+from coldchain.domain.sync import PHYSICAL_RANGES, HeldAs
 
 __all__ = [
     "MAX_ID",
     "AwareDatetime",
     "BatchIn",
     "BodyIn",
+    "CheckedBatchIn",
     "ConflictOut",
     "Id",
     "Latitude",
@@ -108,6 +109,34 @@ class BatchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     sent_at: AwareDatetime | None = None
 
 
+def _physical(name: str) -> Meta:
+    low, high = PHYSICAL_RANGES[name]
+    return Meta(ge=low, le=high)
+
+
+class CheckedReadingIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """:class:`ReadingIn` with every quantity present finite and within what it can physically be
+    (:data:`~coldchain.domain.sync.PHYSICAL_RANGES`), checked by the decoder as it reads the number."""
+
+    seq: Seq
+    device_time: AwareDatetime
+    temperature_c: Annotated[float, _physical("temperature_c")] | None = None
+    humidity_pct: Annotated[float, _physical("humidity_pct")] | None = None
+    pressure_kpa: Annotated[float, _physical("pressure_kpa")] | None = None
+    latitude: Annotated[float, _physical("latitude")] | None = None
+    longitude: Annotated[float, _physical("longitude")] | None = None
+    battery_pct: Annotated[float, _physical("battery_pct")] | None = None
+
+
+class CheckedBatchIn(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A :class:`BatchIn` whose quantities all passed the physical checks as it was decoded: what nearly every
+    batch is, so the sync route tries it first; a batch it refuses is decoded as a plain :class:`BatchIn` (its
+    impossible values go to quarantine, or the body is refused with the plain decoder's reason)."""
+
+    readings: list[CheckedReadingIn]
+    sent_at: AwareDatetime | None = None
+
+
 class SyncAckOut(msgspec.Struct, frozen=True, kw_only=True):
     acked_through: int
     """Every reading with a sequence number up to this one is held (stored or quarantined)."""
@@ -179,7 +208,7 @@ class TrackerDetailOut(msgspec.Struct, frozen=True, kw_only=True):
     """The latest conflicts (at most 100), newest first; ``sync.readings_conflicting`` counts them all."""
 
 
-def sent_at_of(batch: BatchIn) -> datetime | None:
+def sent_at_of(batch: BatchIn | CheckedBatchIn) -> datetime | None:
     """When the tracker says it sent the batch, if that has a UTC form. A clock so wrong that it has none (year 0
     in UTC) measures no drift, and refusing the batch for it would block the tracker's queue for good: its
     readings, dated by the same clock, go to quarantine instead."""
@@ -188,7 +217,7 @@ def sent_at_of(batch: BatchIn) -> datetime | None:
     return batch.sent_at
 
 
-def to_readings(batch: BatchIn) -> list[Reading]:
+def to_readings(batch: BatchIn | CheckedBatchIn) -> list[Reading]:
     """The batch's readings for the domain, device times in UTC. A device time that has no UTC form (past year 1 or
     9999 once its offset is applied) is passed on as sent: the domain quarantines that reading with the reason.
 

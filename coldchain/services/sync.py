@@ -105,6 +105,7 @@ async def record_batch(
     policy: SyncPolicy = DEFAULT_POLICY,
     sequenced: bool = True,
     hand_over: Callable[[Waiting], object] | None = None,
+    quantities_checked: bool = False,
 ) -> BatchOutcome:
     """Store ``readings`` (valid ones as readings, invalid ones in quarantine) and advance the tracker's state.
 
@@ -128,6 +129,10 @@ async def record_batch(
     (:mod:`coldchain.domain.retention`): the tracker forgot it long ago, and a copy of it is counted a duplicate
     rather than stored again.
 
+    ``quantities_checked`` says the caller already found every quantity of ``readings`` finite and within its
+    physical range (the sync route's decoder does, as it reads the numbers); only the rest of the checks is then
+    made here (:func:`~coldchain.domain.sync.all_acceptable`).
+
     Judging after commit (:attr:`SyncPolicy.judge_after_commit`), what waits to be judged is given to
     ``hand_over`` before the transaction commits: a judge cannot take the tracker before the commit (it waits for
     the tracker's lock), and one that finds the batch rolled back reads what waits from the database instead.
@@ -137,7 +142,7 @@ async def record_batch(
         # In a sequenced log nothing above max_seq is held, but for what went to quarantine for its number alone
         # (up to max_refused_seq). Unsequenced sources (numbered by time) keep no such bound.
         bound = max(state.max_seq, state.max_refused_seq)
-        clean = all_acceptable(readings, now=now, max_future=policy.max_future)
+        clean = all_acceptable(readings, now=now, max_future=policy.max_future, quantities_checked=quantities_checked)
         accepted: list[Reading] = []
         refused: list[tuple[Reading, str]] = []
         refused_for_number: set[int] = set()

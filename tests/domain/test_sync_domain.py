@@ -409,6 +409,29 @@ def test_a_batch_is_all_acceptable_exactly_when_no_reading_of_it_has_a_quarantin
     )
 
 
+def quantities_in_range(reading: Reading) -> bool:
+    return all(
+        (value := getattr(reading, name)) is None or (math.isfinite(value) and low <= value <= high)
+        for name, (low, high) in PHYSICAL_RANGES.items()
+    )
+
+
+@given(
+    valid=st.lists(valid_reading, max_size=6),
+    odd=st.lists(st.one_of(odd_reading, any_reading), max_size=2),
+    at=st.integers(min_value=0, max_value=6),
+)
+def test_a_batch_whose_quantities_were_checked_is_all_acceptable_exactly_when_no_reading_has_a_reason(
+    valid: list[Reading], odd: list[Reading], at: int
+) -> None:
+    """What the sync route's checking decoder lets through (every quantity finite and in range): the positions'
+    pairs and the device times are still told apart."""
+    readings = [reading for reading in [*valid[:at], *odd, *valid[at:]] if quantities_in_range(reading)]
+    assert all_acceptable(readings, now=NOW, max_future=MAX_FUTURE, quantities_checked=True) == all(
+        reason_for(reading) is None for reading in readings
+    )
+
+
 @pytest.mark.parametrize(
     "device_time",
     [
