@@ -395,20 +395,6 @@ one_change = st.one_of(
 odd_reading = st.builds(lambda base, change: msgspec.structs.replace(base, **change), valid_reading, one_change)
 
 
-@given(
-    valid=st.lists(valid_reading, max_size=6),
-    odd=st.lists(st.one_of(odd_reading, any_reading), max_size=2),
-    at=st.integers(min_value=0, max_value=6),
-)
-def test_a_batch_is_all_acceptable_exactly_when_no_reading_of_it_has_a_quarantine_reason(
-    valid: list[Reading], odd: list[Reading], at: int
-) -> None:
-    readings = [*valid[:at], *odd, *valid[at:]]
-    assert all_acceptable(readings, now=NOW, max_future=MAX_FUTURE) == all(
-        reason_for(reading) is None for reading in readings
-    )
-
-
 def quantities_in_range(reading: Reading) -> bool:
     return all(
         (value := getattr(reading, name)) is None or (math.isfinite(value) and low <= value <= high)
@@ -416,18 +402,21 @@ def quantities_in_range(reading: Reading) -> bool:
     )
 
 
+@pytest.mark.parametrize("quantities_checked", [False, True], ids=["as_sent", "quantities_checked"])
 @given(
     valid=st.lists(valid_reading, max_size=6),
     odd=st.lists(st.one_of(odd_reading, any_reading), max_size=2),
     at=st.integers(min_value=0, max_value=6),
 )
-def test_a_batch_whose_quantities_were_checked_is_all_acceptable_exactly_when_no_reading_has_a_reason(
-    valid: list[Reading], odd: list[Reading], at: int
+def test_a_batch_is_all_acceptable_exactly_when_no_reading_of_it_has_a_quarantine_reason(
+    valid: list[Reading], odd: list[Reading], at: int, quantities_checked: bool
 ) -> None:
-    """What the sync route's checking decoder lets through (every quantity finite and in range): the positions'
-    pairs and the device times are still told apart."""
-    readings = [reading for reading in [*valid[:at], *odd, *valid[at:]] if quantities_in_range(reading)]
-    assert all_acceptable(readings, now=NOW, max_future=MAX_FUTURE, quantities_checked=True) == all(
+    """With ``quantities_checked``, of what the sync route's checking decoder lets through (every quantity
+    finite and in range): the positions' pairs and the device times are still told apart."""
+    readings = [*valid[:at], *odd, *valid[at:]]
+    if quantities_checked:
+        readings = [reading for reading in readings if quantities_in_range(reading)]
+    assert all_acceptable(readings, now=NOW, max_future=MAX_FUTURE, quantities_checked=quantities_checked) == all(
         reason_for(reading) is None for reading in readings
     )
 
