@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import getpass
 import math
 import os
@@ -245,9 +246,27 @@ def service_app() -> Litestar:
     from coldchain.jobs import running_jobs
 
     settings = load_settings()
-    if not settings.jobs_enabled:
-        return create_app(settings, drain_on_signals=True)
-    return create_app(settings, background=[lambda store: running_jobs(store, settings)], drain_on_signals=True)
+    background = [lambda store: running_jobs(store, settings)] if settings.jobs_enabled else []
+    app = create_app(settings, background=background, drain_on_signals=True)
+    _tune_collector()
+    return app
+
+
+#: A serving worker's first collector threshold: allocations of container objects, less those freed, between two
+#: collections of the youngest generation (CPython's default is 700). A sync batch of 1,000 readings decodes
+#: 1,000 of them, freed with the batch, so the default ran a collection and more per batch.
+_YOUNG_COLLECTION_THRESHOLD = 10_000
+
+
+def _tune_collector() -> None:
+    """The garbage collector of a process about to serve: what the process made to get here (modules, routes,
+    types, about the whole heap of a fresh worker) lives as long as the process, so it is frozen out of every
+    later collection (``gc.freeze``) instead of being walked again by each full one; and the youngest generation
+    is collected every ``_YOUNG_COLLECTION_THRESHOLD`` allocations. Served PostgreSQL ingest then took 6 to 18 %
+    less of the service's CPU per reading with evaluation off, 11 to 15 % less with it on (README, "Performance")."""
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, middle, oldest)
 
 
 async def _migrate(settings: Settings) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -105,3 +108,25 @@ async def test_serve_answers_health_over_a_real_socket(database_url: str, tmp_pa
     assert service.process.returncode in (0, -signal.SIGTERM)
     assert service.url in output
     assert "Application shutdown complete" in output
+
+
+def test_a_serving_worker_freezes_what_it_made_to_start_and_collects_the_young_generation_less_often(
+    tmp_path: Path,
+) -> None:
+    """What ``coldchain serve`` runs in each worker (``service_app``), in a process of its own: the collector
+    afterwards has the start-up heap frozen out of its collections and a higher first threshold."""
+    probe = (
+        "import gc\n"
+        "from coldchain.cli import service_app\n"
+        "before = gc.get_threshold()\n"
+        "service_app()\n"
+        "print(gc.get_freeze_count(), *before, *gc.get_threshold())\n"
+    )
+    env = {**os.environ, "COLDCHAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0, done.stderr
+    frozen, *before, young, middle, oldest = (int(word) for word in done.stdout.split())
+    assert frozen > 10_000  # modules, routes and types of a fresh worker
+    assert (young, middle, oldest) == (10_000, before[1], before[2])
+    assert before[0] < young
