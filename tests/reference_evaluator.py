@@ -49,19 +49,7 @@ def _beyond(rule: AlarmRule, value: float) -> bool:
 
 
 def _alarm(rule: AlarmRule, began: Reading, met_at: datetime) -> Alarm:
-    return Alarm(
-        rule=rule.name,
-        action=rule.action,
-        metric=rule.metric,
-        direction=rule.direction,
-        threshold=rule.threshold,
-        mode=rule.mode,
-        scope=rule.scope,
-        delay_min=rule.delay_min,
-        began_at=began.device_time,
-        began_seq=began.seq,
-        met_at=met_at,
-    )
+    return Alarm.of(rule, began_at=began.device_time, began_seq=began.seq, met_at=met_at)
 
 
 def _minutes(start: datetime, end: datetime) -> float:
